@@ -1,0 +1,292 @@
+"""Where the code runs: platform, device, precision, folders, profile and seeding.
+
+This module is the top of senet_lib's one-way data flow (env → data → models → train →
+excitation → plots); it imports nothing else from the package.
+
+Every choice can be overridden by an environment variable, so that the same notebook runs
+unchanged on a laptop, on Kaggle, on Colab or in CI:
+
+=========================  ==========================================================
+``SENET_DEVICE``           ``cuda`` | ``cuda:1`` | ``mps`` | ``cpu`` (default: cuda → mps → cpu)
+``SENET_PRECISION``        ``bf16`` | ``fp16`` | ``fp32`` (default: from the device)
+``SENET_PROFILE``          ``quick`` | ``class`` | ``paper`` (default: quick on CPU, class on a GPU)
+``SENET_DATA_DIR``         where datasets are looked for and downloaded to
+``SENET_CHECKPOINT_DIR``   where trained weights and their histories go
+``SENET_FIGURES_DIR``      where figures (PNG + PDF + provenance) go
+``SENET_RESULTS_DIR``      where run and benchmark records (JSON) go
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before torch is imported anywhere: lets ops that MPS lacks fall back to the CPU.
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+import platform as _platform  # noqa: E402
+import random  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+PROFILES = ("quick", "class", "paper")
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+#: The repository root when senet_lib is used from a checkout (``pip install -e .``), else None.
+REPO_ROOT: Path | None = (
+    Path(__file__).resolve().parents[1]
+    if (Path(__file__).resolve().parents[1] / "pyproject.toml").is_file()
+    else None
+)
+
+
+# --------------------------------------------------------------------------- platform
+def detect_platform() -> str:
+    """Return ``"kaggle"``, ``"colab"`` or ``"local"``."""
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or Path("/kaggle/working").is_dir():
+        return "kaggle"
+    if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG"):
+        return "colab"
+    return "local"
+
+
+# --------------------------------------------------------------------------- device
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """Pick the device: ``name``, else ``$SENET_DEVICE``, else cuda → mps → cpu.
+
+    Raises:
+        ValueError: the requested device does not exist on this machine (the message says
+            which devices do).
+    """
+    name = name or os.environ.get("SENET_DEVICE") or None
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"Unknown device {name!r}: use one of cuda, cuda:N, mps, cpu.") from err
+    available = (
+        ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
+    )
+    if device.type not in available or (
+        device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"Device {name!r} is not available on this machine (available: {', '.join(available)}); "
+            "unset SENET_DEVICE or choose one of those."
+        )
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the device (GPU model, or the CPU's architecture and core count)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({_platform.machine()})"
+    return f"CPU {_platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+# --------------------------------------------------------------------------- precision
+@dataclass(frozen=True)
+class Precision:
+    """How to run the forward pass: the autocast dtype and whether a GradScaler is needed."""
+
+    name: str  # "bf16" | "fp16" | "fp32"
+    dtype: torch.dtype | None  # autocast dtype; None means plain fp32
+    use_grad_scaler: bool
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """A ``torch.autocast`` context for ``device`` (disabled for fp32)."""
+        return torch.autocast(
+            device_type=device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        )
+
+
+def get_precision(device: torch.device, name: str | None = None) -> Precision:
+    """bf16 where the GPU supports it (Ampere and later), fp16 + GradScaler on older CUDA GPUs
+    (T4, V100, P100), fp32 on CPU and MPS. ``name`` or ``$SENET_PRECISION`` overrides."""
+    name = name or os.environ.get("SENET_PRECISION") or None
+    if name is None:
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+        else:
+            name = "fp32"
+    if name not in PRECISIONS:
+        raise ValueError(f"Unknown precision {name!r}: use one of {', '.join(PRECISIONS)}.")
+    if name == "fp16" and device.type == "cpu":
+        raise ValueError("fp16 autocast is not supported for training on the CPU: use fp32 or bf16.")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[name]
+    return Precision(name=name, dtype=dtype, use_grad_scaler=(name == "fp16"))
+
+
+# --------------------------------------------------------------------------- profile
+def get_profile(name: str | None = None, device: torch.device | None = None) -> str:
+    """The run profile: ``name``, else ``$SENET_PROFILE``, else quick on CPU and class on a GPU."""
+    name = name or os.environ.get("SENET_PROFILE") or None
+    if name is None:
+        device = device or get_device()
+        name = "quick" if device.type == "cpu" else "class"
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: use one of {', '.join(PROFILES)} (SENET_PROFILE).")
+    return name
+
+
+# --------------------------------------------------------------------------- folders
+@dataclass(frozen=True)
+class Paths:
+    """Writable folders. Created on first use by :func:`get_paths`."""
+
+    root: Path
+    data: Path
+    checkpoints: Path
+    figures: Path
+    results: Path
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+
+def get_paths(create: bool = True) -> Paths:
+    """Folders for data, checkpoints, figures and results.
+
+    Defaults: the repository checkout when there is one, ``/kaggle/working`` on Kaggle,
+    ``./`` otherwise. Each is overridable by its ``SENET_*_DIR`` variable.
+    """
+    plat = detect_platform()
+    if plat == "kaggle":
+        root = Path("/kaggle/working")
+    elif REPO_ROOT is not None and os.access(REPO_ROOT, os.W_OK):
+        root = REPO_ROOT
+    else:
+        root = Path.cwd()
+
+    def pick(var: str, default: Path) -> Path:
+        value = os.environ.get(var)
+        return Path(value).expanduser().resolve() if value else default
+
+    paths = Paths(
+        root=root,
+        data=pick("SENET_DATA_DIR", root / "data"),
+        checkpoints=pick("SENET_CHECKPOINT_DIR", root / "checkpoints"),
+        figures=pick("SENET_FIGURES_DIR", root / "figures"),
+        results=pick("SENET_RESULTS_DIR", root / "results"),
+    )
+    if create:
+        for folder in (paths.data, paths.checkpoints, paths.figures, paths.results):
+            folder.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+# --------------------------------------------------------------------------- seeding, provenance
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices). ``deterministic`` also asks cuDNN for
+    deterministic kernels (slower)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def git_commit(short: bool = False) -> str:
+    """The checkout's commit (``+dirty`` when there are uncommitted changes), or ``"unknown"``."""
+    if REPO_ROOT is None:
+        return "unknown"
+    try:
+        args = ["git", "-C", str(REPO_ROOT), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
+        commit = subprocess.run(args, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+# --------------------------------------------------------------------------- one-call summary
+@dataclass(frozen=True)
+class Environment:
+    """Everything a notebook's setup cell needs to know, from :func:`setup`."""
+
+    platform: str
+    device: torch.device
+    device_name: str
+    precision: Precision
+    profile: str
+    paths: Paths
+    python: str
+    torch_version: str
+    commit: str
+
+    def record(self) -> dict:
+        """Plain-value description, for provenance files and result records."""
+        return {
+            "platform": self.platform,
+            "device": str(self.device),
+            "device_name": self.device_name,
+            "precision": self.precision.name,
+            "profile": self.profile,
+            "python": self.python,
+            "torch": self.torch_version,
+            "commit": self.commit,
+        }
+
+    def __str__(self) -> str:
+        rows = [
+            ("platform", self.platform),
+            ("device", f"{self.device} — {self.device_name}"),
+            ("precision", self.precision.name + (" + GradScaler" if self.precision.use_grad_scaler else "")),
+            ("profile", self.profile),
+            ("python / torch", f"{self.python} / {self.torch_version}"),
+            ("commit", self.commit),
+            ("data", str(self.paths.data)),
+            ("checkpoints", str(self.paths.checkpoints)),
+            ("figures", str(self.paths.figures)),
+            ("results", str(self.paths.results)),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
+
+
+def setup(
+    seed: int | None = 0, device: str | None = None, profile: str | None = None, verbose: bool = True
+) -> Environment:
+    """One call for a notebook's setup cell: choose device, precision, profile and folders,
+    seed everything, print a summary, and return it."""
+    dev = get_device(device)
+    env = Environment(
+        platform=detect_platform(),
+        device=dev,
+        device_name=device_name(dev),
+        precision=get_precision(dev),
+        profile=get_profile(profile, dev),
+        paths=get_paths(),
+        python=_platform.python_version(),
+        torch_version=torch.__version__,
+        commit=git_commit(),
+    )
+    if seed is not None:
+        seed_everything(seed)
+    if verbose:
+        print(env)
+    return env

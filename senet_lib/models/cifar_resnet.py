@@ -1,0 +1,165 @@
+"""He et al.'s CIFAR ResNets and their SE versions (SE paper §5, Tables 4–5).
+
+* ``resnet20/32/44/56/110``: basic blocks, widths 16/32/64, ``6n+2`` layers, parameter-free
+  "option A" shortcuts (stride-2 subsampling and zero-padded channels), as in He et al. 2016a.
+* ``preact_resnet164``: pre-activation bottleneck units (He et al. 2016b, "Identity mappings"),
+  widths 16/32/64 with expansion 4, ``9n+2`` layers, projection shortcuts where shapes change.
+
+Stages are numbered 2, 3, 4 (conv1 is the stem), so SE blocks are named ``SE_2_1`` …
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import SEConfig, conv_layer, init_weights, norm_layer, residual_forward
+
+
+class PadShortcut(nn.Module):
+    """He et al.'s option A: subsample by ``stride`` and zero-pad the extra channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra = out_channels - in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+
+
+class BasicBlock(nn.Module):
+    """3×3 → 3×3 residual unit with an optional SE block."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        norm: str,
+        se: nn.Module | None,
+        placement: str,
+    ) -> None:
+        super().__init__()
+        conv = conv_layer(norm)
+        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm_layer(norm, out_channels)
+        self.conv2 = conv(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = norm_layer(norm, out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = (
+            PadShortcut(in_channels, out_channels, stride)
+            if stride != 1 or in_channels != out_channels
+            else nn.Identity()
+        )
+        self.se = se
+        self.placement = placement
+
+    def last_branch_layer(self) -> nn.Module:
+        return self.bn2
+
+    def _branch(self, x: Tensor) -> Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return residual_forward(x, self._branch, self.shortcut, self.se, self.placement, self.relu)
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-1×1 → BN-ReLU-3×3 → BN-ReLU-1×1 (expansion 4); no activation after the sum."""
+
+    expansion = 4
+
+    def __init__(
+        self, in_channels: int, planes: int, stride: int, norm: str, se: nn.Module | None, placement: str
+    ) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        conv = conv_layer(norm)
+        self.bn1 = norm_layer(norm, in_channels)
+        self.conv1 = conv(in_channels, planes, 1, bias=False)
+        self.bn2 = norm_layer(norm, planes)
+        self.conv2 = conv(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = norm_layer(norm, planes)
+        self.conv3 = conv(planes, out_channels, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = conv(in_channels, out_channels, 1, stride=stride, bias=False)
+        self.se = se
+        self.placement = placement
+
+    def last_branch_layer(self) -> nn.Module:
+        return self.conv3
+
+    def _branch(self, x: Tensor) -> Tensor:
+        out = self.conv1(self.relu(self.bn1(x)))
+        out = self.conv2(self.relu(self.bn2(out)))
+        return self.conv3(self.relu(self.bn3(out)))
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        # He et al. 2016b: a projection shortcut sees the pre-activated input.
+        return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return residual_forward(x, self._branch, self._shortcut, self.se, self.placement, nn.Identity())
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet: 3×3 conv (16) → three stages → global pool → FC."""
+
+    def __init__(
+        self,
+        depth: int,
+        num_classes: int,
+        se: SEConfig,
+        preact: bool = False,
+        norm: str = "batchnorm",
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        per_block = 9 if preact else 6
+        if (depth - 2) % per_block:
+            raise ValueError(f"depth must be {per_block}n+2 for this network, got {depth}.")
+        n = (depth - 2) // per_block
+        se.check_stages((2, 3, 4))
+        conv = conv_layer(norm)
+        self.conv1 = conv(3, 16, 3, padding=1, bias=False)
+        self.preact = preact
+        if not preact:
+            self.bn1 = norm_layer(norm, 16)
+        self.relu = nn.ReLU(inplace=True)
+        in_channels = 16
+        for index, width in enumerate((16, 32, 64)):
+            stage = index + 2
+            units: list[nn.Module] = []
+            for b in range(n):
+                stride = 2 if (b == 0 and index > 0) else 1
+                out_channels = width * (PreActBottleneck.expansion if preact else 1)
+                block_se = se.make(stage, b + 1, in_channels, out_channels)
+                if preact:
+                    unit: nn.Module = PreActBottleneck(
+                        in_channels, width, stride, norm, block_se, se.placement
+                    )
+                else:
+                    unit = BasicBlock(in_channels, out_channels, stride, norm, block_se, se.placement)
+                units.append(unit)
+                in_channels = out_channels
+            setattr(self, f"layer{index + 1}", nn.Sequential(*units))
+        if preact:
+            self.bn_final = norm_layer(norm, in_channels)
+        self.fc = nn.Linear(in_channels, num_classes)
+        init_weights(self, zero_init_residual)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.conv1(x)
+        if not self.preact:
+            x = self.relu(self.bn1(x))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        if self.preact:
+            x = self.relu(self.bn_final(x))
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.forward_features(x).mean(dim=(2, 3)))

@@ -1,0 +1,131 @@
+"""Building pieces shared by every residual network in :mod:`senet_lib.models`:
+normalisation and convolution choices, SE placement inside a residual unit, and init."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..se import SqueezeExcitation
+
+NORMS = ("batchnorm", "groupnorm", "groupnorm_ws")
+PLACEMENTS = ("standard", "pre", "post", "identity")
+
+
+class StdConv2d(nn.Conv2d):
+    """Conv2d with weight standardisation (Qiao et al. 2019): each filter is normalised to zero
+    mean and unit variance before use. Pairs with GroupNorm (``norm="groupnorm_ws"``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight
+        mean = w.mean(dim=(1, 2, 3), keepdim=True)
+        var = w.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        w = (w - mean) / torch.sqrt(var + 1e-5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise one clear ValueError when ``value`` is not among ``choices``."""
+    if value not in choices:
+        raise ValueError(f"Unknown {kind} {value!r}: use one of {', '.join(choices)}.")
+
+
+def conv_layer(norm: str) -> type[nn.Conv2d]:
+    """The convolution class that goes with ``norm`` (weight-standardised for ``groupnorm_ws``)."""
+    check_choice("norm", norm, NORMS)
+    return StdConv2d if norm == "groupnorm_ws" else nn.Conv2d
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """BatchNorm2d, or GroupNorm with up to 32 groups (the largest divisor of 32 dividing C)."""
+    check_choice("norm", norm, NORMS)
+    if norm == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+class SEConfig:
+    """How residual units get their SE block: reduction, placement (paper Fig. 5), which
+    stages (paper numbering, conv2_x = stage 2) and the block's own options."""
+
+    def __init__(
+        self,
+        enabled: bool,
+        reduction: int = 16,
+        placement: str = "standard",
+        stages: tuple[int, ...] | None = None,
+        squeeze: str = "avg",
+        gate: str = "sigmoid",
+        bias: bool = True,
+    ) -> None:
+        check_choice("se_placement", placement, PLACEMENTS)
+        self.enabled = enabled
+        self.reduction = reduction
+        self.placement = placement
+        self.stages = None if stages is None else tuple(int(s) for s in stages)
+        self.block_kwargs = {"squeeze": squeeze, "gate": gate, "bias": bias}
+
+    def check_stages(self, valid: tuple[int, ...]) -> None:
+        if self.stages is not None and not set(self.stages) <= set(valid):
+            raise ValueError(
+                f"se_stages {self.stages} is not a subset of this network's stages {valid} "
+                "(numbered as in the paper's Table 1: conv2_x is stage 2)."
+            )
+
+    def make(self, stage: int, block: int, in_channels: int, out_channels: int) -> SqueezeExcitation | None:
+        """The SE block for unit ``block`` (1-based) of ``stage``, or None where there is none."""
+        if not self.enabled or (self.stages is not None and stage not in self.stages):
+            return None
+        channels = in_channels if self.placement == "pre" else out_channels
+        se = SqueezeExcitation(channels, self.reduction, **self.block_kwargs)
+        se.paper_name = f"SE_{stage}_{block}"
+        return se
+
+
+def residual_forward(
+    x: Tensor,
+    branch: Callable[[Tensor], Tensor],
+    shortcut: Callable[[Tensor], Tensor],
+    se: nn.Module | None,
+    placement: str,
+    after_sum: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """One residual unit with its SE block where paper Fig. 5 puts it.
+
+    ``standard``: on the branch output, before the sum. ``pre``: on the branch input.
+    ``post``: after the sum (and after ``after_sum``, the unit's final ReLU if it has one).
+    ``identity``: on the shortcut, in parallel to the branch.
+    """
+    identity = shortcut(x)
+    if se is None:
+        return after_sum(branch(x) + identity)
+    if placement == "pre":
+        return after_sum(branch(se(x)) + identity)
+    if placement == "identity":
+        return after_sum(branch(x) + se(identity))
+    if placement == "post":
+        return se(after_sum(branch(x) + identity))
+    return after_sum(se(branch(x)) + identity)
+
+
+def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
+    """Kaiming-normal (fan-out, ReLU) convolutions, unit/zero norm affine parameters; with
+    ``zero_init_residual`` the last norm (or conv) of every residual branch starts at zero so
+    each unit begins as the identity (Goyal et al. 2017)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            last = getattr(m, "last_branch_layer", None)
+            if callable(last):
+                nn.init.zeros_(last().weight)

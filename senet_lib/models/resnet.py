@@ -1,0 +1,116 @@
+"""Bottleneck ResNets and SE-ResNets (He et al. 2016; Hu et al. §4, Table 1).
+
+With ``stem="imagenet"`` and 1000 classes these are the paper's networks exactly:
+``resnet50`` has the structure and parameter names of ``torchvision.models.resnet50``
+(25,557,032 parameters) and ``se_resnet50`` adds one SE block per bottleneck on the residual
+branch (28,088,024 parameters). ``stem="cifar"`` (the default) replaces the 7×7/2 convolution
+and max-pool by a 3×3/1 convolution so that 32×32 images keep 32×32 maps in the first stage.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .layers import SEConfig, check_choice, conv_layer, init_weights, norm_layer, residual_forward
+
+STEMS = ("cifar", "imagenet")
+
+
+class Bottleneck(nn.Module):
+    """1×1 → 3×3 (stride here, as torchvision's v1.5) → 1×1 with expansion 4, plus an SE block."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int,
+        norm: str,
+        se: nn.Module | None,
+        placement: str,
+    ) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        conv = conv_layer(norm)
+        self.conv1 = conv(in_channels, planes, 1, bias=False)
+        self.bn1 = norm_layer(norm, planes)
+        self.conv2 = conv(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = norm_layer(norm, planes)
+        self.conv3 = conv(planes, out_channels, 1, bias=False)
+        self.bn3 = norm_layer(norm, out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                conv(in_channels, out_channels, 1, stride=stride, bias=False), norm_layer(norm, out_channels)
+            )
+        self.se = se
+        self.placement = placement
+
+    def last_branch_layer(self) -> nn.Module:
+        return self.bn3
+
+    def _branch(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.bn3(self.conv3(out))
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return residual_forward(x, self._branch, self._shortcut, self.se, self.placement, self.relu)
+
+
+class ResNet(nn.Module):
+    """A bottleneck ResNet with torchvision's attribute names (``conv1`` … ``layer4``, ``fc``).
+
+    ``layer1`` … ``layer4`` are the paper's stages conv2_x … conv5_x (Table 1); SE blocks are
+    named ``SE_<stage>_<block>`` accordingly.
+    """
+
+    def __init__(
+        self,
+        layers: tuple[int, int, int, int],
+        num_classes: int,
+        stem: str,
+        se: SEConfig,
+        norm: str = "batchnorm",
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        check_choice("stem", stem, STEMS)
+        se.check_stages((2, 3, 4, 5))
+        conv = conv_layer(norm)
+        if stem == "imagenet":
+            self.conv1 = conv(3, 64, 7, stride=2, padding=3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
+        else:
+            self.conv1 = conv(3, 64, 3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = norm_layer(norm, 64)
+        self.relu = nn.ReLU(inplace=True)
+        in_channels = 64
+        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
+            stage = index + 2
+            units = []
+            for b in range(blocks):
+                stride = 2 if (b == 0 and index > 0) else 1
+                out_channels = planes * Bottleneck.expansion
+                block_se = se.make(stage, b + 1, in_channels, out_channels)
+                units.append(Bottleneck(in_channels, planes, stride, norm, block_se, se.placement))
+                in_channels = out_channels
+            setattr(self, f"layer{index + 1}", nn.Sequential(*units))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+        self.stem = stem
+        init_weights(self, zero_init_residual)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # A mean over H, W rather than avgpool's adaptive pooling: same result, works on MPS.
+        return self.fc(self.forward_features(x).mean(dim=(2, 3)))

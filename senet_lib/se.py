@@ -1,0 +1,183 @@
+"""The Squeeze-and-Excitation block (Hu et al., arXiv 1709.01507 v4, §3).
+
+The block is built from three steps that notebooks teach one at a time:
+
+1. :class:`Squeeze` (Eq. 2) — global information embedding, ``z_c = mean_{i,j} u_c(i, j)``.
+2. :class:`Excitation` (Eq. 3) — ``s = σ(W2 δ(W1 z))``, a bottleneck of width ``C/r``.
+3. :func:`scale` (Eq. 4) — channel-wise rescaling, ``x̃_c = s_c · u_c``.
+
+:class:`SqueezeExcitation` chains them. Its gate is the named submodule
+``block.excitation.gate`` (also reachable as ``block.gate``), so a forward hook on it sees the
+excitation vector ``s`` of shape ``[N, C]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+SQUEEZES = ("avg", "max", "avgmax")
+GATES = ("sigmoid", "hardsigmoid", "tanh", "relu")
+
+
+def squeeze(x: Tensor, mode: str = "avg") -> Tensor:
+    """Squeeze ``[N, C, H, W]`` feature maps into a ``[N, C]`` channel descriptor.
+
+    ``avg`` is the paper's Eq. 2: a mean over H and W. (A plain mean works on every backend and
+    spatial size; ``adaptive_avg_pool2d`` does not on MPS.) ``max`` takes the spatial maximum
+    (paper Table 11); ``avgmax`` is the average of the two.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"squeeze expects [N, C, H, W] feature maps, got shape {tuple(x.shape)}.")
+    if mode == "avg":
+        return x.mean(dim=(2, 3))
+    if mode == "max":
+        return x.amax(dim=(2, 3))
+    if mode == "avgmax":
+        return 0.5 * (x.mean(dim=(2, 3)) + x.amax(dim=(2, 3)))
+    raise ValueError(f"Unknown squeeze {mode!r}: use one of {', '.join(SQUEEZES)}.")
+
+
+def scale(u: Tensor, s: Tensor) -> Tensor:
+    """Eq. 4: multiply each channel map ``u[:, c]`` by its scalar ``s[:, c]``."""
+    return u * s[:, :, None, None].to(u.dtype)
+
+
+def make_gate(name: str) -> nn.Module:
+    """The gating non-linearity σ of Eq. 3 (paper Table 12 compares sigmoid, tanh and ReLU)."""
+    gates: dict[str, Callable[[], nn.Module]] = {
+        "sigmoid": nn.Sigmoid,
+        "hardsigmoid": nn.Hardsigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+    }
+    if name not in gates:
+        raise ValueError(f"Unknown gate {name!r}: use one of {', '.join(GATES)}.")
+    return gates[name]()
+
+
+def hidden_width(channels: int, reduction: int = 16, min_hidden: int = 1) -> int:
+    """The bottleneck width ``C/r`` (at least ``min_hidden``)."""
+    if channels < 1 or reduction < 1:
+        raise ValueError(f"channels and reduction must be positive, got {channels} and {reduction}.")
+    return max(channels // reduction, min_hidden)
+
+
+class Squeeze(nn.Module):
+    """Module form of :func:`squeeze`: ``[N, C, H, W] → [N, C]``."""
+
+    def __init__(self, mode: str = "avg") -> None:
+        super().__init__()
+        if mode not in SQUEEZES:
+            raise ValueError(f"Unknown squeeze {mode!r}: use one of {', '.join(SQUEEZES)}.")
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return squeeze(x, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class Excitation(nn.Module):
+    """Eq. 3: ``s = gate(fc2(relu(fc1(z))))`` with ``fc1: C → hidden`` and ``fc2: hidden → C``."""
+
+    def __init__(self, channels: int, hidden: int, gate: str = "sigmoid", bias: bool = True) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, hidden, bias=bias)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden, channels, bias=bias)
+        self.gate = make_gate(gate)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.gate(self.fc2(self.relu(self.fc1(z))))
+
+
+class SqueezeExcitation(nn.Module):
+    """The SE block: squeeze, excite, scale (paper Fig. 1).
+
+    Args:
+        channels: C, the number of channels of the feature maps it recalibrates.
+        reduction: r, the bottleneck ratio (paper default 16; Table 10 compares 2…32).
+        squeeze: ``avg`` (paper), ``max`` or ``avgmax`` (Table 11).
+        gate: ``sigmoid`` (paper), ``hardsigmoid``, ``tanh`` or ``relu`` (Table 12).
+        bias: whether the two FC layers have biases (the paper's ablations in §6 use none).
+        min_hidden: the smallest bottleneck width allowed.
+
+    Parameter count: ``2·C·(C/r) + C/r + C`` with biases, ``2·C·(C/r)`` without (Eq. 5 per block).
+
+    Attributes:
+        paper_name: set by the model builders to the paper's name, e.g. ``"SE_2_3"``
+            (stage 2, block 3, stages numbered as in Table 1); ``None`` for a stand-alone block.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        squeeze: str = "avg",
+        gate: str = "sigmoid",
+        bias: bool = True,
+        min_hidden: int = 1,
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.reduction = reduction
+        self.hidden = hidden_width(channels, reduction, min_hidden)
+        self.squeeze = Squeeze(squeeze)
+        self.excitation = Excitation(channels, self.hidden, gate=gate, bias=bias)
+        self.paper_name: str | None = None
+
+    @property
+    def gate(self) -> nn.Module:
+        """The gate submodule; a forward hook on it receives ``s`` (``[N, C]``)."""
+        return self.excitation.gate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return scale(x, self.excitation(self.squeeze(x)))
+
+    def extra_repr(self) -> str:
+        name = f", paper_name={self.paper_name!r}" if self.paper_name else ""
+        return f"channels={self.channels}, reduction={self.reduction}, hidden={self.hidden}{name}"
+
+
+def se_blocks(model: nn.Module) -> dict[str, SqueezeExcitation]:
+    """All SE blocks of ``model`` keyed by their paper name (or module path when unnamed), in order."""
+    return {
+        (m.paper_name or name): m for name, m in model.named_modules() if isinstance(m, SqueezeExcitation)
+    }
+
+
+@contextlib.contextmanager
+def override_gate(
+    blocks: SqueezeExcitation | Sequence[SqueezeExcitation],
+    value: float = 1.0,
+    channels: Sequence[int] | Tensor | None = None,
+) -> Iterator[None]:
+    """Temporarily replace the excitation ``s`` of ``blocks`` by ``value``.
+
+    With ``channels`` only those channel indices are replaced (e.g. ``value=0`` switches them
+    off); otherwise every channel is. ``value=1`` everywhere turns an SE block into the
+    identity. The hooks are removed on exit, also after an exception.
+    """
+    if isinstance(blocks, SqueezeExcitation):
+        blocks = [blocks]
+    index = None if channels is None else torch.as_tensor(channels, dtype=torch.long)
+
+    def hook(_module: nn.Module, _inputs: tuple, s: Tensor) -> Tensor:
+        s = s.clone()
+        if index is None:
+            s.fill_(value)
+        else:
+            s[:, index.to(s.device)] = value
+        return s
+
+    handles = [block.gate.register_forward_hook(hook) for block in blocks]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
