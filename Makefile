@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine (see README "Quick start"):
+#   make tutorial   create .venv, install, run every notebook headless (quick profile) into build/
+#   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
+# Other targets: make install, make lint, make format, make clean.
+
+PYTHON ?= python3
+VENV ?= .venv
+BUILD ?= build
+SENET_PROFILE ?= quick
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Notebook runs write into build/, never into the committed figures/ and results/.
+RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
+	SENET_FIGURES_DIR=$(CURDIR)/$(BUILD)/$(1)/figures \
+	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
+	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
+
+.PHONY: install tutorial test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+tutorial: $(STAMP)
+	@$(PY) -m senet_lib data
+	mkdir -p $(BUILD)/tutorial/notebooks
+	$(call RUN_ENV,tutorial) $(PY) -m jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=3600 --output-dir $(BUILD)/tutorial/notebooks notebooks/*.ipynb
+	@echo "Executed notebooks: $(BUILD)/tutorial/notebooks   figures: $(BUILD)/tutorial/figures"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(call RUN_ENV,test) $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 -p no:cacheprovider
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+	$(PY) -m nbstripout notebooks/*.ipynb
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache

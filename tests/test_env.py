@@ -1,0 +1,96 @@
+"""Environment: device choice and overrides, precision, profiles, folders, figure saving."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from senet_lib import env
+from senet_lib.figures import save_figure
+from senet_lib.profiles import PROFILE_SETTINGS, get_settings
+
+
+def test_mps_fallback_set_before_torch():
+    import os
+
+    assert os.environ["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("SENET_DEVICE", "cpu")
+    assert env.get_device() == torch.device("cpu")
+    monkeypatch.setenv("SENET_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        env.get_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_device_says_which_exist(monkeypatch):
+    monkeypatch.setenv("SENET_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="not available on this machine .*available: cpu"):
+        env.get_device()
+
+
+def test_precision_choices(monkeypatch):
+    cpu = torch.device("cpu")
+    assert env.get_precision(cpu).name == "fp32" and env.get_precision(cpu).dtype is None
+    assert env.get_precision(cpu, "bf16").dtype == torch.bfloat16
+    assert env.get_precision(torch.device("cuda"), "fp16").use_grad_scaler
+    with pytest.raises(ValueError, match="fp16 autocast is not supported .* CPU"):
+        env.get_precision(cpu, "fp16")
+    monkeypatch.setenv("SENET_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="Unknown precision 'fp8'"):
+        env.get_precision(cpu)
+
+
+def test_profile_default_and_override(monkeypatch):
+    monkeypatch.delenv("SENET_PROFILE", raising=False)
+    assert env.get_profile(device=torch.device("cpu")) == "quick"
+    assert env.get_profile(device=torch.device("cuda")) == "class"
+    monkeypatch.setenv("SENET_PROFILE", "paper")
+    assert get_settings().epochs == 100 and get_settings().milestones == (30, 60, 90)
+    monkeypatch.setenv("SENET_PROFILE", "huge")
+    with pytest.raises(ValueError, match="Unknown profile 'huge'"):
+        env.get_profile()
+    assert set(PROFILE_SETTINGS) == set(env.PROFILES)
+
+
+def test_paths_follow_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENET_FIGURES_DIR", str(tmp_path / "figs"))
+    paths = env.get_paths()
+    assert paths.figures == tmp_path / "figs" and paths.figures.is_dir()
+
+
+def test_platform_kaggle(monkeypatch):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert env.detect_platform() == "kaggle"
+
+
+def test_seeding_repeats():
+    env.seed_everything(7)
+    a = torch.rand(3)
+    env.seed_everything(7)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_setup_summary(capsys):
+    e = env.setup(seed=0)
+    out = capsys.readouterr().out
+    assert "device" in out and str(e.paths.figures) in out
+    assert e.record()["torch"] == torch.__version__
+
+
+def test_save_figure_writes_png_pdf_and_provenance():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    written = save_figure(fig, "unit_test_plot", provenance={"dataset": "synthetic"})
+    plt.close(fig)
+    assert written["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert written["pdf"].read_bytes()[:5] == b"%PDF-"
+    meta = json.loads(written["json"].read_text())
+    assert meta["dataset"] == "synthetic" and meta["figure"] == "unit_test_plot" and "commit" in meta
+    with pytest.raises(ValueError, match="Figure name"):
+        save_figure(fig, "../escape")

@@ -1,0 +1,133 @@
+"""The model factory: parameter counts from the paper, torchvision equivalence, options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from senet_lib import SqueezeExcitation, create_model, list_models, se_blocks
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def se_params(model: torch.nn.Module) -> int:
+    return sum(n_params(m) for m in model.modules() if isinstance(m, SqueezeExcitation))
+
+
+def test_paper_imagenet_parameter_counts():
+    assert n_params(create_model("resnet50", 1000, stem="imagenet")) == 25_557_032
+    assert n_params(create_model("se_resnet50", 1000, stem="imagenet")) == 28_088_024
+
+
+def test_resnet50_has_torchvision_structure():
+    ours = create_model("resnet50", 1000, stem="imagenet").eval()
+    theirs = torchvision.models.resnet50().eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize(
+    "depth,extra",
+    [(20, 2_373), (56, 7_119), (110, 14_238)],
+)
+def test_cifar_se_parameter_increase(depth, extra):
+    plain, se = create_model(f"resnet{depth}"), create_model(f"se_resnet{depth}")
+    assert n_params(se) - n_params(plain) == extra == se_params(se)
+
+
+def test_preact_resnet164_se_increase():
+    plain, se = create_model("preact_resnet164"), create_model("se_preact_resnet164")
+    assert n_params(se) - n_params(plain) == 202_104
+
+
+def test_he_et_al_resnet20_size():
+    # He et al. 2016, Table 6: ResNet-20 has 0.27 M parameters (option-A shortcuts, 10 classes)
+    assert n_params(create_model("resnet20")) == 269_722
+
+
+@pytest.mark.parametrize("reduction,millions", [(2, 45.7), (4, 35.6), (8, 30.6), (16, 28.1), (32, 26.8)])
+def test_reduction_ratio_table(reduction, millions):
+    m = create_model("se_resnet50", 1000, stem="imagenet", reduction=reduction)
+    assert round(n_params(m) / 1e6, 1) == millions
+
+
+@pytest.mark.parametrize("name", ["resnet20", "se_resnet20", "se_preact_resnet164", "se_resnet50"])
+def test_cifar_forward_shapes(name):
+    model = create_model(name, num_classes=100)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_stems_feature_sizes():
+    cifar = create_model("se_resnet50").eval()
+    imnet = create_model("se_resnet50", stem="imagenet").eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert cifar.forward_features(x).shape[-1] == 4
+    assert imnet.forward_features(x).shape[-1] == 1
+
+
+def test_block_names_follow_paper():
+    names = list(se_blocks(create_model("se_resnet50")))
+    assert names[:3] == ["SE_2_1", "SE_2_2", "SE_2_3"] and names[-1] == "SE_5_3" and len(names) == 16
+    assert list(se_blocks(create_model("se_resnet20")))[-1] == "SE_4_3"
+    assert se_blocks(create_model("resnet50")) == {}
+
+
+def test_se_stages_option():
+    model = create_model("se_resnet50", se_stages=[5])
+    assert [n.split("_")[1] for n in se_blocks(model)] == ["5", "5", "5"]
+    with pytest.raises(ValueError, match="se_stages"):
+        create_model("se_resnet20", se_stages=[5])
+
+
+@pytest.mark.parametrize("placement", ["standard", "pre", "post", "identity"])
+def test_placements(placement):
+    torch.manual_seed(0)
+    model = create_model("se_resnet20", se_placement=placement).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.isfinite(model(x)).all()
+    # with every gate forced to 1 the network equals its plain twin
+    plain = create_model("resnet20").eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".se." not in k})
+    from senet_lib import override_gate
+
+    with override_gate(list(se_blocks(model).values()), 1.0):
+        torch.testing.assert_close(model(x), plain(x))
+
+
+def test_pre_placement_uses_input_channels():
+    model = create_model("se_resnet50", se_placement="pre")
+    assert model.layer2[0].se.channels == 256 and model.layer2[1].se.channels == 512
+
+
+@pytest.mark.parametrize("norm", ["groupnorm", "groupnorm_ws"])
+def test_norm_options(norm):
+    model = create_model("se_resnet20", norm=norm)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_zero_init_residual_makes_units_identity_on_branch():
+    model = create_model("se_resnet50", zero_init_residual=True)
+    assert all(int(torch.count_nonzero(b.bn3.weight)) == 0 for b in model.layer1)
+    assert int(torch.count_nonzero(create_model("se_resnet50").layer1[0].bn3.weight)) > 0
+
+
+def test_arch_config_and_listing():
+    model = create_model("se_resnet56", 100, reduction=8)
+    assert model.arch_config == {"name": "se_resnet56", "num_classes": 100, "reduction": 8}
+    assert "se_resnet50" in list_models() and list_models("se_resnet1*") == ["se_resnet101", "se_resnet110"]
+
+
+def test_bad_names_and_options_say_what_to_do():
+    with pytest.raises(ValueError, match=r"Unknown model 'se_resnet51'\. Valid models: .*se_resnet50"):
+        create_model("se_resnet51")
+    with pytest.raises(TypeError, match="does not take option"):
+        create_model("resnet20", stem="imagenet")
+    with pytest.raises(ValueError, match="Unknown norm 'layernorm'"):
+        create_model("resnet20", norm="layernorm")
+    with pytest.raises(ValueError, match="Unknown se_placement"):
+        create_model("se_resnet20", se_placement="middle")
