@@ -42,6 +42,15 @@ class Profile:
     images_per_class: int  # excitation statistics (paper Fig. 6 uses 50)
     timing_batch: int  # forward+backward timing in notebook 04
     timing_repeats: int
+    # training extras (defaults = the paper's plain CIFAR recipe: flip + crop, SGD, no extras)
+    nesterov: bool = False
+    gamma: float = 0.1  # step schedule: LR factor at each milestone
+    decay_norm_and_bias: bool = True  # False: no weight decay on norm weights and biases
+    label_smoothing: float = 0.0
+    cutout: int = 0  # side of the Cutout square in pixels; 0 = off (DeVries & Taylor 2017 use 16)
+    cutout_count: int = 1
+    cutmix: float = 0.0  # probability per batch (alpha 1.0); 0 = off
+    pipeline: str = "auto"  # data pipeline passed to senet_lib.data.make_loaders
 
     def as_dict(self) -> dict:
         return asdict(self)
