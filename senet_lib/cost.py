@@ -1,0 +1,334 @@
+"""What a network costs: parameters, multiply-accumulates, feature-map sizes and time.
+
+Used by notebook 04 to rebuild the paper's Table 1 and its §4 cost comparison from the model
+itself (Hu et al., arXiv 1709.01507 v4):
+
+* :func:`count_parameters`, :func:`parameters_by_child`, :func:`se_parameters_by_stage`;
+* :func:`count_macs`: multiply-accumulates (MACs) from ``torch.utils.flop_counter``. PyTorch's
+  counter reports FLOPs with one multiply-accumulate counted as **two** FLOPs, so
+  ``MACs = FLOPs / 2``. The SE paper's "GFLOPs" (3.86 for ResNet-50) are multiply-accumulates.
+  The counter covers convolutions and matrix products only: element-wise work (batch norm,
+  ReLU, pooling, SE's channel-wise scale) is not in it; :func:`se_scale_multiplies` counts the
+  last one separately;
+* :func:`stage_output_sizes`: the output shape of the stem and of every stage, from forward
+  hooks (the "output size" column of Table 1);
+* :func:`time_forward_backward`: one training step's forward + backward time, measured with a
+  warm-up, device synchronisation and several repeats (median and spread).
+
+The counting functions need shapes only: they also work on a model built under
+``with torch.device("meta"):``, which allocates no memory and skips the arithmetic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .se import SqueezeExcitation, se_blocks
+
+_STAGE_NAME = re.compile(r"^layer(\d+)$")
+_SE_NAME = re.compile(r"^SE_(\d+)_(\d+)$")
+
+
+# --------------------------------------------------------------------------- parameters
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """The number of parameters of ``module`` (only those with ``requires_grad`` if asked)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def parameters_by_child(model: nn.Module) -> dict[str, int]:
+    """Parameters per top-level child (``conv1``, ``bn1``, ``layer1`` … ``fc``), in model order.
+
+    Children without parameters (ReLU, pooling) are left out; the values sum to
+    :func:`count_parameters` of the model when it has no parameters of its own.
+    """
+    counts = {name: count_parameters(child) for name, child in model.named_children()}
+    return {name: n for name, n in counts.items() if n > 0}
+
+
+def _stage_of(name: str) -> int:
+    match = _SE_NAME.match(name)
+    if match is None:
+        raise ValueError(
+            f"SE block {name!r} has no paper name SE_<stage>_<block>: build the model with "
+            "senet_lib.create_model so that its blocks are named."
+        )
+    return int(match.group(1))
+
+
+def se_parameters_by_stage(model: nn.Module) -> dict[int, int]:
+    """Parameters of the SE blocks per stage, numbered as in the paper's Table 1 (conv2_x = 2).
+
+    Returns an empty dict for a model without SE blocks.
+    """
+    counts: dict[int, int] = {}
+    for name, block in se_blocks(model).items():
+        stage = _stage_of(name)
+        counts[stage] = counts.get(stage, 0) + count_parameters(block)
+    return dict(sorted(counts.items()))
+
+
+# --------------------------------------------------------------------------- helpers
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _example_input(model: nn.Module, input_size: Sequence[int]) -> torch.Tensor:
+    if len(input_size) != 4:
+        raise ValueError(f"input_size must be (N, C, H, W), got {tuple(input_size)}.")
+    return torch.randn(*input_size, device=_model_device(model))
+
+
+def _forward_once(
+    model: nn.Module,
+    input_size: Sequence[int],
+    hooks: Sequence[tuple[nn.Module, Callable[..., None]]] = (),
+    mode: contextlib.AbstractContextManager | None = None,
+) -> None:
+    """One gradient-free eval-mode forward pass on a random input, with temporary forward hooks
+    (``(module, hook)`` pairs) and optionally inside a context such as the flop counter.
+    The model's train/eval mode is restored and the hooks are removed afterwards."""
+    x = _example_input(model, input_size)
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
+    was_training = model.training
+    model.eval()
+    try:
+        with contextlib.nullcontext() if mode is None else mode, torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait until all queued work on ``device`` has finished (a no-op on the CPU).
+
+    GPU kernels run asynchronously: without this, a timer measures only how long it took to
+    *queue* the work.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# --------------------------------------------------------------------------- MACs
+@dataclass(frozen=True)
+class MacCount:
+    """Multiply-accumulates of one forward pass (``FLOPs / 2`` of ``torch.utils.flop_counter``).
+
+    Attributes:
+        total: MACs of the whole forward pass for the given batch.
+        by_operator: MACs per ATen operator (``aten.convolution``, ``aten.addmm``, ...).
+        by_module: MACs per module path as the counter names it (``"ResNet.layer1"``, ...).
+        input_size: the (N, C, H, W) input that was counted.
+    """
+
+    total: int
+    by_operator: dict[str, int] = field(default_factory=dict)
+    by_module: dict[str, int] = field(default_factory=dict)
+    input_size: tuple[int, ...] = ()
+
+    @property
+    def per_image(self) -> float:
+        """MACs for one image (``total / N``)."""
+        return self.total / self.input_size[0]
+
+    @property
+    def giga(self) -> float:
+        """MACs per image in units of 10⁹ (the paper's "GFLOPs")."""
+        return self.per_image / 1e9
+
+
+def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> MacCount:
+    """Count the multiply-accumulates of one forward pass of ``model`` on a random input.
+
+    Uses :class:`torch.utils.flop_counter.FlopCounterMode`, which counts a multiply-add as two
+    FLOPs; this returns half its figure. Only convolutions and matrix products are counted
+    (see the module docstring). The model runs in eval mode without gradients and its mode is
+    restored afterwards.
+    """
+    counter = FlopCounterMode(display=False)
+    _forward_once(model, input_size, mode=counter)
+    flops = counter.get_flop_counts()
+    by_module = {name: sum(ops.values()) // 2 for name, ops in flops.items() if name != "Global"}
+    by_operator = {str(op): n // 2 for op, n in flops.get("Global", {}).items()}
+    return MacCount(
+        total=counter.get_total_flops() // 2,
+        by_operator=by_operator,
+        by_module=by_module,
+        input_size=tuple(int(v) for v in input_size),
+    )
+
+
+def se_scale_multiplies(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> int:
+    """Element-wise multiplications of all SE scale steps (Eq. 4) in one forward pass of the batch.
+
+    Each SE block multiplies its ``C × H × W`` input by ``s``: one multiplication per element.
+    :func:`count_macs` does not see these (the flop counter counts only matrix products and
+    convolutions), so they are counted here from forward hooks on the SE blocks.
+    """
+    total = 0
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        nonlocal total
+        total += inputs[0].numel()
+
+    blocks = [m for m in model.modules() if isinstance(m, SqueezeExcitation)]
+    _forward_once(model, input_size, hooks=[(b, hook) for b in blocks])
+    return total
+
+
+# --------------------------------------------------------------------------- Table 1
+#: The paper's Table 1 row names for the torchvision-style module names.
+PAPER_ROWS = {
+    "conv1": "conv1",
+    "maxpool": "pool",
+    "layer1": "conv2_x",
+    "layer2": "conv3_x",
+    "layer3": "conv4_x",
+    "layer4": "conv5_x",
+    "fc": "fc",
+}
+
+
+def default_stage_modules(model: nn.Module) -> list[str]:
+    """The top-level children whose outputs make Table 1: ``conv1``, ``maxpool`` (when it is a
+    real pooling layer) and ``layer1`` … ``layerN``."""
+    names = []
+    for name, child in model.named_children():
+        is_pool = name == "maxpool" and not isinstance(child, nn.Identity)
+        if name == "conv1" or is_pool or _STAGE_NAME.match(name):
+            names.append(name)
+    return names
+
+
+def stage_output_sizes(
+    model: nn.Module,
+    input_size: Sequence[int] = (1, 3, 224, 224),
+    modules: Sequence[str] | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """The output shape ``(C, H, W)`` of each named module, from one forward pass with hooks.
+
+    Args:
+        model: the network.
+        input_size: the (N, C, H, W) input to run.
+        modules: dotted module names to record (default :func:`default_stage_modules`).
+
+    Returns:
+        Module name → output shape without the batch dimension, in execution order.
+    """
+    names = list(modules) if modules is not None else default_stage_modules(model)
+    lookup = dict(model.named_modules())
+    missing = [n for n in names if n not in lookup]
+    if missing:
+        raise ValueError(f"The model has no module(s) {', '.join(missing)}.")
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def make_hook(name: str):
+        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    _forward_once(model, input_size, hooks=[(lookup[n], make_hook(n)) for n in names])
+    return shapes
+
+
+# --------------------------------------------------------------------------- timing
+def time_forward_backward(
+    model: nn.Module,
+    batch_size: int,
+    image_size: int = 224,
+    repeats: int = 5,
+    warmup: int = 2,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    num_classes: int | None = None,
+) -> dict:
+    """Time one training step's forward + backward pass of ``model`` (no optimiser step).
+
+    Each measurement runs forward, cross-entropy loss against random labels and backward on a
+    fixed random batch. ``warmup`` untimed steps come first (memory allocation, cuDNN
+    autotuning, lazy initialisation); every timed step starts and ends with a device
+    synchronisation so that asynchronous GPU work is included.
+
+    Args:
+        model: the network (moved to ``device``; left in train mode as it was given).
+        batch_size: images per step.
+        image_size: height and width of the square RGB images.
+        repeats: timed steps (at least 1).
+        warmup: untimed steps before them.
+        device: where to run (default: where the model's parameters are).
+        autocast_dtype: run the forward pass under ``torch.autocast`` with this dtype
+            (e.g. ``torch.bfloat16``); None for plain fp32.
+        num_classes: size of the label space (default: the output width of one forward pass).
+
+    Returns:
+        A dict with ``median_s``, ``min_s``, ``max_s``, ``mean_s``, ``stdev_s`` (0 for one
+        repeat), ``times_s`` (every timed step, seconds), ``images_per_s`` (from the median),
+        and the settings ``batch_size``, ``image_size``, ``repeats``, ``warmup``, ``device``,
+        ``dtype``.
+    """
+    if repeats < 1 or warmup < 0 or batch_size < 1:
+        raise ValueError("repeats and batch_size must be at least 1 and warmup at least 0.")
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.to(device)
+    was_training = model.training
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    if num_classes is None:
+        model.eval()
+        with torch.no_grad():
+            num_classes = model(x[:1]).shape[1]
+    model.train()
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+
+    try:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    median = statistics.median(times)
+    return {
+        "median_s": median,
+        "min_s": min(times),
+        "max_s": max(times),
+        "mean_s": statistics.fmean(times),
+        "stdev_s": statistics.stdev(times) if len(times) > 1 else 0.0,
+        "times_s": times,
+        "images_per_s": batch_size / median,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": str(device),
+        "dtype": str(autocast_dtype or torch.float32).replace("torch.", ""),
+    }
