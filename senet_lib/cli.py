@@ -1,0 +1,427 @@
+"""The command line: ``python -m senet_lib <command>`` (also installed as ``senet``).
+
+=============  ===========================================================================
+``train``      train one model with the notebooks' :func:`senet_lib.train.fit`; defaults come
+               from the profile (``--profile quick|class|paper``), every value can be overridden
+``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
+``bench``      training-throughput benchmark (:mod:`senet_lib.bench`), printed and recorded
+``models``     the model names :func:`senet_lib.create_model` knows
+``data``       where CIFAR-10/100 were found and what ``--dataset auto`` will use
+=============  ===========================================================================
+
+A run trained here lands in ``<save dir>/<run name>/`` (``checkpoint.pt``, ``history.json``,
+``record.json``) with the same run name :func:`senet_lib.train.train_or_load` uses, so the
+notebooks load it instead of training again when model, data and recipe agree.
+
+Bad input (an unknown model or dataset, a missing file, a recipe that cannot resume) ends in one
+line that says what to do, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
+from .data import DATASETS, PIPELINES, ImageDataset, data_status, load_dataset, make_loaders
+from .env import seed_everything, setup
+from .models import create_model, list_models
+from .models.layers import NORMS
+from .profiles import Profile, get_settings
+from .train import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    RECORD_NAME,
+    SCHEDULES,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    default_run_name,
+    environment_record,
+    fit,
+    run_record,
+    write_record,
+)
+
+PROG = "python -m senet_lib"
+#: Seed of the class-balanced subsets the command line and the notebooks draw.
+DATA_SEED = 0
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message is one sentence that says what to do."""
+
+
+# --------------------------------------------------------------------------- validation
+def check_model(name: str) -> str:
+    """``name`` if it is a registered model, else a :class:`UsageError` listing the valid ones."""
+    if name not in list_models():
+        raise UsageError(f"Unknown model {name!r}; valid models: {', '.join(list_models())}.")
+    return name
+
+
+def check_dataset(name: str) -> str:
+    """``name`` if it is ``auto`` or a known dataset, else a :class:`UsageError` listing them."""
+    valid = ("auto", *DATASETS)
+    if name not in valid:
+        raise UsageError(f"Unknown dataset {name!r}; valid datasets: {', '.join(valid)}.")
+    return name
+
+
+# --------------------------------------------------------------------------- data
+def load_run_data(
+    dataset: str,
+    train_subset: int | None,
+    test_subset: int | None,
+    root: str | Path | None = None,
+    download: bool = True,
+) -> ImageDataset:
+    """The data of a run: ``dataset`` reduced to class-balanced subsets (seed :data:`DATA_SEED`).
+
+    Synthetic data are generated at the subset sizes directly. Notebook 05 loads its data the
+    same way, so runs trained here and there share run names (and checkpoints).
+    """
+    synthetic_size = (train_subset or 5000, test_subset or 1000)
+    data = load_dataset(dataset, root=root, download=download, synthetic_size=synthetic_size, seed=DATA_SEED)
+    if train_subset is not None or test_subset is not None:
+        train_n = train_subset if train_subset is not None and train_subset < len(data.train) else None
+        test_n = test_subset if test_subset is not None and test_subset < len(data.test) else None
+        if train_n is not None or test_n is not None:
+            data = data.subset(train_n, test_n, seed=DATA_SEED)
+    return data
+
+
+# --------------------------------------------------------------------------- train
+_CONFIG_ARGS = {
+    # argparse dest → TrainConfig field
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "momentum": "momentum",
+    "nesterov": "nesterov",
+    "weight_decay": "weight_decay",
+    "schedule": "schedule",
+    "milestones": "milestones",
+    "gamma": "gamma",
+    "warmup_epochs": "warmup_epochs",
+    "label_smoothing": "label_smoothing",
+    "cutout": "cutout",
+    "cutout_count": "cutout_count",
+    "cutmix": "cutmix",
+    "precision": "precision",
+    "channels_last": "channels_last",
+    "compile": "compile",
+    "pipeline": "pipeline",
+    "seed": "seed",
+    "print_freq": "print_freq",
+    "save_every": "save_every",
+    "max_steps": "max_steps_per_epoch",
+    "progress": "progress",
+}
+
+
+def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
+    """The profile's recipe with every option the user gave on the command line applied."""
+    overrides = {
+        field: getattr(args, dest) for dest, field in _CONFIG_ARGS.items() if getattr(args, dest) is not None
+    }
+    if "milestones" in overrides:
+        overrides["milestones"] = tuple(overrides["milestones"])
+    return TrainConfig.from_profile(profile, **overrides)
+
+
+def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Model options given on the command line (only those given, so run names match the notebooks')."""
+    options: dict[str, Any] = {}
+    if args.norm is not None:
+        options["norm"] = args.norm
+    if args.reduction is not None:
+        options["reduction"] = args.reduction
+    return options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model; print where the checkpoint, history and record went."""
+    env = setup(seed=None, device=args.device, profile=args.profile, verbose=False)
+    profile = get_settings(env.profile)
+    model_name = check_model(args.model or profile.models[1])
+    dataset = check_dataset(args.dataset or profile.dataset)
+    print(env)
+    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
+    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
+    if args.full_data:
+        train_subset = test_subset = None
+    data = load_run_data(
+        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
+    )
+    config = config_from_args(args, profile)
+    options = model_options_from_args(args)
+    seed_everything(config.seed)
+    model = create_model(model_name, num_classes=data.num_classes, **options)
+    save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
+    run_name = args.run_name or default_run_name(model_name, data, config, **options)
+    run_dir = save_dir / run_name
+    print(
+        f"\n{'Resuming' if args.resume else 'Training'} {model_name} on {data.label} "
+        f"(train {len(data.train)}, test {len(data.test)}) for {config.epochs} epochs, profile {env.profile}; "
+        f"run folder {run_dir}"
+    )
+    history = fit(model, data, config, run_dir=run_dir, resume=args.resume, device=env.device)
+    precision = env.precision.name if config.precision is None else config.precision
+    record = run_record(
+        model, data, config, history, environment_record(env.device, precision), history.total_seconds
+    )
+    record["profile"] = env.profile
+    record["run_name"] = run_name
+    atomic_write_json(run_dir / RECORD_NAME, record)
+    best, final = history.best_test_acc, history.final_test_acc
+    print(
+        f"\nDone: final test accuracy {100 * final:.2f}%, best {100 * best:.2f}% on {data.label}, "
+        f"{history.total_seconds:.1f} s."
+    )
+    print(f"checkpoint : {run_dir / CHECKPOINT_NAME}")
+    print(f"history    : {run_dir / HISTORY_NAME}")
+    print(f"run record : {run_dir / RECORD_NAME}")
+    if args.record:
+        path = write_record(record, args.results_dir or env.paths.results)
+        print(f"results    : {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
+    """The dataset descriptor saved beside a checkpoint (``record.json`` of its run folder, or an
+    exported weights file's sidecar ``data``), or None."""
+    record_path = checkpoint.parent / RECORD_NAME
+    if record_path.is_file():
+        return json.loads(record_path.read_text()).get("dataset")
+    sidecar = checkpoint.with_suffix(".json")
+    if sidecar.is_file():
+        data = json.loads(sidecar.read_text()).get("data")
+        return data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
+    return None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Print the test loss and accuracy of a checkpoint."""
+    env = setup(seed=None, device=args.device, verbose=False)
+    path = Path(args.checkpoint).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    model, payload = load_checkpoint(path, device=env.device)
+    recorded = recorded_dataset(path) or {}
+    dataset = args.dataset or recorded.get("name")
+    if dataset is None:
+        raise UsageError(
+            f"{path} does not record which dataset it was trained on: pass --dataset "
+            f"({', '.join(('auto', *DATASETS))})."
+        )
+    check_dataset(dataset)
+    test_subset = args.test_subset
+    if test_subset is None and args.dataset is None:
+        test_subset = recorded.get("test_size")
+    data = load_run_data(dataset, None, test_subset, root=args.data_dir, download=not args.no_download)
+    num_classes = model.arch_config["num_classes"]
+    if data.num_classes != num_classes:
+        raise UsageError(
+            f"The checkpoint has {num_classes} outputs but {data.label} has {data.num_classes} classes: "
+            "pass --dataset with the dataset it was trained on."
+        )
+    recipe = payload.get("config") or {}
+    config = TrainConfig(
+        epochs=1, batch_size=args.batch_size, precision=args.precision, pipeline=args.pipeline, progress=False
+    )
+    _, test_loader = make_loaders(data, args.batch_size, env.device, pipeline=args.pipeline)
+    trainer = Trainer(model, config, env.device, steps_per_epoch=1)
+    loss, acc = trainer.evaluate(test_loader)
+    arch = model.arch_config
+    print(
+        f"checkpoint : {path} ({arch['name']}, epoch {payload.get('epoch', '?')}, seed {recipe.get('seed', '?')})"
+    )
+    print(f"dataset    : {data.label}, test split of {len(data.test)} images")
+    print(f"device     : {env.device} ({env.device_name}), precision {trainer.precision.name}")
+    print(f"test loss  : {loss:.4f}")
+    print(f"test acc   : {100 * acc:.2f}%")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench, models, data
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the throughput benchmark (see :mod:`senet_lib.bench`)."""
+    from . import bench
+
+    env = setup(seed=None, device=args.device, verbose=False)
+    defaults = bench.default_settings(env.device)
+    models = tuple(check_model(m) for m in (args.models or defaults.models))
+    dataset = check_dataset(args.dataset) if args.dataset else "synthetic"
+    settings = bench.BenchSettings(
+        models=models,
+        variants=tuple(args.variants or defaults.variants),
+        batch_size=args.batch_size or defaults.batch_size,
+        steps=args.steps or defaults.steps,
+        warmup=defaults.warmup if args.warmup is None else args.warmup,
+        dataset=dataset,
+        num_workers=args.num_workers,
+    )
+    bench.main_bench(settings, out=args.out, profile_trace=args.profile_trace, env=env)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the registered model names (optionally those matching a pattern)."""
+    names = list_models(args.pattern)
+    if not names:
+        raise UsageError(f"No model matches {args.pattern!r}; valid models: {', '.join(list_models())}.")
+    print("\n".join(names))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Print where the datasets are."""
+    print(data_status(args.data_dir))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (defaults from the profile)",
+        description="Train one model with the notebooks' fit(); unset options come from the profile "
+        "(quick on CPU, class on a GPU, or --profile).",
+    )
+    p.add_argument("--profile", help="quick | class | paper (default: $SENET_PROFILE, else by device)")
+    p.add_argument("--model", help="model name (default: the profile's SE model); see `models`")
+    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
+    p.add_argument("--data-dir", help="where to look for / download the dataset")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
+    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
+    p.add_argument(
+        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
+    )
+    g = p.add_argument_group("recipe (TrainConfig)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="(peak) learning rate")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float)
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--schedule", choices=SCHEDULES)
+    g.add_argument(
+        "--milestones", type=int, nargs="*", help="epochs at which the step schedule divides the lr"
+    )
+    g.add_argument("--gamma", type=float, help="step schedule factor (default 0.1)")
+    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--cutout", type=int, metavar="LENGTH", help="Cutout square side in pixels (0 = off)")
+    g.add_argument("--cutout-count", type=int, metavar="N")
+    g.add_argument("--cutmix", type=float, metavar="P", help="probability that a batch is CutMix-ed")
+    g.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: the device's")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--pipeline", choices=PIPELINES)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--max-steps", type=int, metavar="N", help="at most N steps per epoch (smoke runs)")
+    m = p.add_argument_group("model")
+    m.add_argument("--norm", choices=NORMS)
+    m.add_argument("--reduction", type=int, help="SE reduction ratio r (default 16)")
+    o = p.add_argument_group("output")
+    o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")
+    o.add_argument("--run-name", help="run folder name (default: as train_or_load names it)")
+    o.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N epochs (0 = at the end)")
+    o.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
+    o.add_argument("--print-freq", type=int, metavar="N", help="print a line every N steps")
+    o.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    o.add_argument("--record", action="store_true", help="also write a results record to the results folder")
+    o.add_argument("--results-dir", help="where --record writes (default: the results folder)")
+    p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="test loss and accuracy of a checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint.pt, a run folder, or an exported weights file")
+    p.add_argument("--dataset", help="default: the dataset recorded beside the checkpoint")
+    p.add_argument("--test-subset", type=int, help="default: the recorded test-split size")
+    p.add_argument("--data-dir")
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"))
+    p.add_argument("--pipeline", choices=PIPELINES, default="auto")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import VARIANTS
+
+    p = sub.add_parser(
+        "bench",
+        help="training-throughput benchmark",
+        description="Measure training img/s per model and variant, print a table with the targets, "
+        "and write a JSON record. Defaults: se_resnet50/resnet50, batch 256, all variants on a GPU; "
+        "se_resnet20/resnet20, batch 32, a few steps elsewhere.",
+    )
+    p.add_argument("--models", nargs="+", help="models to measure (SE model first, then its plain twin)")
+    p.add_argument(
+        "--variants", nargs="+", choices=tuple(VARIANTS), metavar="VARIANT", help=", ".join(VARIANTS)
+    )
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, help="untimed steps before timing")
+    p.add_argument("--dataset", help="default: synthetic images of CIFAR shape")
+    p.add_argument("--num-workers", type=int, help="DataLoader workers for the baseline pipeline")
+    p.add_argument("--out", help="folder (or .json file) for the record (default: the results folder)")
+    p.add_argument(
+        "--profile-trace", action="store_true", help="also profile a few steps and print the top ops"
+    )
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``senet`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, benchmark."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_bench(sub)
+    p = sub.add_parser("models", help="list model names")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("data", help="where CIFAR-10/100 are and what 'auto' uses")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, CheckpointError, FileNotFoundError, FileExistsError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        # Library errors are one sentence that says what to do (e.g. an invalid recipe value).
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\n{PROG}: interrupted; the last checkpoint is kept: run again with --resume.", file=sys.stderr
+        )
+        return 130
+
+
+__all__ = ["build_parser", "check_dataset", "check_model", "load_run_data", "main"]

@@ -1,0 +1,155 @@
+"""The command line: train → evaluate round trip, profile defaults, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from senet_lib import cli
+from senet_lib.profiles import get_settings
+
+TINY = [
+    "--profile",
+    "quick",
+    "--model",
+    "resnet20",
+    "--dataset",
+    "synthetic",
+    "--epochs",
+    "1",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--train-subset",
+    "64",
+    "--test-subset",
+    "40",
+    "--no-progress",
+]
+
+
+def _run_dir(checkpoints: Path) -> Path:
+    (run_dir,) = [p for p in checkpoints.iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny training run through ``main`` (module-scoped: training is the slow part)."""
+    base = tmp_path_factory.mktemp("cli")
+    env = {"SENET_CHECKPOINT_DIR": base / "ckpt", "SENET_RESULTS_DIR": base / "res"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, str(value))
+        mp.setenv("SENET_FIGURES_DIR", str(base / "fig"))
+        mp.setenv("SENET_DATA_DIR", str(base / "data"))
+        code = cli.main(["train", *TINY, "--record"])
+    return code, base
+
+
+def test_train_writes_checkpoint_history_and_records(trained, capsys):
+    code, base = trained
+    assert code == 0
+    run_dir = _run_dir(base / "ckpt")
+    assert run_dir.name.startswith("resnet20-synthetic-n64-") and run_dir.name.endswith("-seed0")
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1]
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["model"]["name"] == "resnet20"
+    assert record["dataset"]["name"] == "synthetic" and record["dataset"]["test_size"] == 40
+    assert record["recipe"]["max_steps_per_epoch"] == 2 and record["recipe"]["epochs"] == 1
+    assert record["profile"] == "quick"
+    (results_file,) = list((base / "res").glob("train_resnet20_synthetic_seed0_*.json"))
+    assert json.loads(results_file.read_text())["final_test_acc"] == history[-1]["test_acc"]
+
+
+def test_train_uses_profile_defaults_unless_overridden():
+    args = cli.build_parser().parse_args(
+        ["train", "--profile", "quick", "--lr", "0.05", "--milestones", "2", "3"]
+    )
+    config = cli.config_from_args(args, get_settings("quick"))
+    quick = get_settings("quick")
+    assert config.lr == 0.05 and config.milestones == (2, 3)
+    assert (config.epochs, config.batch_size, config.schedule) == (
+        quick.epochs,
+        quick.batch_size,
+        quick.schedule,
+    )
+    assert config.weight_decay == quick.weight_decay and config.seed == quick.seeds[0]
+
+
+def test_evaluate_reproduces_the_recorded_test_accuracy(trained, capsys, monkeypatch):
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    monkeypatch.setenv("SENET_DATA_DIR", str(base / "data"))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run_dir / "checkpoint.pt")]) == 0
+    out = capsys.readouterr().out
+    final = json.loads((run_dir / "history.json").read_text())[-1]
+    shown = float(re.search(r"test acc\s*:\s*([\d.]+)%", out).group(1))
+    assert shown == pytest.approx(100 * final["test_acc"], abs=0.006)
+    assert "synthetic shapes (not CIFAR)" in out and "test split of 40 images" in out
+
+
+def test_training_again_without_resume_keeps_the_checkpoint(trained, capsys, monkeypatch):
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    monkeypatch.setenv("SENET_CHECKPOINT_DIR", str(base / "ckpt"))
+    assert cli.main(["train", *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "resume" in err and len(err.splitlines()) == 1
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+
+
+def test_unknown_model_lists_valid_names_and_exits_2():
+    """Through ``python -m senet_lib``: exit status 2, one line, no traceback."""
+    env = {**os.environ, "SENET_DEVICE": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-m", "senet_lib", "train", "--model", "se_resnet_999"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "se_resnet_999" in lines[0] and "se_resnet20" in lines[0] and "resnet50" in lines[0]
+
+
+def test_unknown_dataset_lists_valid_names_and_exits_2(capsys):
+    assert cli.main(["train", "--model", "resnet20", "--dataset", "imagenet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "imagenet" in err and all(name in err for name in ("auto", "cifar10", "cifar100", "synthetic"))
+
+
+def test_bench_rejects_unknown_model(capsys):
+    assert cli.main(["bench", "--models", "se_resnet20", "vgg16"]) == 2
+    assert "vgg16" in capsys.readouterr().err
+
+
+def test_evaluate_missing_checkpoint_exits_2(tmp_path, capsys):
+    assert cli.main(["evaluate", str(tmp_path / "nothing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "Traceback" not in err
+
+
+def test_models_lists_registered_names(capsys):
+    assert cli.main(["models", "se_resnet*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "se_resnet20" in names and "se_resnet50" in names and "resnet20" not in names
+
+
+def test_data_prints_status(capsys):
+    assert cli.main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "CIFAR-10" in out and "auto" in out
