@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from .data import ImageDataset, load_dataset, make_loaders
-from .env import Environment, get_paths, get_precision, setup
+from .env import Environment, get_paths, get_precision, setup, synchronize
 from .models import create_model
 from .train import TrainConfig, Trainer
 
@@ -121,14 +121,6 @@ def default_settings(device: torch.device) -> BenchSettings:
         steps=5,
         warmup=2,
     )
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until the device has finished all queued work (before reading a clock)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
-from .data import DATASETS, PIPELINES, ImageDataset, data_status, load_dataset, make_loaders
+from .data import DATASETS, PIPELINES, data_status, load_run_data, make_loaders
 from .env import seed_everything, setup
 from .models import create_model, list_models
 from .models.layers import NORMS
@@ -49,7 +49,6 @@ from .train import (
 
 PROG = "python -m senet_lib"
 #: Seed of the class-balanced subsets the command line and the notebooks draw.
-DATA_SEED = 0
 
 
 class UsageError(ValueError):
@@ -70,29 +69,6 @@ def check_dataset(name: str) -> str:
     if name not in valid:
         raise UsageError(f"Unknown dataset {name!r}; valid datasets: {', '.join(valid)}.")
     return name
-
-
-# --------------------------------------------------------------------------- data
-def load_run_data(
-    dataset: str,
-    train_subset: int | None,
-    test_subset: int | None,
-    root: str | Path | None = None,
-    download: bool = True,
-) -> ImageDataset:
-    """The data of a run: ``dataset`` reduced to class-balanced subsets (seed :data:`DATA_SEED`).
-
-    Synthetic data are generated at the subset sizes directly. Notebook 05 loads its data the
-    same way, so runs trained here and there share run names (and checkpoints).
-    """
-    synthetic_size = (train_subset or 5000, test_subset or 1000)
-    data = load_dataset(dataset, root=root, download=download, synthetic_size=synthetic_size, seed=DATA_SEED)
-    if train_subset is not None or test_subset is not None:
-        train_n = train_subset if train_subset is not None and train_subset < len(data.train) else None
-        test_n = test_subset if test_subset is not None and test_subset < len(data.test) else None
-        if train_n is not None or test_n is not None:
-            data = data.subset(train_n, test_n, seed=DATA_SEED)
-    return data
 
 
 # --------------------------------------------------------------------------- train
@@ -424,4 +400,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["build_parser", "check_dataset", "check_model", "load_run_data", "main"]
+__all__ = ["build_parser", "check_dataset", "check_model", "main"]

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .env import synchronize
 from .se import SqueezeExcitation, se_blocks
 
 _STAGE_NAME = re.compile(r"^layer(\d+)$")
@@ -108,19 +109,6 @@ def _forward_once(
         model.train(was_training)
         for handle in handles:
             handle.remove()
-
-
-def synchronize(device: torch.device | str) -> None:
-    """Wait until all queued work on ``device`` has finished (a no-op on the CPU).
-
-    GPU kernels run asynchronously: without this, a timer measures only how long it took to
-    *queue* the work.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 # --------------------------------------------------------------------------- MACs

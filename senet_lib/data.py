@@ -1061,3 +1061,29 @@ def make_loaders(
         TorchLoader(data.train, train=True, num_workers=workers, **augment, **common),
         TorchLoader(data.test, train=False, num_workers=workers, **common),
     )
+
+
+#: Seed of the class-balanced subsets and synthetic data of every run (notebooks and command line).
+DATA_SEED = 0
+
+
+def load_run_data(
+    dataset: str,
+    train_subset: int | None,
+    test_subset: int | None,
+    root: str | Path | None = None,
+    download: bool = True,
+) -> ImageDataset:
+    """The data of a run: ``dataset`` reduced to class-balanced subsets (seed :data:`DATA_SEED`).
+
+    Synthetic data are generated at the subset sizes directly. Notebooks 05 and 06 and the command line all
+    load a run's data this way, so runs trained in one are found by the others (same run names).
+    """
+    synthetic_size = (train_subset or 5000, test_subset or 1000)
+    data = load_dataset(dataset, root=root, download=download, synthetic_size=synthetic_size, seed=DATA_SEED)
+    if train_subset is not None or test_subset is not None:
+        train_n = train_subset if train_subset is not None and train_subset < len(data.train) else None
+        test_n = test_subset if test_subset is not None and test_subset < len(data.test) else None
+        if train_n is not None or test_n is not None:
+            data = data.subset(train_n, test_n, seed=DATA_SEED)
+    return data

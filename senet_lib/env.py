@@ -101,6 +101,19 @@ def device_name(device: torch.device) -> str:
     return f"CPU {_platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait until all queued work on ``device`` has finished (a no-op on the CPU).
+
+    GPU kernels run asynchronously: read a clock only after this, or a timer measures how long
+    it took to *queue* the work.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 # --------------------------------------------------------------------------- precision
 @dataclass(frozen=True)
 class Precision:
