@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""Build README's results sections and the accuracy-curve figures from the records in results/.
+
+    python scripts/build_results.py            # rewrite README sections + figures/results_*.png|pdf|json
+    python scripts/build_results.py --check    # exit 1 if README is not what the records give
+
+Nothing in those README sections is typed by hand: training runs (``kind: train``, written by
+``python -m senet_lib train --record`` or ``senet_lib.train.write_record``), benchmark records
+(``kind: bench``) and notebook runtimes (``scripts/time_notebooks.py``) are read and rendered,
+each with its device, data and commit. The paper's and other people's numbers are printed beside
+ours from :data:`REFERENCES`, labelled as theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Other people's CIFAR-10 numbers (test accuracy %, = 100 − error), from ../shared/PAPER_FACTS.md.
+REFERENCES: list[tuple[str, str, str]] = [
+    ("ResNet-110 → SE-ResNet-110", "93.63 → 94.79", "SE paper v4, Table 4 (single runs; flip + crop)"),
+    ("ResNet-164 → SE-ResNet-164", "94.54 → 95.61", "SE paper v4, Table 4 (pre-activation ResNet-164)"),
+    ("ResNet-20 / ResNet-56", "91.25 / 93.03", "He et al. 2016 (post-activation; error 8.75 / 6.97)"),
+    ("ResNet-20 → SE-ResNet-20", "91.30 → 91.70", "SENet-tf, best test accuracy over 5 runs"),
+    (
+        "ResNet → SE-ResNet → SE-ResNet + Cutout",
+        "93.73 → 93.85 → 95.24",
+        "the seeds' PyTorch runs (BatchNorm)",
+    ),
+]
+
+
+def load_records(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every JSON record under ``folder``, grouped by its ``kind``, each with its file name."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"{path} is not valid JSON ({err}); fix or delete it and run again.") from err
+        if isinstance(record, dict) and "kind" in record:
+            record["_file"] = path.name
+            groups[record["kind"]].append(record)
+    return groups
+
+
+def _pct(values: list[float]) -> str:
+    values = [100 * v for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _recipe_key(record: dict[str, Any]) -> tuple:
+    recipe = record.get("recipe", {})
+    data = record.get("dataset", {})
+    return (
+        data.get("label", data.get("name")),
+        data.get("train_size"),
+        recipe.get("epochs"),
+        recipe.get("schedule"),
+        recipe.get("lr"),
+        recipe.get("batch_size"),
+        recipe.get("cutout"),
+    )
+
+
+def _recipe_text(record: dict[str, Any]) -> str:
+    r = record.get("recipe", {})
+    parts = [
+        f"{r.get('epochs')} epochs",
+        f"SGD lr {r.get('lr')} ({r.get('schedule')})",
+        f"momentum {r.get('momentum')}",
+        f"wd {r.get('weight_decay')}",
+        f"batch {r.get('batch_size')}",
+    ]
+    if r.get("cutout"):
+        parts.append(f"Cutout {r['cutout']}")
+    if r.get("label_smoothing"):
+        parts.append(f"label smoothing {r['label_smoothing']}")
+    return ", ".join(parts)
+
+
+def train_section(records: list[dict[str, Any]], figures: Path, write_figures: bool = True) -> str:
+    """Markdown tables (one per dataset + recipe) with links to their curve figures in ``figures``
+    (drawn and saved unless ``write_figures`` is False)."""
+    if not records:
+        return '_No training runs are recorded in `results/` yet. See "Recording results" below._'
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[_recipe_key(record)].append(record)
+    lines: list[str] = []
+    for index, (key, group) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        first = group[0]
+        label = key[0]
+        devices = sorted({str(r.get("device_name") or r.get("device")) for r in group})
+        commits = sorted({str(r.get("commit", "unknown"))[:12] for r in group})
+        lines += [
+            f"**{label}**, {_recipe_text(first)}. Device: {', '.join(devices)}; commit {', '.join(commits)}.",
+            "",
+            "| model | seeds | final test acc. (%) | best test acc. (%) | wall time (min) | records |",
+            "|---|---|---|---|---|---|",
+        ]
+        by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in group:
+            by_model[r["model"]["name"]].append(r)
+        for model in sorted(by_model):
+            runs = by_model[model]
+            lines.append(
+                f"| {model} | {len(runs)} | {_pct([r['final_test_acc'] for r in runs])} "
+                f"| {_pct([r['best_test_acc'] for r in runs])} "
+                f"| {statistics.mean(r['wall_time_s'] for r in runs) / 60:.1f} "
+                f"| {', '.join('`' + r['_file'] + '`' for r in runs)} |"
+            )
+        name = f"results_curves_{index}"
+        if write_figures:
+            _curves_figure(by_model, label, _recipe_text(first), figures, name)
+        link = figures.relative_to(ROOT).as_posix() if figures.is_relative_to(ROOT) else figures.as_posix()
+        lines += ["", f"![accuracy curves]({link}/{name}.png)"]
+        lines.append("")
+    lines += [
+        "Other people's CIFAR-10 test accuracies (%), for comparison; their recipes differ from ours:",
+        "",
+        "| models | accuracy (%) | source |",
+        "|---|---|---|",
+        *[f"| {m} | {a} | {s} |" for m, a, s in REFERENCES],
+    ]
+    return "\n".join(lines)
+
+
+def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, folder: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from senet_lib.figures import save_figure, set_style
+    from senet_lib.plots.training import plot_curves
+
+    set_style()
+    fig = plot_curves({model: [r["history"] for r in runs] for model, runs in by_model.items()})
+    fig.suptitle(f"{label}: {recipe}", fontsize=10)
+    provenance = {
+        "dataset": label,
+        "recipe": recipe,
+        "records": sorted(r["_file"] for runs in by_model.values() for r in runs),
+        "devices": sorted({str(r.get("device_name")) for runs in by_model.values() for r in runs}),
+        "run_commits": sorted({str(r.get("commit")) for runs in by_model.values() for r in runs}),
+        "built_by": "scripts/build_results.py",
+    }
+    save_figure(fig, name, provenance=provenance, folder=folder)
+    plt.close(fig)
+
+
+def bench_section(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU (see below)._"
+    lines = ["| device | model | variant | img/s | record |", "|---|---|---|---|---|"]
+    for record in sorted(records, key=lambda r: r["_file"]):
+        device = (
+            record.get("environment", {}).get("device_name")
+            or record.get("device_name")
+            or record.get("device")
+        )
+        for row in record.get("results", []):
+            lines.append(
+                f"| {device} | {row.get('model')} | {row.get('variant')} "
+                f"| {row.get('images_per_sec', 0):,.0f} | `{record['_file']}` |"
+            )
+    return "\n".join(lines)
+
+
+def runtimes_section(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "_Not measured yet: run `python scripts/time_notebooks.py` to record them._"
+    lines: list[str] = []
+    for record in sorted(records, key=lambda r: r["_file"]):
+        lines += [
+            f"Measured by `scripts/time_notebooks.py` in the `{record['profile']}` profile on "
+            f"{record['device_name']} ({record['cpu_count']} cores), torch {record['torch']}, "
+            f"commit {str(record['commit'])[:12]} (`results/{record['_file']}`):",
+            "",
+            "| notebook | seconds |",
+            "|---|---|",
+            *[f"| {name} | {seconds:.0f} |" for name, seconds in record["seconds"].items()],
+            f"| **all** | **{record['total_seconds']:.0f}** |",
+            "",
+        ]
+    return "\n".join(lines).rstrip()
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} … {end} markers; add them where the section belongs.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def build(results: Path, readme: Path, figures: Path, write_figures: bool = True) -> str:
+    groups = load_records(results)
+    text = readme.read_text()
+    text = replace_section(text, "runtimes", runtimes_section(groups.get("notebook_runtimes", [])))
+    text = replace_section(text, "results", train_section(groups.get("train", []), figures, write_figures))
+    text = replace_section(text, "bench", bench_section(groups.get("bench", [])))
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--figures", type=Path, default=ROOT / "figures")
+    parser.add_argument("--check", action="store_true", help="only check that README is up to date")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    text = build(args.results, args.readme, args.figures.resolve(), write_figures=not args.check)
+    if args.check:
+        if args.readme.read_text() != text:
+            print("README.md is out of date with results/: run python scripts/build_results.py")
+            return 1
+        print("README.md matches results/")
+        return 0
+    args.readme.write_text(text)
+    print(f"rewrote the generated sections of {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
