@@ -1,0 +1,256 @@
+"""Plots of per-class excitations (paper §7.2, Fig. 6 and Fig. 7) and their analysis.
+
+Every function takes an :class:`~senet_lib.excitation.ExcitationStats` (from
+:func:`senet_lib.excitation.class_excitations`) and returns a matplotlib Figure; the caller
+saves it with :func:`senet_lib.figures.save_figure`, passing ``stats.provenance()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+from ..excitation import (
+    ExcitationStats,
+    KnockoutResult,
+    channel_order,
+    class_specificity,
+    paper_blocks,
+    sample_channels,
+    saturation,
+    similarity,
+)
+
+
+def _grid(n: int, ncols: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def _channel_axis(ax: plt.Axes, ylabel: str) -> None:
+    ax.set(xlabel="sampled channel", ylabel=ylabel, ylim=(-0.02, 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _blocks(stats: ExcitationStats, blocks: Sequence[str] | None) -> list[str]:
+    chosen = paper_blocks(stats.blocks) if blocks is None else list(blocks)
+    for block in chosen:
+        stats.num_channels(block)  # raises a clear error for an unknown block
+    return chosen
+
+
+def _classes(stats: ExcitationStats, classes: Sequence[int | str] | None, default: int = 4) -> list[int]:
+    if classes is None:
+        return list(range(min(default, stats.num_classes)))
+    return [stats.class_index(c) for c in classes]
+
+
+def plot_class_excitations(
+    stats: ExcitationStats,
+    blocks: Sequence[str] | None = None,
+    classes: Sequence[int | str] | None = None,
+    n_channels: int = 50,
+    seed: int = 0,
+    show_all: bool = True,
+    ncols: int = 3,
+) -> plt.Figure:
+    """Paper Fig. 6: per block, the mean excitation of each chosen class (and of all images)
+    over ``n_channels`` uniformly sampled channels. Blocks default to :func:`paper_blocks`."""
+    chosen, indices = _blocks(stats, blocks), _classes(stats, classes)
+    fig, axes = _grid(len(chosen), ncols)
+    palette = sns.color_palette("deep", len(indices))
+    for ax, block in zip(axes, chosen, strict=True):
+        channels = sample_channels(stats.num_channels(block), n_channels, seed)
+        x = np.arange(len(channels))
+        for color, k in zip(palette, indices, strict=True):
+            ax.plot(x, stats.mean[block][k, channels], color=color, lw=1.2, label=stats.classes[k])
+        if show_all:
+            ax.plot(x, stats.all_class_mean(block)[channels], color="black", lw=1.6, ls="--", label="all")
+        ax.set_title(block)
+        _channel_axis(ax, "mean excitation s")
+    axes[0].legend(fontsize="small", loc="best")
+    fig.suptitle(f"Mean excitation per class ({_sample_note(stats)})")
+    return fig
+
+
+def plot_class_band(
+    stats: ExcitationStats,
+    class_index: int | str,
+    blocks: Sequence[str] | None = None,
+    n_channels: int = 50,
+    seed: int = 0,
+    ncols: int = 3,
+) -> plt.Figure:
+    """Paper Fig. 7: within one class, the mean ± standard deviation of ``s`` per sampled channel."""
+    chosen, k = _blocks(stats, blocks), stats.class_index(class_index)
+    fig, axes = _grid(len(chosen), ncols)
+    for ax, block in zip(axes, chosen, strict=True):
+        channels = sample_channels(stats.num_channels(block), n_channels, seed)
+        x = np.arange(len(channels))
+        mean, std = stats.mean[block][k, channels], np.nan_to_num(stats.std[block][k, channels])
+        ax.fill_between(x, mean - std, mean + std, alpha=0.3, label="± 1 std")
+        ax.plot(x, mean, lw=1.4, label="mean")
+        ax.set_title(block)
+        _channel_axis(ax, "excitation s")
+    axes[0].legend(fontsize="small", loc="best")
+    fig.suptitle(f"Class {stats.classes[k]!r}: mean ± std over its {int(stats.count[k])} images")
+    return fig
+
+
+def plot_excitation_heatmaps(
+    stats: ExcitationStats,
+    blocks: Sequence[str] | None = None,
+    relative: bool = False,
+    ncols: int = 2,
+) -> plt.Figure:
+    """Classes × channels heatmap of the mean excitation per block, channels ordered by
+    :func:`~senet_lib.excitation.channel_order` (clustering with SciPy, else grouped by the
+    class that prefers them). ``relative`` shows each class mean minus the all-class mean."""
+    chosen = _blocks(stats, blocks)
+    fig, axes = _grid(len(chosen), ncols, width=6.0, height=0.25 * min(stats.num_classes, 40) + 1.8)
+    show_names = stats.num_classes <= 20
+    for ax, block in zip(axes, chosen, strict=True):
+        values = stats.mean[block]
+        if relative:
+            values = values - stats.all_class_mean(block)[None, :]
+        values = values[:, channel_order(stats.mean[block])]
+        limit = float(np.nanmax(np.abs(values))) or 1.0
+        options = (
+            {"cmap": "vlag", "center": 0.0, "vmin": -limit, "vmax": limit}
+            if relative
+            else {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
+        )
+        sns.heatmap(
+            values,
+            ax=ax,
+            xticklabels=False,
+            yticklabels=stats.classes if show_names else False,
+            cbar_kws={"label": "s − mean s" if relative else "mean s"},
+            **options,
+        )
+        ax.set(title=block, xlabel=f"channel (reordered, {values.shape[1]})", ylabel="class")
+    fig.suptitle("Mean excitation, classes × channels" + (" (relative to all classes)" if relative else ""))
+    return fig
+
+
+def plot_similarity(
+    stats: ExcitationStats, blocks: Sequence[str] | None = None, method: str = "cosine", ncols: int = 3
+) -> plt.Figure:
+    """Class-by-class similarity (cosine or correlation) of the mean excitation vectors per block."""
+    chosen = _blocks(stats, blocks)
+    fig, axes = _grid(len(chosen), ncols, width=4.2, height=3.6)
+    names = stats.classes if stats.num_classes <= 20 else False
+    matrices = {block: similarity(stats, block, method) for block in chosen}
+    low = min(float(np.nanmin(m)) for m in matrices.values())  # one colour scale for all panels
+    for ax, block in zip(axes, chosen, strict=True):
+        sns.heatmap(
+            matrices[block],
+            ax=ax,
+            vmin=min(low, 0.0) if method == "correlation" else low,
+            vmax=1.0,
+            cmap="rocket",
+            square=True,
+            xticklabels=names,
+            yticklabels=names,
+        )
+        ax.set_title(block)
+    fig.suptitle(f"{method.capitalize()} similarity between class-mean excitations")
+    return fig
+
+
+def plot_specificity(stats: ExcitationStats, blocks: Sequence[str] | None = None) -> plt.Figure:
+    """Class specificity (see :func:`~senet_lib.excitation.class_specificity`) against depth."""
+    chosen = list(blocks) if blocks is not None else stats.blocks
+    values = [class_specificity(stats, b) for b in chosen]
+    raw = [class_specificity(stats, b, debias=False) for b in chosen]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(chosen) + 2), 3.4), layout="constrained")
+    x = np.arange(len(chosen))
+    ax.plot(x, values, marker="o", label="debiased (noise floor removed)")
+    ax.plot(x, raw, marker=".", ls=":", color="grey", label="raw")
+    ax.set_xticks(x, chosen, rotation=45, ha="right")
+    ax.set(xlabel="SE block (network order)", ylabel="class specificity\n(between-class / within-class)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small")
+    ax.set_title(f"Class specificity by depth ({_sample_note(stats)})")
+    return fig
+
+
+def plot_saturation(stats: ExcitationStats, blocks: Sequence[str] | None = None) -> plt.Figure:
+    """Share of gate values above 0.95 (open) and below 0.05 (shut) per block, stacked bars."""
+    chosen = list(blocks) if blocks is not None else stats.blocks
+    shares = [saturation(stats, b) for b in chosen]
+    high, low = np.array([s["high"] for s in shares]), np.array([s["low"] for s in shares])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(chosen) + 2), 3.4), layout="constrained")
+    x = np.arange(len(chosen))
+    ax.bar(x, high, label=f"s > {stats.metadata.get('saturation_high', 0.95)}", color="tab:orange")
+    ax.bar(x, low, bottom=high, label=f"s < {stats.metadata.get('saturation_low', 0.05)}", color="tab:blue")
+    ax.set_xticks(x, chosen, rotation=45, ha="right")
+    ax.set(ylim=(0, 1), ylabel="share of (image, channel) gates", xlabel="SE block (network order)")
+    ax.legend(fontsize="small")
+    ax.set_title("Saturated gates per block")
+    return fig
+
+
+def plot_image_vs_class(
+    stats: ExcitationStats,
+    image_s: dict[str, np.ndarray],
+    class_index: int | str,
+    blocks: Sequence[str] | None = None,
+    n_channels: int = 50,
+    seed: int = 0,
+    ncols: int = 3,
+    title: str | None = None,
+) -> plt.Figure:
+    """One image's excitation (``image_s[block]``: ``[C]`` or ``[1, C]``, e.g. from
+    :func:`~senet_lib.excitation.image_excitations`) against its class mean ± std."""
+    chosen, k = _blocks(stats, blocks), stats.class_index(class_index)
+    fig, axes = _grid(len(chosen), ncols)
+    for ax, block in zip(axes, chosen, strict=True):
+        if block not in image_s:
+            raise ValueError(f"image_s has no excitation for {block}: record the same blocks as the stats.")
+        channels = sample_channels(stats.num_channels(block), n_channels, seed)
+        x = np.arange(len(channels))
+        mean, std = stats.mean[block][k, channels], np.nan_to_num(stats.std[block][k, channels])
+        ax.fill_between(x, mean - std, mean + std, alpha=0.25, label=f"{stats.classes[k]} mean ± std")
+        ax.plot(x, mean, lw=1.2)
+        ax.plot(
+            x, np.asarray(image_s[block]).reshape(-1)[channels], color="black", lw=1.2, label="this image"
+        )
+        ax.set_title(block)
+        _channel_axis(ax, "excitation s")
+    axes[0].legend(fontsize="small", loc="best")
+    fig.suptitle(title or f"One image of class {stats.classes[k]!r} against its class")
+    return fig
+
+
+def plot_knockout(result: KnockoutResult, class_name: str | None = None) -> plt.Figure:
+    """Bar chart: class accuracy with nothing off, its top-k channels off, and k random channels off."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
+    labels = ["nothing off", f"top {result.k} off", f"random {result.k} off"]
+    values = [result.baseline, result.top_off, result.random_mean]
+    errors = [0.0, 0.0, result.random_std]
+    ax.bar(labels, values, yerr=errors, capsize=4, color=["tab:grey", "tab:red", "tab:blue"])
+    ax.set(ylim=(0, 1.05), ylabel="accuracy on the class's test images")
+    name = class_name if class_name is not None else f"class {result.class_index}"
+    ax.set_title(
+        f"{result.block}: switching off channels, {name}\n(random: mean ± std of {len(result.random_off)} draws)"
+    )
+    return fig
+
+
+def _sample_note(stats: ExcitationStats) -> str:
+    dataset = stats.metadata.get("dataset", "?")
+    per_class = stats.metadata.get("images_per_class", int(stats.count.max()) if stats.count.size else 0)
+    return f"{stats.metadata.get('model', 'model')}, {dataset}, {per_class} images/class"
