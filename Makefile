@@ -31,6 +31,14 @@ tutorial: $(STAMP)
 	$(call RUN_ENV,tutorial) $(PY) -m jupyter nbconvert --to notebook --execute \
 		--ExecutePreprocessor.timeout=3600 --output-dir $(BUILD)/tutorial/notebooks notebooks/*.ipynb
 	@echo "Executed notebooks: $(BUILD)/tutorial/notebooks   figures: $(BUILD)/tutorial/figures"
+	@if grep -l "USING SYNTHETIC DATA" $(BUILD)/tutorial/notebooks/*.ipynb > /dev/null 2>&1; then \
+		echo "=========================================================================="; \
+		echo " CIFAR-10 could not be had (not on disk, download failed): these notebooks"; \
+		echo " ran on SYNTHETIC data, labelled 'synthetic shapes (not CIFAR)' everywhere:"; \
+		grep -l "USING SYNTHETIC DATA" $(BUILD)/tutorial/notebooks/*.ipynb | sed 's/^/   /'; \
+		echo " To use CIFAR-10, see data/README.md, then run 'make tutorial' again."; \
+		echo "=========================================================================="; \
+	fi
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
