@@ -27,9 +27,7 @@ install: $(STAMP)
 
 tutorial: $(STAMP)
 	@$(PY) -m senet_lib data
-	mkdir -p $(BUILD)/tutorial/notebooks
-	$(call RUN_ENV,tutorial) $(PY) -m jupyter nbconvert --to notebook --execute \
-		--ExecutePreprocessor.timeout=3600 --output-dir $(BUILD)/tutorial/notebooks notebooks/*.ipynb
+	$(call RUN_ENV,tutorial) $(PY) scripts/run_notebooks.py --output-dir $(BUILD)/tutorial/notebooks
 	@echo "Executed notebooks: $(BUILD)/tutorial/notebooks   figures: $(BUILD)/tutorial/figures"
 	@if grep -l "USING SYNTHETIC DATA" $(BUILD)/tutorial/notebooks/*.ipynb > /dev/null 2>&1; then \
 		echo "=========================================================================="; \

@@ -6,7 +6,7 @@
 
 Nothing in those README sections is typed by hand: training runs (``kind: train``, written by
 ``python -m senet_lib train --record`` or ``senet_lib.train.write_record``), benchmark records
-(``kind: bench``) and notebook runtimes (``scripts/time_notebooks.py``) are read and rendered,
+(``kind: bench``) and notebook runtimes (``scripts/run_notebooks.py``, run by ``make tutorial``) are read and rendered,
 each with its device, data and commit. The paper's and other people's numbers are printed beside
 ours from :data:`REFERENCES`, labelled as theirs.
 """
@@ -179,11 +179,11 @@ def bench_section(records: list[dict[str, Any]]) -> str:
 
 def runtimes_section(records: list[dict[str, Any]]) -> str:
     if not records:
-        return "_Not measured yet: run `python scripts/time_notebooks.py` to record them._"
+        return "_Not measured yet: `make tutorial` records them (see scripts/run_notebooks.py)._"
     lines: list[str] = []
     for record in sorted(records, key=lambda r: r["_file"]):
         lines += [
-            f"Measured by `scripts/time_notebooks.py` in the `{record['profile']}` profile on "
+            f"Measured by `make tutorial` (`scripts/run_notebooks.py`) in the `{record['profile']}` profile on "
             f"{record['device_name']} ({record['cpu_count']} cores), torch {record['torch']}, "
             f"commit {str(record['commit'])[:12]} (`results/{record['_file']}`):",
             "",
