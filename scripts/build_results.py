@@ -6,7 +6,7 @@
 
 Nothing in those README sections is typed by hand: training runs (``kind: train``, written by
 ``python -m senet_lib train --record`` or ``senet_lib.train.write_record``), benchmark records
-(``kind: bench``) and notebook runtimes (``scripts/run_notebooks.py``, run by ``make tutorial``) are read and rendered,
+(``kind: benchmark``, from ``python -m senet_lib bench``) and notebook runtimes (``scripts/run_notebooks.py``, run by ``make tutorial``) are read and rendered,
 each with its device, data and commit. The paper's and other people's numbers are printed beside
 ours from :data:`REFERENCES`, labelled as theirs.
 """
@@ -161,20 +161,37 @@ def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, fol
 
 def bench_section(records: list[dict[str, Any]]) -> str:
     if not records:
-        return "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU (see below)._"
-    lines = ["| device | model | variant | img/s | record |", "|---|---|---|---|---|"]
-    for record in sorted(records, key=lambda r: r["_file"]):
-        device = (
-            record.get("environment", {}).get("device_name")
-            or record.get("device_name")
-            or record.get("device")
+        return (
+            "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU and copy its record here._"
         )
+    lines: list[str] = []
+    for record in sorted(records, key=lambda r: r["_file"]):
+        settings = record.get("settings", {})
+        lines += [
+            f"{record.get('device_name')}, torch {record.get('torch')}, commit {str(record.get('commit'))[:12]}, "
+            f"batch {settings.get('batch_size')}, {settings.get('steps')} timed steps "
+            f"(`results/{record['_file']}`):",
+            "",
+            "| model | variant | training img/s |",
+            "|---|---|---|",
+        ]
         for row in record.get("results", []):
-            lines.append(
-                f"| {device} | {row.get('model')} | {row.get('variant')} "
-                f"| {row.get('images_per_sec', 0):,.0f} | `{record['_file']}` |"
+            speed = (
+                f"{row['images_per_sec']:,.0f}"
+                if row.get("status") == "ok"
+                else f"failed: {row.get('error')}"
             )
-    return "\n".join(lines)
+            lines.append(f"| {row.get('model')} | {row.get('variant')} | {speed} |")
+        targets = [t for t in record.get("targets", []) if t.get("applies")]
+        if targets:
+            lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
+            for t in targets:
+                measured = "—" if t.get("measured") is None else f"{t['measured']:,.2f}"
+                lines.append(
+                    f"| {t['name']} | {t['goal']} | {measured} | {'yes' if t.get('met') else 'no'} |"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def runtimes_section(records: list[dict[str, Any]]) -> str:
@@ -210,7 +227,7 @@ def build(results: Path, readme: Path, figures: Path, write_figures: bool = True
     text = readme.read_text()
     text = replace_section(text, "runtimes", runtimes_section(groups.get("notebook_runtimes", [])))
     text = replace_section(text, "results", train_section(groups.get("train", []), figures, write_figures))
-    text = replace_section(text, "bench", bench_section(groups.get("bench", [])))
+    text = replace_section(text, "bench", bench_section(groups.get("benchmark", [])))
     return text
 
 

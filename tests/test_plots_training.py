@@ -98,6 +98,28 @@ def test_build_results_renders_records(tmp_path):
     results.mkdir()
     for i, (model, acc) in enumerate([("resnet20", 0.90), ("se_resnet20", 0.95), ("se_resnet20", 0.93)]):
         (results / f"train_{i}.json").write_text(json.dumps(_record(model, i, acc)))
+    bench = {
+        "kind": "benchmark",
+        "device_name": "Test GPU",
+        "torch": "2.x",
+        "commit": "abc123",
+        "settings": {"batch_size": 256, "steps": 20},
+        "results": [
+            {"model": "se_resnet50", "variant": "device+amp", "status": "ok", "images_per_sec": 21000.4},
+            {"model": "se_resnet50", "variant": "baseline", "status": "failed", "error": "OOM"},
+        ],
+        "targets": [
+            {
+                "name": "se_images_per_sec",
+                "goal": ">= 20,000",
+                "measured": 21000.4,
+                "applies": True,
+                "met": True,
+            },
+            {"name": "speedup", "goal": ">= 5", "measured": None, "applies": False, "met": None},
+        ],
+    }
+    (results / "bench_0.json").write_text(json.dumps(bench))
     readme = tmp_path / "README.md"
     readme.write_text(
         "x\n<!-- runtimes:start -->\n<!-- runtimes:end -->\n<!-- results:start -->\nold\n<!-- results:end -->\n"
@@ -120,6 +142,8 @@ def test_build_results_renders_records(tmp_path):
     assert "| resnet20 | 1 | 80.00 | 90.00 |" in text
     assert "| se_resnet20 | 2 | 84.00 ± 1.41 | 94.00 ± 1.41 |" in text
     assert "SE paper v4, Table 4" in text  # their numbers, labelled as theirs
+    assert "| se_resnet50 | device+amp | 21,000 |" in text and "failed: OOM" in text
+    assert "| se_images_per_sec | >= 20,000 | 21,000.40 | yes |" in text and "| speedup |" not in text
     assert (figures / "results_curves_0.png").exists() and (figures / "results_curves_0.json").exists()
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
     readme.write_text(text.replace("84.00", "99.00"))
