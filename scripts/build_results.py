@@ -199,10 +199,16 @@ def runtimes_section(records: list[dict[str, Any]]) -> str:
         return "_Not measured yet: `make tutorial` records them (see scripts/run_notebooks.py)._"
     lines: list[str] = []
     for record in sorted(records, key=lambda r: r["_file"]):
+        synthetic = record.get("fell_back_to_synthetic") or []
+        data = (
+            f"synthetic data in {', '.join(n.split('_')[0] for n in synthetic)} (no CIFAR on that machine)"
+            if synthetic
+            else "CIFAR where the notebooks load data"
+        )
         lines += [
-            f"Measured by `make tutorial` (`scripts/run_notebooks.py`) in the `{record['profile']}` profile on "
-            f"{record['device_name']} ({record['cpu_count']} cores), torch {record['torch']}, "
-            f"commit {str(record['commit'])[:12]} (`results/{record['_file']}`):",
+            f"Measured by `make tutorial` (`scripts/run_notebooks.py`), `{record['profile']}` profile, on "
+            f"{record['device_name']}, torch {record['torch']}, commit {str(record['commit'])[:12]}, {data} "
+            f"(`results/{record['_file']}`):",
             "",
             "| notebook | seconds |",
             "|---|---|",
@@ -210,6 +216,8 @@ def runtimes_section(records: list[dict[str, Any]]) -> str:
             f"| **all** | **{record['total_seconds']:.0f}** |",
             "",
         ]
+    if not any(r.get("device", "").startswith(("cuda", "mps")) for r in records):
+        lines.append("No GPU runtimes are recorded yet (run `make tutorial SENET_PROFILE=class` on one).")
     return "\n".join(lines).rstrip()
 
 
