@@ -153,3 +153,23 @@ def test_data_prints_status(capsys):
     assert cli.main(["data"]) == 0
     out = capsys.readouterr().out
     assert "CIFAR-10" in out and "auto" in out
+
+
+def test_export_pretrained_writes_verified_fp16_weights_that_load(trained, tmp_path):
+    from senet_lib.checkpoint import load_checkpoint, verify_weights
+
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_pretrained.py"
+    subprocess.run([sys.executable, str(script), str(run_dir), "--out", str(tmp_path)], check=True)
+    (weights,) = tmp_path.glob("resnet20_synthetic_1ep_seed0.pt")
+    sidecar = verify_weights(weights)
+    record = json.loads((run_dir / "record.json").read_text())
+    assert sidecar["accuracy"]["final_test_acc"] == record["final_test_acc"]
+    assert sidecar["dtype"] == "float16" and sidecar["run"] == run_dir.name
+    exported, _ = load_checkpoint(weights)
+    original, _ = load_checkpoint(run_dir / "checkpoint.pt")
+    for (name, a), b in zip(exported.state_dict().items(), original.state_dict().values(), strict=True):
+        assert a.dtype == b.dtype, name
+        if a.is_floating_point():
+            assert (a - b).abs().max() <= 1e-3 * max(1.0, float(b.abs().max())), name
