@@ -194,10 +194,75 @@ def bench_section(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def runtimes_section(records: list[dict[str, Any]]) -> str:
-    if not records:
-        return "_Not measured yet: `make tutorial` records them (see scripts/run_notebooks.py)._"
-    lines: list[str] = []
+#: The series, for README's table: (file stem, title, topic, paper sections).
+NOTEBOOKS: list[tuple[str, str, str, str]] = [
+    (
+        "00_start_here",
+        "start here",
+        "the SE block in one picture, the map of the series, your machine, getting CIFAR",
+        "Fig. 1",
+    ),
+    (
+        "01_squeeze",
+        "squeeze",
+        "global information embedding: channel descriptors, receptive fields, avg vs max",
+        "§3.1, Eq. 2, Table 11",
+    ),
+    (
+        "02_excitation",
+        "excitation",
+        "adaptive recalibration: the bottleneck, the reduction ratio, the gate",
+        "§3.2, Eq. 3, 5, Tables 10, 12",
+    ),
+    (
+        "03_se_block",
+        "the SE block",
+        "scaling, the whole block, where it goes in a residual unit",
+        "§3.3, Eq. 4, Fig. 2–3, 5, Table 14",
+    ),
+    (
+        "04_se_resnet50",
+        "SE-ResNet-50",
+        "building SE-ResNet-50: Table 1, parameters, multiply-accumulates, time",
+        "§4, Table 1",
+    ),
+    (
+        "05_train_cifar",
+        "training on CIFAR",
+        "ResNet vs SE-ResNet on CIFAR-10/100, curves and a results table",
+        "§5, Tables 4–5",
+    ),
+    (
+        "06_excitation_per_class",
+        "excitation per class",
+        "channel attention per class and per depth",
+        "§7.2, Fig. 6–7",
+    ),
+]
+
+
+def _runtime(records: list[dict[str, Any]], gpu: bool, stem: str) -> str:
+    """Seconds for notebook ``stem`` from the newest CPU (or GPU) record, with its profile."""
+    chosen = [r for r in records if str(r.get("device", "")).startswith(("cuda", "mps")) == gpu]
+    if not chosen:
+        return "not measured yet"
+    record = max(chosen, key=lambda r: r.get("created", ""))
+    seconds = record["seconds"].get(f"{stem}.ipynb")
+    return "—" if seconds is None else f"{seconds:.0f} s ({record['profile']})"
+
+
+def notebook_table(records: list[dict[str, Any]]) -> str:
+    """The notebooks with their measured runtimes and where the runtimes come from."""
+    lines = [
+        "| # | notebook | topic | paper | CPU runtime | GPU runtime |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stem, title, topic, paper in NOTEBOOKS:
+        lines.append(
+            f"| {stem[:2]} | [{title}](notebooks/{stem}.ipynb) | {topic} | {paper} "
+            f"| {_runtime(records, False, stem)} | {_runtime(records, True, stem)} |"
+        )
+    lines.append("")
     for record in sorted(records, key=lambda r: r["_file"]):
         synthetic = record.get("fell_back_to_synthetic") or []
         data = (
@@ -205,20 +270,19 @@ def runtimes_section(records: list[dict[str, Any]]) -> str:
             if synthetic
             else "CIFAR where the notebooks load data"
         )
-        lines += [
-            f"Measured by `make tutorial` (`scripts/run_notebooks.py`), `{record['profile']}` profile, on "
-            f"{record['device_name']}, torch {record['torch']}, commit {str(record['commit'])[:12]}, {data} "
-            f"(`results/{record['_file']}`):",
-            "",
-            "| notebook | seconds |",
-            "|---|---|",
-            *[f"| {name} | {seconds:.0f} |" for name, seconds in record["seconds"].items()],
-            f"| **all** | **{record['total_seconds']:.0f}** |",
-            "",
-        ]
-    if not any(r.get("device", "").startswith(("cuda", "mps")) for r in records):
-        lines.append("No GPU runtimes are recorded yet (run `make tutorial SENET_PROFILE=class` on one).")
-    return "\n".join(lines).rstrip()
+        lines.append(
+            f"Runtimes measured by `make tutorial` (`scripts/run_notebooks.py`), `{record['profile']}` profile, on "
+            f"{record['device_name']}, torch {record['torch']}, commit {str(record['commit'])[:12]}, {data}; "
+            f"{record['total_seconds']:.0f} s in all (`results/{record['_file']}`)."
+        )
+        lines.append("")
+    if not records:
+        lines.append("Runtimes: not measured yet (`make tutorial` records them).")
+    elif not any(str(r.get("device", "")).startswith(("cuda", "mps")) for r in records):
+        lines.append(
+            "No GPU runtimes are recorded yet (`make tutorial SENET_PROFILE=class` on a GPU records them)."
+        )
+    return "\n".join(lines)
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -233,7 +297,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 def build(results: Path, readme: Path, figures: Path, write_figures: bool = True) -> str:
     groups = load_records(results)
     text = readme.read_text()
-    text = replace_section(text, "runtimes", runtimes_section(groups.get("notebook_runtimes", [])))
+    text = replace_section(text, "notebook-table", notebook_table(groups.get("notebook_runtimes", [])))
     text = replace_section(text, "results", train_section(groups.get("train", []), figures, write_figures))
     text = replace_section(text, "bench", bench_section(groups.get("benchmark", [])))
     return text

@@ -120,9 +120,22 @@ def test_build_results_renders_records(tmp_path):
         ],
     }
     (results / "bench_0.json").write_text(json.dumps(bench))
+    runtimes = {
+        "kind": "notebook_runtimes",
+        "created": "2026-01-01T00:00:00+00:00",
+        "profile": "quick",
+        "device": "cpu",
+        "device_name": "Test CPU",
+        "torch": "2.x",
+        "commit": "abc123",
+        "fell_back_to_synthetic": ["05_train_cifar.ipynb"],
+        "seconds": {"00_start_here.ipynb": 12.4, "05_train_cifar.ipynb": 99.6},
+        "total_seconds": 112.0,
+    }
+    (results / "notebook_runtimes_quick_cpu.json").write_text(json.dumps(runtimes))
     readme = tmp_path / "README.md"
     readme.write_text(
-        "x\n<!-- runtimes:start -->\n<!-- runtimes:end -->\n<!-- results:start -->\nold\n<!-- results:end -->\n"
+        "x\n<!-- notebook-table:start -->\n<!-- notebook-table:end -->\n<!-- results:start -->\nold\n<!-- results:end -->\n"
         "<!-- bench:start -->\n<!-- bench:end -->\n"
     )
     figures = tmp_path / "figures"
@@ -143,6 +156,8 @@ def test_build_results_renders_records(tmp_path):
     assert "| se_resnet20 | 2 | 84.00 ± 1.41 | 94.00 ± 1.41 |" in text
     assert "SE paper v4, Table 4" in text  # their numbers, labelled as theirs
     assert "| se_resnet50 | device+amp | 21,000 |" in text and "failed: OOM" in text
+    assert "| 12 s (quick) | not measured yet |" in text and "| 100 s (quick) |" in text
+    assert "synthetic data in 05" in text and "Test CPU" in text
     assert "| se_images_per_sec | >= 20,000 | 21,000.40 | yes |" in text and "| speedup |" not in text
     assert (figures / "results_curves_0.png").exists() and (figures / "results_curves_0.json").exists()
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
