@@ -25,7 +25,6 @@ how long a training step takes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import atomic_write_json
 from .data import ImageDataset, load_dataset, make_loaders
 from .env import Environment, get_paths, get_precision, setup, synchronize
 from .models import create_model
@@ -435,8 +435,7 @@ def write_bench_record(record: dict[str, Any], out: str | Path | None = None) ->
         device = "".join(c if c.isalnum() else "-" for c in record["device_name"]).strip("-").lower()[:40]
         path = out / f"bench_{device}_{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    return path
+    return atomic_write_json(path, record)
 
 
 def main_bench(

@@ -236,6 +236,22 @@ def git_commit(short: bool = False) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def environment_record(device: torch.device, precision_name: str, profile: str | None = None) -> dict:
+    """Where code runs, as plain values: the one shape used by run records, benchmark records
+    and figure provenance (platform, OS, device and its name, precision, profile, versions, commit)."""
+    return {
+        "platform": detect_platform(),
+        "os": _platform.platform(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "precision": precision_name,
+        "profile": profile,
+        "python": _platform.python_version(),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+    }
+
+
 # --------------------------------------------------------------------------- one-call summary
 @dataclass(frozen=True)
 class Environment:
@@ -253,16 +269,7 @@ class Environment:
 
     def record(self) -> dict:
         """Plain-value description, for provenance files and result records."""
-        return {
-            "platform": self.platform,
-            "device": str(self.device),
-            "device_name": self.device_name,
-            "precision": self.precision.name,
-            "profile": self.profile,
-            "python": self.python,
-            "torch": self.torch_version,
-            "commit": self.commit,
-        }
+        return environment_record(self.device, self.precision.name, self.profile)
 
     def __str__(self) -> str:
         rows = [

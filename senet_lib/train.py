@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import random
 import time
 import warnings
@@ -40,7 +39,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .env import device_name, get_device, get_paths, get_precision, git_commit, seed_everything
+from .env import environment_record, get_device, get_paths, get_precision, git_commit, seed_everything
 from .models import create_model
 
 if TYPE_CHECKING:
@@ -818,19 +817,6 @@ def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, *
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"{model_name}-{data.name}-n{len(data.train.labels)}-{digest}-seed{config.seed}"
-
-
-def environment_record(device: torch.device, precision_name: str) -> dict[str, Any]:
-    """Where a run happened, as plain values (the shape of :meth:`senet_lib.env.Environment.record`)."""
-    return {
-        "platform": platform.platform(),
-        "device": str(device),
-        "device_name": device_name(device),
-        "precision": precision_name,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-    }
 
 
 def train_or_load(
