@@ -28,7 +28,7 @@ from typing import Any
 
 from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
 from .data import DATASETS, PIPELINES, data_status, load_run_data, make_loaders
-from .env import environment_record, seed_everything, setup
+from .env import seed_everything, setup
 from .models import create_model, list_models
 from .models.layers import NORMS
 from .profiles import Profile, get_settings
@@ -42,6 +42,7 @@ from .train import (
     TrainingDiverged,
     default_run_name,
     fit,
+    run_environment,
     run_record,
     write_record,
 )
@@ -145,14 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"run folder {run_dir}"
     )
     history = fit(model, data, config, run_dir=run_dir, resume=args.resume, device=env.device)
-    precision = env.precision.name if config.precision is None else config.precision
     record = run_record(
-        model,
-        data,
-        config,
-        history,
-        environment_record(env.device, precision, env.profile),
-        history.total_seconds,
+        model, data, config, history, run_environment(env.device, config, env.profile), history.total_seconds
     )
     record["profile"] = env.profile
     record["run_name"] = run_name

@@ -9,7 +9,7 @@ unchanged on a laptop, on Kaggle, on Colab or in CI:
 =========================  ==========================================================
 ``SENET_DEVICE``           ``cuda`` | ``cuda:1`` | ``mps`` | ``cpu`` (default: cuda → mps → cpu)
 ``SENET_PRECISION``        ``bf16`` | ``fp16`` | ``fp32`` (default: from the device)
-``SENET_PROFILE``          ``quick`` | ``class`` | ``paper`` (default: quick on CPU, class on a GPU)
+``SENET_PROFILE``          ``quick`` | ``class`` | ``cpu`` | ``paper`` (default: quick on CPU, class on a GPU)
 ``SENET_DATA_DIR``         where datasets are looked for and downloaded to
 ``SENET_CHECKPOINT_DIR``   where trained weights and their histories go
 ``SENET_FIGURES_DIR``      where figures (PNG + PDF + provenance) go
@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-PROFILES = ("quick", "class", "paper")
+PROFILES = ("quick", "class", "cpu", "paper")
 PRECISIONS = ("bf16", "fp16", "fp32")
 
 #: The repository root when senet_lib is used from a checkout (``pip install -e .``), else None.
@@ -115,13 +115,38 @@ def synchronize(device: torch.device | str) -> None:
 
 
 # --------------------------------------------------------------------------- precision
+#: CPU feature flags (as Linux's /proc/cpuinfo spells them) that give native bf16 matrix arithmetic.
+CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
+
+
+def cpu_bf16_units() -> list[str]:
+    """The native bf16 matrix units of this CPU (``["AMX-BF16", "AVX512-BF16"]``, a subset, or ``[]``).
+
+    Read from torch's own CPU probe where it has one (the one oneDNN uses), else from Linux's
+    ``/proc/cpuinfo``; ``[]`` when neither can tell (e.g. macOS, ARM, older x86).
+    """
+    probes = {
+        "AMX-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None),
+        "AVX512-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_avx512_bf16_supported", None),
+    }
+    if all(callable(f) for f in probes.values()):
+        return [name for name, probe in probes.items() if probe()]
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return [name for flag, name in CPU_BF16_FLAGS.items() if flag in flags]
+
+
 @dataclass(frozen=True)
 class Precision:
-    """How to run the forward pass: the autocast dtype and whether a GradScaler is needed."""
+    """How to run the forward pass: the autocast dtype, whether a GradScaler is needed, and why
+    this precision was chosen (printed by :func:`setup` and stored in every record)."""
 
     name: str  # "bf16" | "fp16" | "fp32"
     dtype: torch.dtype | None  # autocast dtype; None means plain fp32
     use_grad_scaler: bool
+    reason: str = ""
 
     def autocast(self, device: torch.device) -> torch.autocast:
         """A ``torch.autocast`` context for ``device`` (disabled for fp32)."""
@@ -130,21 +155,49 @@ class Precision:
         )
 
 
+def _default_precision(device: torch.device) -> tuple[str, str]:
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", "this GPU computes bf16 natively (Ampere or newer)"
+        return "fp16", "this GPU has no native bf16 (older than Ampere): fp16 with a GradScaler"
+    if device.type == "cpu":
+        units = cpu_bf16_units()
+        if units:
+            return "bf16", f"this CPU has native bf16 matrix units ({', '.join(units)})"
+        return (
+            "fp32",
+            "this CPU has no native bf16 matrix units (AMX or AVX512-BF16), where bf16 would be slower",
+        )
+    return "fp32", f"the default on {device.type}"
+
+
 def get_precision(device: torch.device, name: str | None = None) -> Precision:
-    """bf16 where the GPU supports it (Ampere and later), fp16 + GradScaler on older CUDA GPUs
-    (T4, V100, P100), fp32 on CPU and MPS. ``name`` or ``$SENET_PRECISION`` overrides."""
-    name = name or os.environ.get("SENET_PRECISION") or None
-    if name is None:
-        if device.type == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-        else:
-            name = "fp32"
+    """The training precision on ``device``: ``name``, else ``$SENET_PRECISION``, else the device's.
+
+    Defaults: bf16 on GPUs that compute it natively (Ampere and later), fp16 + GradScaler on older
+    CUDA GPUs (T4, V100, P100), bf16 on CPUs with native bf16 matrix units (AMX or AVX512-BF16,
+    :func:`cpu_bf16_units`), fp32 on other CPUs and on MPS.
+    """
+    device = torch.device(device)
+    if name:
+        reason = "asked for (precision argument)"
+    elif os.environ.get("SENET_PRECISION"):
+        name, reason = os.environ["SENET_PRECISION"], "asked for (SENET_PRECISION)"
+    else:
+        name, reason = _default_precision(device)
     if name not in PRECISIONS:
         raise ValueError(f"Unknown precision {name!r}: use one of {', '.join(PRECISIONS)}.")
     if name == "fp16" and device.type == "cpu":
         raise ValueError("fp16 autocast is not supported for training on the CPU: use fp32 or bf16.")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[name]
-    return Precision(name=name, dtype=dtype, use_grad_scaler=(name == "fp16"))
+    return Precision(name=name, dtype=dtype, use_grad_scaler=(name == "fp16"), reason=reason)
+
+
+def default_channels_last(device: torch.device, precision: Precision) -> bool:
+    """Whether to train in channels-last memory format when the recipe does not say: on CUDA, and
+    on a CPU training in bf16 (oneDNN's bf16 convolutions run fastest on NHWC tensors)."""
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and precision.name == "bf16")
 
 
 # --------------------------------------------------------------------------- profile
@@ -236,15 +289,22 @@ def git_commit(short: bool = False) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def environment_record(device: torch.device, precision_name: str, profile: str | None = None) -> dict:
+def environment_record(
+    device: torch.device, precision_name: str, profile: str | None = None, precision_reason: str | None = None
+) -> dict:
     """Where code runs, as plain values: the one shape used by run records, benchmark records
-    and figure provenance (platform, OS, device and its name, precision, profile, versions, commit)."""
+    and figure provenance (platform, OS, device and its name, CPU bf16 units, precision and why,
+    profile, versions, commit)."""
+    device = torch.device(device)
     return {
         "platform": detect_platform(),
         "os": _platform.platform(),
         "device": str(device),
         "device_name": device_name(device),
         "precision": precision_name,
+        "precision_reason": precision_reason,
+        "cpu_bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
+        "torch_threads": torch.get_num_threads(),
         "profile": profile,
         "python": _platform.python_version(),
         "torch": torch.__version__,
@@ -269,13 +329,18 @@ class Environment:
 
     def record(self) -> dict:
         """Plain-value description, for provenance files and result records."""
-        return environment_record(self.device, self.precision.name, self.profile)
+        return environment_record(self.device, self.precision.name, self.profile, self.precision.reason)
 
     def __str__(self) -> str:
         rows = [
             ("platform", self.platform),
             ("device", f"{self.device} — {self.device_name}"),
-            ("precision", self.precision.name + (" + GradScaler" if self.precision.use_grad_scaler else "")),
+            (
+                "precision",
+                self.precision.name
+                + (" + GradScaler" if self.precision.use_grad_scaler else "")
+                + (f" ({self.precision.reason})" if self.precision.reason else ""),
+            ),
             ("profile", self.profile),
             ("python / torch", f"{self.python} / {self.torch_version}"),
             ("commit", self.commit),

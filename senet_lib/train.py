@@ -5,7 +5,7 @@ epoch loop with resumable checkpoints (:func:`fit`) and the notebooks' one call
 The recipe defaults follow the paper's CIFAR setting (SGD with momentum 0.9, weight decay 5e-4,
 lr 0.1 divided by 10 at epochs 30/60/90; flip + 4-pixel pad + random crop). Mixed precision
 comes from :func:`senet_lib.env.get_precision` (bf16 on recent GPUs, fp16 + GradScaler on older
-ones, fp32 on CPU/MPS). Accuracies are fractions in [0, 1].
+ones, bf16 on CPUs with native bf16 units, fp32 on other CPUs and MPS). Accuracies are fractions in [0, 1].
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer/scheduler/scaler and RNG state,
 history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or_load`,
@@ -39,7 +39,15 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .env import environment_record, get_device, get_paths, get_precision, git_commit, seed_everything
+from .env import (
+    default_channels_last,
+    environment_record,
+    get_device,
+    get_paths,
+    get_precision,
+    git_commit,
+    seed_everything,
+)
 from .models import create_model
 
 if TYPE_CHECKING:
@@ -58,6 +66,8 @@ __all__ = [
     "default_run_name",
     "environment_record",
     "fit",
+    "resolve_channels_last",
+    "run_environment",
     "run_record",
     "train_or_load",
     "write_record",
@@ -87,7 +97,7 @@ class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
     ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA only. ``cutmix`` is the probability that a batch
+    ``channels_last=None`` turns it on for CUDA and for CPUs training in bf16. ``cutmix`` is the probability that a batch
     is mixed (alpha 1.0). ``save_every`` is in epochs (0 = only at the end), ``print_freq`` in
     steps (0 = the progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs.
     """
@@ -260,6 +270,23 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def resolve_channels_last(device: torch.device, config: TrainConfig) -> bool:
+    """``config.channels_last``, or when None the device's default for the run's precision
+    (:func:`senet_lib.env.default_channels_last`: CUDA, and CPUs training in bf16)."""
+    if config.channels_last is not None:
+        return config.channels_last
+    return default_channels_last(device, get_precision(device, config.precision))
+
+
+def run_environment(device: torch.device, config: TrainConfig, profile: str | None = None) -> dict[str, Any]:
+    """:func:`senet_lib.env.environment_record` for a run of ``config`` on ``device``: the precision it
+    trains in and why, and whether it uses channels-last."""
+    precision = get_precision(device, config.precision)
+    record = environment_record(device, precision.name, profile, precision.reason)
+    record["channels_last"] = resolve_channels_last(device, config)
+    return record
+
+
 def compile_reason(device: torch.device) -> str | None:
     """Why ``torch.compile`` cannot be used on ``device``, or None if it can."""
     if not hasattr(torch, "compile"):
@@ -291,9 +318,7 @@ class Trainer:
         self.steps_per_epoch = int(steps_per_epoch)
         self.total_steps = config.epochs * self.steps_per_epoch
         self.precision = get_precision(self.device, config.precision)
-        self.channels_last = (
-            self.device.type == "cuda" if config.channels_last is None else config.channels_last
-        )
+        self.channels_last = resolve_channels_last(self.device, config)
         self.model = model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -708,8 +733,7 @@ def fit(
     if payload is None:
         seed_everything(config.seed)
 
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
-    loaders = _EpochLoaders(data, config, device, channels_last)
+    loaders = _EpochLoaders(data, config, device, resolve_channels_last(device, config))
     steps = len(loaders.train)
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
@@ -861,10 +885,7 @@ def train_or_load(
         seed_everything(config.seed)
         model = create_model(model_name, data.num_classes, **model_options)
         history = fit(model, data, config, run_dir=run_dir, device=device)
-    precision = get_precision(device, config.precision).name
-    record = run_record(
-        model, data, config, history, environment_record(device, precision), history.total_seconds
-    )
+    record = run_record(model, data, config, history, run_environment(device, config), history.total_seconds)
     atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
     return model, history
