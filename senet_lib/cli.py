@@ -13,22 +13,37 @@ A run trained here lands in ``<save dir>/<run name>/`` (``checkpoint.pt``, ``his
 ``record.json``) with the same run name :func:`senet_lib.train.train_or_load` uses, so the
 notebooks load it instead of training again when model, data and recipe agree.
 
-Bad input (an unknown model or dataset, a missing file, a recipe that cannot resume) ends in one
-line that says what to do, and exit status 2.
+Bad input and environment problems (an unknown model or dataset, a missing or corrupt file, a
+recipe that cannot resume, a run folder in use by another run, a folder that cannot be written, a
+full disk) end in one line that says what to do, in the command line's words, and exit status 2:
+every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is shown that way in
+:func:`main`. Set ``SENET_DEBUG=1`` to see the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
+from .checkpoint import (
+    ArchitectureMismatchError,
+    CheckpointError,
+    MissingArchitectureError,
+    atomic_write_json,
+    check_writable,
+    claim_run_folder,
+    describe_arch,
+    load_checkpoint,
+    read_checkpoint,
+)
 from .data import DATASETS, PIPELINES, data_status, load_run_data, make_loaders
-from .env import seed_everything, setup
+from .env import PROFILES, device_name, get_device, seed_everything, setup
+from .errors import UserError
 from .models import create_model, list_models
 from .models.layers import NORMS
 from .profiles import Profile, get_settings
@@ -37,6 +52,10 @@ from .train import (
     HISTORY_NAME,
     RECORD_NAME,
     SCHEDULES,
+    ConfigError,
+    History,
+    RecipeMismatchError,
+    RunExistsError,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -50,7 +69,7 @@ from .train import (
 PROG = "python -m senet_lib"
 
 
-class UsageError(ValueError):
+class UsageError(ValueError, UserError):
     """Bad command-line input; the message is one sentence that says what to do."""
 
 
@@ -99,6 +118,18 @@ _CONFIG_ARGS = {
 }
 
 
+_FLAGS = {field: "--" + dest.replace("_", "-") for dest, field in _CONFIG_ARGS.items()}
+_FLAGS.update(weight_decay="--wd", progress="--no-progress")
+
+
+def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
+    """``build()``, with an invalid value reported by its command-line option (``--lr``, not ``lr``)."""
+    try:
+        return build()
+    except ConfigError as err:
+        raise UsageError(f"{_FLAGS.get(err.field, err.field)} {err.problem}: give another value.") from err
+
+
 def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
     """The profile's recipe with every option the user gave on the command line applied."""
     overrides = {
@@ -106,7 +137,7 @@ def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
     }
     if "milestones" in overrides:
         overrides["milestones"] = tuple(overrides["milestones"])
-    return TrainConfig.from_profile(profile, **overrides)
+    return checked_config(lambda: TrainConfig.from_profile(profile, **overrides))
 
 
 def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +156,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     profile = get_settings(env.profile)
     model_name = check_model(args.model or profile.models[1])
     dataset = check_dataset(args.dataset or profile.dataset)
+    config = config_from_args(args, profile)
+    options = model_options_from_args(args)
+    # Every output folder is checked before any work, so that a bad one fails now, not after an epoch.
+    save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
+    check_writable(save_dir, hint="pass a writable --save-dir")
+    if args.record:
+        check_writable(args.results_dir or env.paths.results, hint="pass a writable --results-dir")
     print(env)
     train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
     test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
@@ -133,11 +171,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_run_data(
         dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
     )
-    config = config_from_args(args, profile)
-    options = model_options_from_args(args)
     seed_everything(config.seed)
     model = create_model(model_name, num_classes=data.num_classes, **options)
-    save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
     print(
@@ -145,13 +180,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"(train {len(data.train)}, test {len(data.test)}) for {config.epochs} epochs, profile {env.profile}; "
         f"run folder {run_dir}"
     )
-    history = fit(model, data, config, run_dir=run_dir, resume=args.resume, device=env.device)
-    record = run_record(
-        model, data, config, history, run_environment(env.device, config, env.profile), history.total_seconds
-    )
-    record["profile"] = env.profile
-    record["run_name"] = run_name
-    atomic_write_json(run_dir / RECORD_NAME, record)
+    try:
+        with claim_run_folder(run_dir):  # held through the record too; fit's own claim nests in it
+            history = _fit_in_cli_words(model, data, config, run_dir, args.resume, env.device)
+            record = run_record(
+                model,
+                data,
+                config,
+                history,
+                run_environment(env.device, config, env.profile),
+                history.total_seconds,
+            )
+            record["profile"] = env.profile
+            record["run_name"] = run_name
+            atomic_write_json(run_dir / RECORD_NAME, record)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; {_what_is_kept(run_dir)}", file=sys.stderr)
+        return 130
     best, final = history.best_test_acc, history.final_test_acc
     print(
         f"\nDone: final test accuracy {100 * final:.2f}%, best {100 * best:.2f}% on {data.label}, "
@@ -166,28 +211,93 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_in_cli_words(
+    model: Any, data: Any, config: TrainConfig, run_dir: Path, resume: bool, device: Any
+) -> History:
+    """:func:`senet_lib.train.fit`, its run-folder errors said with the command line's options."""
+    try:
+        return fit(model, data, config, run_dir=run_dir, resume=resume, device=device)
+    except RunExistsError as err:
+        raise UsageError(
+            f"{err.path} already exists: add --resume to continue that run, or pass another --run-name "
+            "(or --save-dir) to start a new one."
+        ) from err
+    except RecipeMismatchError as err:
+        raise UsageError(
+            f"{err.path} was trained with another recipe ({err.differences}): give the same options to "
+            "--resume it, or pass another --run-name to start afresh."
+        ) from err
+    except ArchitectureMismatchError as err:
+        raise UsageError(
+            f"{run_dir} holds {describe_arch(err.stored)}, not {describe_arch(err.given)}: give the same "
+            "--model, --norm and --reduction to --resume it, or pass another --run-name."
+        ) from err
+
+
+def _what_is_kept(run_dir: Path) -> str:
+    """After Ctrl-C: whether a checkpoint is there to resume (and which epoch), in one sentence."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return "no checkpoint had been written yet, so there is nothing to resume: run the command again to start over."
+    try:
+        epoch = read_checkpoint(path).get("epoch", "?")
+    except CheckpointError:
+        return f"{path} cannot be read, so there is nothing to resume: delete it and run the command again."
+    return f"the last checkpoint, {path} (epoch {epoch}), is kept: run the same command with --resume to continue."
+
+
 # --------------------------------------------------------------------------- evaluate
 def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
     """The dataset descriptor saved beside a checkpoint (``record.json`` of its run folder, or an
-    exported weights file's sidecar ``data``), or None."""
+    exported weights file's sidecar ``data``), or None.
+
+    Raises:
+        UsageError: that file is not valid JSON (the message names it).
+    """
     record_path = checkpoint.parent / RECORD_NAME
     if record_path.is_file():
-        return json.loads(record_path.read_text()).get("dataset")
+        record = _read_json(record_path)
+        return record.get("dataset") if isinstance(record, dict) else None
     sidecar = checkpoint.with_suffix(".json")
     if sidecar.is_file():
-        data = json.loads(sidecar.read_text()).get("data")
+        meta = _read_json(sidecar)
+        data = meta.get("data") if isinstance(meta, dict) else None
         return data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
     return None
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(
+            f"{path} cannot be read as JSON ({err}): repair or delete it, or pass --dataset so that it is not needed."
+        ) from err
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print the test loss and accuracy of a checkpoint."""
-    env = setup(seed=None, device=args.device, verbose=False)
+    """Print the test loss and accuracy of a checkpoint (writes nothing, needs no writable folder)."""
+    device = get_device(args.device)
     path = Path(args.checkpoint).expanduser()
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    model, payload = load_checkpoint(path, device=env.device)
-    recorded = recorded_dataset(path) or {}
+    config = checked_config(
+        lambda: TrainConfig(
+            epochs=1,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            pipeline=args.pipeline,
+            progress=False,
+        )
+    )
+    try:
+        model, payload = load_checkpoint(path, device=device)
+    except MissingArchitectureError as err:
+        raise UsageError(
+            f"{path} does not record its architecture, so evaluate cannot rebuild the model: load it in Python "
+            "with senet_lib.checkpoint.load_checkpoint(path, model=<the network>)."
+        ) from err
+    recorded = (recorded_dataset(path) or {}) if args.dataset is None else {}
     dataset = args.dataset or recorded.get("name")
     if dataset is None:
         raise UsageError(
@@ -206,18 +316,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "pass --dataset with the dataset it was trained on."
         )
     recipe = payload.get("config") or {}
-    config = TrainConfig(
-        epochs=1, batch_size=args.batch_size, precision=args.precision, pipeline=args.pipeline, progress=False
-    )
-    _, test_loader = make_loaders(data, args.batch_size, env.device, pipeline=args.pipeline)
-    trainer = Trainer(model, config, env.device, steps_per_epoch=1)
+    _, test_loader = make_loaders(data, args.batch_size, device, pipeline=args.pipeline)
+    trainer = Trainer(model, config, device, steps_per_epoch=1)
     loss, acc = trainer.evaluate(test_loader)
     arch = model.arch_config
     print(
         f"checkpoint : {path} ({arch['name']}, epoch {payload.get('epoch', '?')}, seed {recipe.get('seed', '?')})"
     )
     print(f"dataset    : {data.label}, test split of {len(data.test)} images")
-    print(f"device     : {env.device} ({env.device_name}), precision {trainer.precision.name}")
+    print(f"device     : {device} ({device_name(device)}), precision {trainer.precision.name}")
     print(f"test loss  : {loss:.4f}")
     print(f"test acc   : {100 * acc:.2f}%")
     return 0
@@ -225,22 +332,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- bench, models, data
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the throughput benchmark (see :mod:`senet_lib.bench`)."""
+    """Run the throughput benchmark (see :mod:`senet_lib.bench`). Options not given take the
+    device's defaults (:func:`senet_lib.bench.default_settings`); a value given, 0 included, is
+    used as given (and refused with a sentence when it makes no sense), never replaced."""
+    from dataclasses import replace
+
     from . import bench
 
     env = setup(seed=None, device=args.device, verbose=False)
     defaults = bench.default_settings(env.device)
-    models = tuple(check_model(m) for m in (args.models or defaults.models))
-    dataset = check_dataset(args.dataset) if args.dataset else "synthetic"
-    settings = bench.BenchSettings(
-        models=models,
-        variants=tuple(args.variants or defaults.variants),
-        batch_size=args.batch_size or defaults.batch_size,
-        steps=args.steps or defaults.steps,
-        warmup=defaults.warmup if args.warmup is None else args.warmup,
-        dataset=dataset,
-        num_workers=args.num_workers,
-    )
+    numbers = ("batch_size", "steps", "warmup", "repeats", "min_seconds", "max_steps", "train_images")
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in (*numbers, "num_workers") if getattr(args, name) is not None
+    }
+    if args.models:
+        overrides["models"] = tuple(check_model(m) for m in args.models)
+    if args.variants:
+        overrides["variants"] = tuple(args.variants)
+    if args.dataset:
+        overrides["dataset"] = check_dataset(args.dataset)
+    if "steps" in overrides and "max_steps" not in overrides:  # the cap never cuts the steps asked for
+        overrides["max_steps"] = max(defaults.max_steps, overrides["steps"])
+    settings = replace(defaults, **overrides)
+    if args.out:  # checked before minutes of measuring, not after
+        out = Path(args.out).expanduser()
+        check_writable(out.parent if out.suffix == ".json" else out, hint="pass a writable --out")
     bench.main_bench(settings, out=args.out, profile_trace=args.profile_trace, env=env)
     return 0
 
@@ -268,7 +384,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train one model with the notebooks' fit(); unset options come from the profile "
         "(quick on CPU, class on a GPU, or --profile).",
     )
-    p.add_argument("--profile", help="quick | class | paper (default: $SENET_PROFILE, else by device)")
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help=f"{' | '.join(PROFILES)} (default: $SENET_PROFILE, else by device)",
+    )
     p.add_argument("--model", help="model name (default: the profile's SE model); see `models`")
     p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
     p.add_argument("--data-dir", help="where to look for / download the dataset")
@@ -332,24 +452,33 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from .bench import VARIANTS
+    from .bench import ALIASES, VARIANTS
 
     p = sub.add_parser(
         "bench",
         help="training-throughput benchmark",
-        description="Measure training img/s per model and variant, print a table with the targets, "
-        "and write a JSON record. Defaults: se_resnet50/resnet50, batch 256, all variants on a GPU; "
-        "se_resnet20/resnet20, batch 32, a few steps elsewhere.",
+        description="Measure training img/s per model and variant (median of repeats, with their spread), "
+        "print a table with the SE/plain ratios, speed-ups and targets, and write a JSON record. "
+        "Defaults: se_resnet50/resnet50, batch 256, every variant on a CUDA GPU; se_resnet20/resnet20, "
+        "batch 128, no torch.compile elsewhere (no bf16 on MPS); 3 repeats of at least 3 s each.",
     )
     p.add_argument("--models", nargs="+", help="models to measure (SE model first, then its plain twin)")
     p.add_argument(
-        "--variants", nargs="+", choices=tuple(VARIANTS), metavar="VARIANT", help=", ".join(VARIANTS)
+        "--variants",
+        nargs="+",
+        choices=(*VARIANTS, *ALIASES),
+        metavar="VARIANT",
+        help=f"{', '.join(VARIANTS)} (old names {', '.join(ALIASES)} still work)",
     )
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, help="timed steps per measurement")
-    p.add_argument("--warmup", type=int, help="untimed steps before timing")
+    p.add_argument("--steps", type=int, help="at least this many timed steps per repeat")
+    p.add_argument("--min-seconds", type=float, help="at least this many seconds per repeat (default 3)")
+    p.add_argument("--max-steps", type=int, help="at most this many steps per repeat")
+    p.add_argument("--repeats", type=int, help="timed repeats per row, reported as their median")
+    p.add_argument("--warmup", type=int, help="untimed steps before timing (at least 1)")
+    p.add_argument("--train-images", type=int, help="size of the training split the loaders cycle through")
     p.add_argument("--dataset", help="default: synthetic images of CIFAR shape")
-    p.add_argument("--num-workers", type=int, help="DataLoader workers for the baseline pipeline")
+    p.add_argument("--num-workers", type=int, help="DataLoader workers for the seed-style pipeline")
     p.add_argument("--out", help="folder (or .json file) for the record (default: the results folder)")
     p.add_argument(
         "--profile-trace", action="store_true", help="also profile a few steps and print the top ops"
@@ -377,25 +506,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; returns the exit status (2 for bad input)."""
+    """Parse ``argv`` and run the command; returns the exit status.
+
+    The one place where errors become what the user sees: bad input and environment problems
+    (:class:`~senet_lib.errors.UserError`, and the library's ``ValueError`` / ``OSError``) print
+    one line and return 2, a diverged training 1, Ctrl-C 130. ``SENET_DEBUG=1`` re-raises instead.
+    """
     args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("SENET_DEBUG"))
     try:
         return args.func(args)
-    except (UsageError, CheckpointError, FileNotFoundError, FileExistsError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
     except TrainingDiverged as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        _print_error(str(err))
         return 1
-    except ValueError as err:
-        # Library errors are one sentence that says what to do (e.g. an invalid recipe value).
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+    except (UserError, ValueError) as err:
+        # One sentence that says what to do (a bad option, a corrupt file, a run folder in use, ...).
+        if debug:
+            raise
+        _print_error(str(err))
+        return 2
+    except OSError as err:
+        if debug:
+            raise
+        if err.errno is None:  # the library's own sentence (e.g. a dataset that was not found)
+            _print_error(str(err))
+        else:  # an environment problem the library did not word: say which file and what to do
+            where = f" ({err.filename})" if err.filename else ""
+            _print_error(
+                f"{err.strerror or err}{where}: check that path, its permissions and the free space, then run "
+                "again (SENET_DEBUG=1 shows where it happened)."
+            )
         return 2
     except KeyboardInterrupt:
-        print(
-            f"\n{PROG}: interrupted; the last checkpoint is kept: run again with --resume.", file=sys.stderr
-        )
+        print(f"\n{PROG}: interrupted.", file=sys.stderr)
         return 130
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 __all__ = ["build_parser", "check_dataset", "check_model", "main"]

@@ -449,6 +449,10 @@ def _copy_kind(names: list[str]) -> str | None:
     return "JPEG q75 copy" if all(_JPEG_Q75_NAME.fullmatch(n) for n in names) else "JPEG copy"
 
 
+#: How many classes each CIFAR dataset has (its meta file must list exactly these).
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
 def _load_cifar(name: str, parent: Path) -> ImageDataset:
     """Read a complete standard-layout copy below ``parent`` (checksums compared, unpickled safely)."""
     spec = _spec(name)
@@ -459,6 +463,12 @@ def _load_cifar(name: str, parent: Path) -> ImageDataset:
     if not isinstance(names, list) or not names:
         raise CorruptFileError(
             f"{folder / spec.meta_file} has no {spec.names_key!r} list of class names: delete it and download again."
+        )
+    if len(names) != _NUM_CLASSES[name]:
+        raise CorruptFileError(
+            f"{folder / spec.meta_file} lists {len(names)} class names but {spec.label} has "
+            f"{_NUM_CLASSES[name]} classes: the file is damaged or belongs to another dataset; delete it and "
+            "download again."
         )
     classes = [_str(n) for n in names]
     train, train_names = _read_split(folder, spec.train_files, spec, len(classes))
@@ -510,8 +520,22 @@ def _placement_help(spec: _CifarSpec) -> str:
     return (
         f"put the unpacked {spec.folder}/ folder ({files}) in one of those folders or point "
         f"SENET_DATA_DIR at the folder that contains it (see data/README.md); "
-        'load_dataset("synthetic") works offline'
+        'the "synthetic" dataset works offline (load_dataset("synthetic"), or --dataset synthetic)'
     )
+
+
+def _incomplete_copies(folders: list[Path], spec: _CifarSpec) -> str:
+    """``" (… lacks data_batch_3)"`` for each searched folder holding a partial copy, else ``""``."""
+    found = []
+    for folder in folders:
+        for candidate in (
+            (folder / spec.folder, folder) if folder.name == spec.folder else (folder / spec.folder,)
+        ):
+            missing = _missing(candidate, spec) if candidate.is_dir() else []
+            if missing:
+                found.append(f"{candidate} lacks {', '.join(missing)}")
+                break
+    return f" (an incomplete copy: {'; '.join(found)})" if found else ""
 
 
 def _get_cifar(name: str, root: str | Path | None, download: bool) -> ImageDataset:
@@ -523,16 +547,16 @@ def _get_cifar(name: str, root: str | Path | None, download: bool) -> ImageDatas
     searched = search_dirs(name, root)
     if not download:
         raise FileNotFoundError(
-            f"{spec.label} was not found in {_describe_search(searched)} and download=False: "
-            f"{_placement_help(spec)}."
+            f"{spec.label} was not found in {_describe_search(searched)}{_incomplete_copies(searched, spec)} "
+            f"and downloading is off (download=False, --no-download): {_placement_help(spec)}."
         )
     dest = searched[0]
     try:
         _download(name, dest)
     except Exception as err:  # offline: URLError / OSError / RuntimeError, depending on the failure
         raise FileNotFoundError(
-            f"{spec.label} was not found in {_describe_search(searched)} and could not be downloaded to "
-            f"{dest} ({type(err).__name__}: {err}): {_placement_help(spec)}."
+            f"{spec.label} was not found in {_describe_search(searched)}{_incomplete_copies(searched, spec)} "
+            f"and could not be downloaded to {dest} ({type(err).__name__}: {err}): {_placement_help(spec)}."
         ) from err
     if _missing(dest / spec.folder, spec):
         raise FileNotFoundError(
@@ -712,6 +736,7 @@ def data_status(root: str | Path | None = None) -> str:
             f"found in {found / spec.folder}"
             if found
             else f"not found (searched {_describe_search(search_dirs(name, root))})"
+            + _incomplete_copies(search_dirs(name, root), spec)
         )
         lines.append(f"{spec.label:<9}: {where}")
     override = os.environ.get("SENET_DATASET")

@@ -68,6 +68,7 @@ def get_device(name: str | None = None) -> torch.device:
         ValueError: the requested device does not exist on this machine (the message says
             which devices do).
     """
+    from_env = not name and bool(os.environ.get("SENET_DEVICE"))
     name = name or os.environ.get("SENET_DEVICE") or None
     if name is None:
         if torch.cuda.is_available():
@@ -78,7 +79,11 @@ def get_device(name: str | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"Unknown device {name!r}: use one of cuda, cuda:N, mps, cpu.") from err
+        raise ValueError(
+            f"Unknown device {name!r}"
+            + (" in SENET_DEVICE" if from_env else "")
+            + ": use one of cuda, cuda:N, mps, cpu."
+        ) from err
     available = (
         ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
     )
@@ -86,8 +91,8 @@ def get_device(name: str | None = None) -> torch.device:
         device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count()
     ):
         raise ValueError(
-            f"Device {name!r} is not available on this machine (available: {', '.join(available)}); "
-            "unset SENET_DEVICE or choose one of those."
+            f"Device {name!r} is not available on this machine (available: {', '.join(available)}): "
+            + ("unset SENET_DEVICE or set it to one of those." if from_env else "choose one of those.")
         )
     return device
 

@@ -7,9 +7,12 @@ anything is called:
 
 * ``numpy.ndarray`` and ``numpy.dtype`` with numpy's array rebuilders
   (``numpy[._]core.multiarray._reconstruct`` for protocols 0-4, ``numpy[._]core.numeric._frombuffer``
-  for protocol 5), which build the ``data`` array;
-* ``_codecs.encode``, which Python 3 uses to store ``bytes`` in protocol 0-2 pickles (the
-  labels and file names of re-packed copies).
+  for protocol 5), which build the ``data`` array, and ``numpy[._]core.multiarray.scalar`` for
+  numpy integers (labels of a re-pack made with ``list(array)``), numeric dtypes only;
+* ``bytes`` as Python 3 stores it in protocol 0-2 pickles (the labels and file names of re-packed
+  copies): ``_codecs.encode(text, "latin1")``, and ``__builtin__.bytes()`` / ``builtins.bytes()``
+  with no argument for an empty value. These are guarded: another encoding or any argument to
+  ``bytes`` is refused when the call is made, before anything runs.
 
 The official files (Python 2, protocol 2) need the numpy names only; the JPEG copy written by
 ``shared/tools/cifar10_jpeg.py`` (Python 3, protocol 2) also needs ``_codecs.encode``.
@@ -17,12 +20,13 @@ The official files (Python 2, protocol 2) need the numpy names only; the JPEG co
 
 from __future__ import annotations
 
-import codecs
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import UserError
 
 __all__ = ["CorruptFileError", "UnsafePickleError", "load_cifar_pickle", "CifarUnpickler"]
 
@@ -37,18 +41,27 @@ def _numpy_core_attr(module: str, name: str) -> Any:
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): codecs.encode,
 }
 for _core in ("numpy.core", "numpy._core"):
     _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _numpy_core_attr("multiarray", "_reconstruct")
     _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _numpy_core_attr("numeric", "_frombuffer")
 
+#: (module, name) → the name of a :class:`CifarUnpickler` method that checks the call's arguments.
+_GUARDED: dict[tuple[str, str], str] = {
+    ("_codecs", "encode"): "_encode",
+    ("__builtin__", "bytes"): "_bytes",
+    ("builtins", "bytes"): "_bytes",
+    ("numpy.core.multiarray", "scalar"): "_scalar",
+    ("numpy._core.multiarray", "scalar"): "_scalar",
+}
+_numpy_scalar = _numpy_core_attr("multiarray", "scalar")
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(pickle.UnpicklingError, UserError):
     """The file references something that CIFAR files never contain; nothing was executed."""
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(ValueError, UserError):
     """The file is truncated, not a pickle, or not shaped like a CIFAR file."""
 
 
@@ -65,13 +78,36 @@ class CifarUnpickler(pickle.Unpickler):
         self.path = Path(path)
 
     def find_class(self, module: str, name: str) -> Any:
-        try:
+        if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"{self.path}: refusing to load: it contains a reference to {module}.{name}, which "
-                "CIFAR files never do; the file may be corrupt or malicious: delete it and download again."
-            ) from None
+        if (module, name) in _GUARDED:
+            return getattr(self, _GUARDED[(module, name)])
+        raise self._refuse(f"a reference to {module}.{name}")
+
+    def _refuse(self, what: str) -> UnsafePickleError:
+        return UnsafePickleError(
+            f"{self.path}: refusing to load: it contains {what}, which CIFAR files never do; "
+            "the file may be corrupt or malicious: delete it and download again."
+        )
+
+    # The guards below stand in for the callables a pickle names; they run instead of them.
+    def _encode(self, text: Any, encoding: Any = "utf-8", *rest: Any) -> bytes:
+        """``_codecs.encode(text, "latin1")``, which is how Python 3 pickles ``bytes`` at protocol 0-2."""
+        if rest or not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise self._refuse(f"a call of _codecs.encode with encoding {encoding!r}")
+        return text.encode("latin1")
+
+    def _bytes(self, *args: Any) -> bytes:
+        """``bytes()`` without arguments: how Python 3 pickles an empty ``bytes`` at protocol 0-2."""
+        if args:
+            raise self._refuse("a call of bytes with arguments")
+        return b""
+
+    def _scalar(self, dtype: Any, *args: Any) -> Any:
+        """numpy's scalar rebuilder, for numeric dtypes only (an object dtype could hold anything)."""
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
+            raise self._refuse(f"a numpy scalar of dtype {dtype!r}")
+        return _numpy_scalar(dtype, *args)
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(

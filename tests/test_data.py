@@ -501,7 +501,9 @@ def test_several_cutout_holes_remove_more():
 
 def test_make_loaders_options():
     ds = _tiny(40, 20)
-    train, test = D.make_loaders(ds, 8, CPU)  # auto on cpu = torch pipeline
+    train, test = D.make_loaders(ds, 8, CPU)  # auto = the device-resident loader, on the CPU too
+    assert isinstance(train, D.DeviceLoader) and isinstance(test, D.DeviceLoader)
+    train, test = D.make_loaders(ds, 8, CPU, pipeline="torch")
     assert isinstance(train, D.TorchLoader) and isinstance(test, D.TorchLoader)
     train, _ = D.make_loaders(ds, 8, CPU, pipeline="device", channels_last=True)
     x, y = next(iter(train))

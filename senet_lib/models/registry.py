@@ -17,6 +17,7 @@ The options are ignored (except ``norm``, ``zero_init_residual`` and ``stem``) b
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -50,13 +51,49 @@ def create_model(name: str, num_classes: int = 10, **options: Any) -> nn.Module:
 
     Raises:
         ValueError: unknown model name (the message lists the valid ones) or option value.
-        TypeError: an option this model does not take.
+        TypeError: an option this model does not take, or an option of the wrong type (one
+            sentence naming the option and the type it takes).
     """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(list_models())}.")
+    if not _is_int(num_classes) or num_classes < 1:
+        raise TypeError(
+            f"create_model's num_classes must be a whole number of at least 1 (got {num_classes!r}): "
+            "pass e.g. num_classes=10."
+        )
+    num_classes = int(num_classes)
+    for key, value in options.items():
+        check = _OPTION_TYPES.get(key)
+        if check is not None and not check[0](value):
+            raise TypeError(
+                f"create_model's option {key} must be {check[1]} (got {type(value).__name__} {value!r}): "
+                f"pass e.g. {key}={check[2]}."
+            )
     model = _BUILDERS[name](num_classes, **options)
     model.arch_config = {"name": name, "num_classes": num_classes, **options}
     return model
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_stages(value: Any) -> bool:
+    return value is None or (isinstance(value, (list, tuple, range)) and all(_is_int(v) for v in value))
+
+
+#: option → (accepts the value?, the type it must be, an example value).
+_OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "reduction": (lambda v: _is_int(v) and v >= 1, "a whole number of at least 1", "16"),
+    "se_placement": (lambda v: isinstance(v, str), "a string", '"standard"'),
+    "se_stages": (_is_stages, "None or a list of stage numbers", "[3, 4]"),
+    "se_squeeze": (lambda v: isinstance(v, str), "a string", '"avg"'),
+    "se_gate": (lambda v: isinstance(v, str), "a string", '"sigmoid"'),
+    "se_bias": (lambda v: isinstance(v, bool), "True or False", "True"),
+    "norm": (lambda v: isinstance(v, str), "a string", '"batchnorm"'),
+    "zero_init_residual": (lambda v: isinstance(v, bool), "True or False", "False"),
+    "stem": (lambda v: isinstance(v, str), "a string", '"cifar"'),
+}
 
 
 def _se_config(enabled: bool, options: dict[str, Any]) -> SEConfig:

@@ -1,0 +1,635 @@
+"""Hostile-user defects (issue 15): each test reproduces one failure a new user met, offline on a CPU.
+
+1 run folder claims · 2 writability checked first, full disk · 3 crafted pickle in the CLI ·
+4 stale temporary files · 5 CLI words · 6 recipe validation · 7 checkpoints wrong inside ·
+8 misleading messages · 9 bytes in a CIFAR re-pack · 10 file modes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from senet_lib import checkpoint as ckpt
+from senet_lib import cli
+from senet_lib import data as D
+from senet_lib.env import get_device
+from senet_lib.errors import UserError
+from senet_lib.models import create_model
+from senet_lib.safe_pickle import CorruptFileError, UnsafePickleError, load_cifar_pickle
+from senet_lib.train import (
+    CHECKPOINT_NAME,
+    ConfigError,
+    History,
+    TrainConfig,
+    Trainer,
+    fit,
+)
+
+CPU = torch.device("cpu")
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--profile",
+    "quick",
+    "--model",
+    "resnet20",
+    "--dataset",
+    "synthetic",
+    "--epochs",
+    "1",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--train-subset",
+    "64",
+    "--test-subset",
+    "40",
+    "--no-progress",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine more threads spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _offline_without_other_data(tmp_path, monkeypatch):
+    """Only the data a test writes: no checkout data/ folder, no Kaggle tree, no downloads."""
+    monkeypatch.setattr(D, "REPO_ROOT", None)
+    monkeypatch.setattr(D, "KAGGLE_INPUT", tmp_path / "no_kaggle")
+
+    def offline(name, dest):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(D, "_download", offline)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return D.make_synthetic(n_train=48, n_test=16, seed=0)
+
+
+def tiny_config(**changes) -> TrainConfig:
+    values = dict(epochs=1, batch_size=16, lr=0.05, milestones=(1,), precision="fp32", progress=False, seed=0)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _error_line(capsys) -> str:
+    """What the CLI printed on stderr, which must be exactly one line without a traceback."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _no_data_loading(monkeypatch):
+    """Make the CLI fail loudly if it gets as far as loading data (the check must come first)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data were loaded before the bad input was noticed")
+
+    monkeypatch.setattr(cli, "load_run_data", refuse)
+
+
+def _save_run(folder: Path, name: str = "resnet20", config: TrainConfig | None = None, **options) -> Path:
+    """A checkpoint as fit writes it (with optimizer and RNG state) in ``folder``."""
+    model = create_model(name, 10, **options)
+    trainer = Trainer(model, config or tiny_config(), CPU, steps_per_epoch=2)
+    return ckpt.save_checkpoint(
+        folder / CHECKPOINT_NAME,
+        model,
+        trainer.state_dict(),
+        1,
+        [{"epoch": 1, "test_acc": 0.1}],
+        (config or tiny_config()).to_dict(),
+        extra={"rng": {}, "steps_per_epoch": 2},
+    )
+
+
+def _write_lock(folder: Path, **info) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ckpt.LOCK_NAME
+    lock.write_text(json.dumps({"host": socket.gethostname(), "started": "2024-01-01T00:00:00", **info}))
+    return lock
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: the pid names no process now
+    return proc.pid
+
+
+# --------------------------------------------------------------------------- 1 run folder claims
+def test_second_training_on_a_held_run_folder_stops_at_once_and_a_dead_holder_is_taken_over(
+    tmp_path, capsys, monkeypatch
+):
+    save_dir = tmp_path / "runs"
+    run_dir = save_dir / "same"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom senet_lib.checkpoint import claim_run_folder\n"
+            "with claim_run_folder(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["train", *TINY, "--save-dir", str(save_dir), "--run-name", "same"]
+        assert cli.main(args) == 2
+        err = _error_line(capsys)
+        assert f"pid {holder.pid}" in err and "since" in err and "in use by another training run" in err
+        assert not (run_dir / CHECKPOINT_NAME).exists()  # nothing of the other run was touched
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder was killed (kill -9 skips its clean-up): its lock names a dead pid and is taken over.
+    assert (run_dir / ckpt.LOCK_NAME).exists()
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "taking over" in captured.err and f"pid {holder.pid}" in captured.err
+    assert (run_dir / CHECKPOINT_NAME).is_file() and not (run_dir / ckpt.LOCK_NAME).exists()
+
+
+def test_fit_refuses_a_folder_held_by_a_live_process_before_training(tiny_data, tmp_path, monkeypatch):
+    lock = _write_lock(tmp_path, pid=os.getppid(), command="python -m senet_lib train --seed 0")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(Trainer, "train_step", no_training)
+    with pytest.raises(ckpt.RunFolderBusy, match=rf"pid {os.getppid()} .*since 2024-01-01.*--seed 0") as info:
+        fit(create_model("resnet20", 10), tiny_data, tiny_config(), run_dir=tmp_path, device=CPU)
+    assert isinstance(info.value, UserError) and str(lock) in str(info.value)
+    assert lock.exists() and not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_claim_is_released_on_exceptions_and_nests(tiny_data, tmp_path, monkeypatch):
+    lock = tmp_path / ckpt.LOCK_NAME
+
+    def interrupted(self, x, y):
+        assert lock.is_file()  # held while training
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(create_model("resnet20", 10), tiny_data, tiny_config(), run_dir=tmp_path, device=CPU)
+    assert not lock.exists()
+    with ckpt.claim_run_folder(tmp_path):
+        with ckpt.claim_run_folder(tmp_path):  # the CLI holds the folder around fit's own claim
+            pass
+        assert lock.is_file()
+    assert not lock.exists()
+
+
+def test_stale_and_foreign_locks(tmp_path, capsys):
+    _write_lock(tmp_path / "dead", pid=_dead_pid())
+    with ckpt.claim_run_folder(tmp_path / "dead"):
+        pass
+    assert "taking over" in capsys.readouterr().err
+    # Another host cannot be asked about its pid: its lock counts while its heartbeat is recent.
+    lock = _write_lock(tmp_path / "other", pid=1, host="elsewhere.example")
+    with pytest.raises(ckpt.RunFolderBusy, match="on elsewhere.example"), ckpt.claim_run_folder(lock.parent):
+        pass
+    old = time.time() - ckpt.LOCK_STALE_AFTER - 60
+    os.utime(lock, (old, old))
+    with ckpt.claim_run_folder(tmp_path / "other"):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+# --------------------------------------------------------------------------- 2 writability, full disk
+def test_train_checks_the_save_dir_before_any_work(tmp_path, capsys, monkeypatch):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    _no_data_loading(monkeypatch)
+    assert cli.main(["train", *TINY, "--save-dir", str(not_a_folder / "runs")]) == 2
+    err = _error_line(capsys)
+    assert "--save-dir" in err and str(not_a_folder / "runs") in err
+    with pytest.raises(ckpt.OutputError, match="is a file, not a folder"):
+        ckpt.check_writable(not_a_folder)
+    ckpt.check_writable(tmp_path / "new" / "deep")
+    assert (tmp_path / "new" / "deep").is_dir() and not list((tmp_path / "new" / "deep").iterdir())
+
+
+def test_evaluate_needs_no_writable_checkpoint_figure_or_results_folder(tmp_path, capsys, monkeypatch):
+    path = _save_run(tmp_path / "run")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for var in ("SENET_CHECKPOINT_DIR", "SENET_FIGURES_DIR", "SENET_RESULTS_DIR"):
+        monkeypatch.setenv(var, str(blocker / var.lower()))  # under a file: cannot be created
+    monkeypatch.setattr(cli, "load_run_data", lambda *a, **k: D.make_synthetic(20, 20, seed=0))
+    assert cli.main(["evaluate", str(path), "--dataset", "synthetic", "--batch-size", "10"]) == 0
+    assert "test acc" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_full_disk_during_a_checkpoint_write_is_one_sentence_and_keeps_the_previous(tmp_path, monkeypatch):
+    path = _save_run(tmp_path)
+    before = path.read_bytes()
+    real_mkstemp = ckpt.tempfile.mkstemp
+
+    def mkstemp_on_a_full_disk(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name  # every write fails with ENOSPC
+
+    monkeypatch.setattr(ckpt.tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    with pytest.raises(ckpt.OutputError) as info:
+        _save_run(tmp_path, "se_resnet20")
+    message = str(info.value)
+    assert "No space left on device" in message and "untouched" in message and "unexpected pos" not in message
+    assert "\n" not in message and isinstance(info.value, UserError)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
+
+
+def test_environment_errors_are_one_line_and_senet_debug_shows_the_traceback(capsys, monkeypatch):
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/courses/shared/figures")
+
+    monkeypatch.setattr(cli, "setup", unwritable)
+    assert cli.main(["train", *TINY]) == 2
+    err = _error_line(capsys)
+    assert "Permission denied (/courses/shared/figures)" in err and "SENET_DEBUG=1" in err
+    monkeypatch.setenv("SENET_DEBUG", "1")
+    with pytest.raises(PermissionError):
+        cli.main(["train", *TINY])
+
+
+# --------------------------------------------------------------------------- CIFAR fakes (3, 8, 9)
+def _fake_cifar10(parent: Path, per_file: int = 10, num_names: int = 10, value=lambda i: i) -> Path:
+    """A CIFAR-10 layout re-packed by Python 3 at protocol 2 (str keys); ``value`` maps labels."""
+    folder = parent / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            "batch_label": b"",  # an empty bytes: pickled as __builtin__.bytes()
+            "labels": [value(i % 10) for i in range(per_file)],
+            "data": rng.integers(0, 256, (per_file, 3072), dtype=np.uint8),
+            "filenames": [f"img_{i}.png".encode() for i in range(per_file)],  # bytes: _codecs.encode
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {"label_names": [f"c{i}".encode() for i in range(num_names)], "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-a-cifar-file",))
+
+
+def test_crafted_cifar_pickle_is_one_line_and_exit_2_in_the_cli(tmp_path, capsys, monkeypatch):
+    folder = _fake_cifar10(tmp_path / "cifar")
+    (folder / "data_batch_2").write_bytes(pickle.dumps({"data": _Exploit(), "labels": [0]}, protocol=2))
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *TINY, "--dataset", "cifar10", "--data-dir", str(tmp_path / "cifar"), "--no-download"]
+    assert cli.main(args) == 2
+    err = _error_line(capsys)
+    assert "refusing to load" in err and "data_batch_2" in err and "system" in err
+    assert not (tmp_path / "pwned-by-a-cifar-file").exists()
+
+
+# --------------------------------------------------------------------------- 4 stale temporary files
+def test_temp_files_of_a_killed_save_are_removed_by_the_next_run(tiny_data, tmp_path):
+    config = tiny_config()
+    fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, device=CPU)
+    # What kill -9 during a save leaves: the half-written temporary file of atomic_write.
+    stale = [tmp_path / ".checkpoint.pt.k1ll3d_x.tmp", tmp_path / ".history.json.abcdefgh.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 4096)
+    old_record, fresh_record = tmp_path / ".record.json.old12345.tmp", tmp_path / ".record.json.new12345.tmp"
+    old_record.write_text("{")
+    fresh_record.write_text("{")  # may belong to train_or_load writing its record right now
+    past = time.time() - 3600
+    os.utime(old_record, (past, past))
+    kept = [tmp_path / ".notes.tmp", tmp_path / "mine.checkpoint.pt.tmp", fresh_record]
+    for path in kept[:2]:
+        path.write_text("the user's own file")
+    again = fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, resume=True, device=CPU)
+    assert len(again) == 1
+    assert not any(p.exists() for p in [*stale, old_record]) and all(p.exists() for p in kept)
+
+
+# --------------------------------------------------------------------------- 5 CLI words
+def test_cli_run_folder_errors_use_the_command_line_options(tmp_path, capsys):
+    save = ["--save-dir", str(tmp_path), "--run-name", "r"]
+    _save_run(tmp_path / "r", "se_resnet20")
+    assert cli.main(["train", *TINY, *save]) == 2
+    err = _error_line(capsys)
+    assert "--resume" in err and "--run-name" in err and "resume=True" not in err and "run_dir" not in err
+    assert cli.main(["train", *TINY, *save, "--resume"]) == 2  # TINY asks for resnet20
+    err = _error_line(capsys)
+    assert "se_resnet20" in err and "--model" in err and "model=None" not in err
+    _save_run(tmp_path / "s", "resnet20", tiny_config(lr=0.3))
+    assert cli.main(["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "s", "--resume"]) == 2
+    err = _error_line(capsys)
+    assert "another recipe" in err and "--resume" in err and "TrainConfig" not in err
+
+
+def test_cli_missing_data_message_names_the_flags(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert (
+        cli.main(["train", *TINY, "--dataset", "cifar10", "--data-dir", str(tmp_path), "--no-download"]) == 2
+    )
+    err = _error_line(capsys)
+    assert "--no-download" in err and err.endswith("or --dataset synthetic).")  # printed as worded
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_message_mentions_senet_device_only_when_it_was_used(monkeypatch):
+    monkeypatch.delenv("SENET_DEVICE", raising=False)
+    with pytest.raises(ValueError) as info:
+        get_device("cuda")
+    assert "SENET_DEVICE" not in str(info.value) and "choose one of those" in str(info.value)
+    monkeypatch.setenv("SENET_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="unset SENET_DEVICE"):
+        get_device()
+
+
+# --------------------------------------------------------------------------- 6 recipe validation
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lr", float("inf")),
+        ("lr", float("nan")),
+        ("lr", 0.0),
+        ("weight_decay", -1e-4),
+        ("weight_decay", float("inf")),
+        ("momentum", -1.0),
+        ("momentum", 1.0),
+        ("gamma", 0.0),
+        ("gamma", 1.5),
+        ("milestones", (0, 5)),
+        ("milestones", (6, 3)),
+        ("milestones", (2.5,)),
+        ("epochs", 2.5),
+        ("epochs", True),
+        ("batch_size", "16"),
+        ("seed", 2**63),
+        ("seed", -1),
+        ("seed", 1e20),
+        ("nesterov", "yes"),
+    ],
+)
+def test_invalid_recipe_values_are_named(field, value):
+    with pytest.raises(ConfigError) as info:
+        tiny_config(**{field: value})
+    assert (
+        info.value.field == field and isinstance(info.value, ValueError) and isinstance(info.value, UserError)
+    )
+    assert str(info.value).startswith(f"Invalid TrainConfig: {field} ") and "fix that value" in str(
+        info.value
+    )
+
+
+def test_valid_recipe_edges_are_accepted():
+    config = tiny_config(
+        momentum=0.0, gamma=1.0, milestones=(), weight_decay=0, seed=2**63 - 1, epochs=np.int64(3)
+    )
+    assert config.epochs == 3 and type(config.epochs) is int
+    assert tiny_config(milestones=[2, 4]).milestones == (2, 4)
+    with pytest.raises(ConfigError, match="nesterov needs a momentum above 0"):
+        tiny_config(momentum=0.0, nesterov=True)
+
+
+@pytest.mark.parametrize(
+    "option, flag",
+    [
+        (["--lr", "inf"], "--lr"),
+        (["--seed", "100000000000000000000"], "--seed"),
+        (["--momentum", "-1"], "--momentum"),
+        (["--wd", "-0.1"], "--wd"),
+        (["--gamma", "0"], "--gamma"),
+        (["--milestones", "5", "3"], "--milestones"),
+        (["--max-steps", "0"], "--max-steps"),
+    ],
+)
+def test_cli_recipe_errors_name_the_flag_before_any_work(option, flag, capsys, monkeypatch):
+    _no_data_loading(monkeypatch)
+    assert cli.main(["train", *TINY, *option]) == 2
+    err = _error_line(capsys)
+    assert f"error: {flag} " in err and "TrainConfig" not in err
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"reduction": "8"}, "option reduction must be a whole number"),
+        ({"reduction": 0}, "option reduction must be a whole number of at least 1"),
+        ({"se_bias": 1}, "option se_bias must be True or False"),
+        ({"se_stages": (3, "4")}, "option se_stages must be None or a list"),
+        ({"norm": None}, "option norm must be a string"),
+    ],
+)
+def test_create_model_names_a_wrongly_typed_option(options, named):
+    with pytest.raises(TypeError, match=named) as info:
+        create_model("se_resnet20", 10, **options)
+    assert "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="num_classes must be a whole number"):
+        create_model("se_resnet20", "10")
+
+
+# --------------------------------------------------------------------------- 7 checkpoints wrong inside
+def _payload(**changes):
+    model = create_model("resnet20", 10)
+    payload = {
+        "format": ckpt.CHECKPOINT_FORMAT,
+        "format_version": ckpt.FORMAT_VERSION,
+        "arch_config": {"name": "resnet20", "num_classes": 10},
+        "state_dict": {k: v.clone() for k, v in model.state_dict().items()},
+        "trainer_state": None,
+        "epoch": 1,
+        "history": [],
+        "config": {},
+        "extra": {},
+    }
+    payload.update(changes)
+    return payload
+
+
+def _nan_weights():
+    payload = _payload()
+    payload["state_dict"]["fc.weight"][0, 0] = float("nan")
+    return payload
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        ({k: v for k, v in _payload().items() if k != "state_dict"}, "holds no state_dict"),
+        (_payload(format_version=99), "format version 99, newer than the 1 this senet_lib reads"),
+        (_nan_weights(), "NaN or infinite values .*fc.weight"),
+        (_payload(history={"epoch": 1}), "'history' entry is missing or is not a list"),
+        (_payload(epoch="one"), "'epoch' entry"),
+        (_payload(state_dict={"w": [1.0]}), "not a mapping of names to tensors"),
+    ],
+    ids=["no-state-dict", "version-99", "nan-weights", "bad-history", "bad-epoch", "no-tensors"],
+)
+def test_checkpoint_that_loads_but_is_wrong_inside(tmp_path, payload, problem):
+    path = tmp_path / "checkpoint.pt"
+    torch.save(payload, path)
+    with pytest.raises(ckpt.CheckpointError, match=problem) as info:
+        ckpt.load_checkpoint(path)
+    assert str(info.value).startswith(f"{path} is a senet_lib file but ") and "\n" not in str(info.value)
+
+
+class _Payload:
+    """An arbitrary pickled object."""
+
+
+def test_refused_pickle_never_suggests_the_unsafe_load(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": ckpt.CHECKPOINT_FORMAT, "obj": _Payload()}, path)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.read_checkpoint(path)
+    message = str(info.value)
+    assert "_Payload" in message and "nothing in it was run" in message
+    assert "weights_only" not in message and "likely succeed" not in message and "\n" not in message
+    assert cli.main(["evaluate", str(path), "--dataset", "synthetic"]) == 2
+    assert "weights_only" not in _error_line(capsys)
+
+
+def test_cli_evaluate_of_nan_weights_is_one_line(tmp_path, capsys):
+    torch.save(_nan_weights(), tmp_path / "checkpoint.pt")
+    assert cli.main(["evaluate", str(tmp_path), "--dataset", "synthetic"]) == 2
+    assert "NaN" in _error_line(capsys)
+
+
+def test_resuming_a_checkpoint_without_optimizer_state_is_one_sentence(tiny_data, tmp_path):
+    config = tiny_config(epochs=2)
+    model = create_model("resnet20", 10)
+    ckpt.save_checkpoint(
+        tmp_path / CHECKPOINT_NAME, model, None, 1, [{"epoch": 1}], config.to_dict(), {"steps_per_epoch": 3}
+    )
+    with pytest.raises(ckpt.CheckpointError, match="no optimizer or RNG state .* cannot be resumed"):
+        fit(model, tiny_data, config, run_dir=tmp_path, resume=True, device=CPU)
+
+
+# --------------------------------------------------------------------------- 8 misleading messages
+def test_meta_file_with_another_class_count_names_it(tmp_path):
+    folder = _fake_cifar10(tmp_path, num_names=11)
+    with pytest.raises(CorruptFileError, match=r"batches\.meta lists 11 class names but CIFAR-10 has 10"):
+        D.load_dataset("cifar10", root=tmp_path, download=False)
+    assert (folder / "batches.meta").exists()
+
+
+def test_incomplete_cifar_folder_names_the_missing_files(tmp_path):
+    folder = _fake_cifar10(tmp_path)
+    (folder / "data_batch_3").unlink()
+    (folder / "test_batch").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        D.load_dataset("cifar10", root=tmp_path, download=False)
+    assert f"{folder} lacks data_batch_3, test_batch" in str(info.value)
+    assert "lacks data_batch_3, test_batch" in D.data_status(tmp_path)
+
+
+def test_corrupt_record_json_is_named(tmp_path, capsys):
+    path = _save_run(tmp_path)
+    (tmp_path / "record.json").write_text('{"dataset": ')
+    assert cli.main(["evaluate", str(path)]) == 2
+    err = _error_line(capsys)
+    assert str(tmp_path / "record.json") in err and "--dataset" in err
+    (tmp_path / "checkpoint.json").write_text("not json")
+    with pytest.raises(ckpt.CheckpointError, match=r"checkpoint\.json is not valid JSON"):
+        ckpt.verify_weights(path)
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["before-first-save", "after-a-save"])
+def test_ctrl_c_says_truly_whether_a_checkpoint_is_kept(tmp_path, capsys, monkeypatch, saved):
+    if saved:
+        _save_run(tmp_path / "r")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    args = ["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "r"] + (["--resume"] if saved else [])
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    if saved:
+        assert "(epoch 1), is kept" in err and "--resume" in err
+    else:
+        assert "kept" not in err and "no checkpoint had been written yet" in err
+    assert not (tmp_path / "r" / ckpt.LOCK_NAME).exists()
+
+
+# --------------------------------------------------------------------------- 9 bytes in a CIFAR re-pack
+def test_cifar_repack_holding_bytes_and_numpy_labels_loads(tmp_path):
+    _fake_cifar10(tmp_path, value=np.int64)  # labels as numpy integers, as list(array) gives them
+    with pytest.warns(D.DataWarning, match="differ from the official"):
+        ds = D.load_dataset("cifar10", root=tmp_path, download=False)
+    assert len(ds.train) == 50 and ds.classes[3] == "c3" and ds.train.labels.tolist()[:3] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "raw, what",
+    [
+        (b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05\x00\x00\x00rot13\x86R.", "encoding 'rot13'"),
+        (b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.", "bytes with arguments"),
+        (b"\x80\x02cbuiltins\nbytes\nJ\x00\x00\x00\x40\x85R.", "bytes with arguments"),
+        (b"\x80\x02cbuiltins\nbytearray\n)R.", "builtins.bytearray"),
+        (pickle.dumps(np.array([print], dtype=object), protocol=2), "print"),
+    ],
+    ids=["codecs-rot13", "bytes-of-a-size", "builtins-bytes-of-a-size", "bytearray", "object-array"],
+)
+def test_only_bytes_are_allowed_beyond_numpy(tmp_path, raw, what):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(raw)
+    with pytest.raises(UnsafePickleError, match=f"refusing to load: it contains .*{what}"):
+        load_cifar_pickle(path)
+
+
+# --------------------------------------------------------------------------- 10 file modes
+def test_outputs_respect_the_umask_never_0600(tiny_data, tmp_path):
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    old = os.umask(0o022)
+    try:
+        fit(create_model("resnet20", 10), tiny_data, tiny_config(), run_dir=tmp_path / "run", device=CPU)
+        weights = ckpt.export_weights(create_model("resnet20", 10), tmp_path / "w.pt", {})
+        outputs = [tmp_path / "run" / CHECKPOINT_NAME, tmp_path / "run" / "history.json", weights]
+        assert [mode(p) for p in [*outputs, weights.with_suffix(".json")]] == [0o644] * 4
+        os.chmod(weights, 0o600)  # as the old atomic writer left it
+        ckpt.export_weights(create_model("resnet20", 10), weights, {})
+        assert mode(weights) == 0o644  # a file saved again gets the umask's mode
+        os.umask(0o077)
+        assert mode(ckpt.atomic_write_json(tmp_path / "private.json", {})) == 0o600
+    finally:
+        os.umask(old)
+    assert History.from_json(tmp_path / "run" / "history.json").final_test_acc is not None
+
+
+def test_bench_checks_its_out_folder_before_measuring(tmp_path, monkeypatch, capsys):
+    """A bad --out fails at once, in one line, before any model is built."""
+    from senet_lib import bench
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(bench, "main_bench", lambda *a, **k: pytest.fail("measured before checking --out"))
+    code = cli.main(["bench", "--device", "cpu", "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
