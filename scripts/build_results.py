@@ -105,16 +105,18 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
         lines += [
             f"**{label}**, {_recipe_text(first)}. Device: {', '.join(devices)}; commit {', '.join(commits)}.",
             "",
-            "| model | seeds | final test acc. (%) | best test acc. (%) | wall time (min) | records |",
-            "|---|---|---|---|---|---|",
+            "| model | precision | seeds | final test acc. (%) | best test acc. (%) | wall time (min) | records |",
+            "|---|---|---|---|---|---|---|",
         ]
-        by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in group:
-            by_model[r["model"]["name"]].append(r)
-        for model in sorted(by_model):
-            runs = by_model[model]
+            rows[r["model"]["name"], str(r.get("precision") or "?")].append(r)
+        mixed = len({precision for _, precision in rows}) > 1
+        by_model = {(f"{m} ({p})" if mixed else m): runs for (m, p), runs in sorted(rows.items())}
+        for (model, precision), runs in sorted(rows.items()):
             lines.append(
-                f"| {model} | {len(runs)} | {_pct([r['final_test_acc'] for r in runs])} "
+                f"| {model} | {precision} | {', '.join(str(r.get('seed')) for r in runs)} "
+                f"| {_pct([r['final_test_acc'] for r in runs])} "
                 f"| {_pct([r['best_test_acc'] for r in runs])} "
                 f"| {statistics.mean(r['wall_time_s'] for r in runs) / 60:.1f} "
                 f"| {', '.join('`' + r['_file'] + '`' for r in runs)} |"
@@ -159,6 +161,34 @@ def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, fol
     plt.close(fig)
 
 
+def _bench_timing(settings: dict[str, Any]) -> str:
+    """How a benchmark record timed its rows (old records: a number of timed steps)."""
+    if settings.get("repeats"):
+        return (
+            f"median of {settings['repeats']} repeats of ≥ {settings.get('steps')} steps and "
+            f"≥ {settings.get('min_seconds', 0):g} s each"
+        )
+    return f"{settings.get('steps')} timed steps"
+
+
+def _bench_row(row: dict[str, Any]) -> str:
+    """One table row: model, variant, img/s (the median in new records), spread, precision,
+    memory format, input pipeline; ``—`` where an old record has no such field."""
+    if row.get("status") != "ok":
+        cells = [f"failed: {row.get('error')}", "—"]
+    elif row.get("relative_spread") is not None:
+        spread = (
+            f"{100 * row['relative_spread']:.1f}% "
+            f"({row['images_per_sec_min']:,.0f} – {row['images_per_sec_max']:,.0f})"
+        )
+        cells = [f"{row['images_per_sec']:,.0f}", spread]
+    else:
+        cells = [f"{row['images_per_sec']:,.0f}", "—"]
+    layout = {True: "channels-last", False: "channels-first"}.get(row.get("channels_last"), "—")
+    cells += [row.get("precision") or "—", layout, row.get("pipeline") or "—"]
+    return f"| {row.get('model')} | {row.get('variant')} | {' | '.join(cells)} |"
+
+
 def bench_section(records: list[dict[str, Any]]) -> str:
     if not records:
         return (
@@ -169,19 +199,21 @@ def bench_section(records: list[dict[str, Any]]) -> str:
         settings = record.get("settings", {})
         lines += [
             f"{record.get('device_name')}, torch {record.get('torch')}, commit {str(record.get('commit'))[:12]}, "
-            f"batch {settings.get('batch_size')}, {settings.get('steps')} timed steps "
-            f"(`results/{record['_file']}`):",
+            f"batch {settings.get('batch_size')}, {_bench_timing(settings)} (`results/{record['_file']}`):",
             "",
-            "| model | variant | training img/s |",
-            "|---|---|---|",
+            "| model | variant | training img/s | spread (min – max) | precision | memory format | pipeline |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for row in record.get("results", []):
-            speed = (
-                f"{row['images_per_sec']:,.0f}"
-                if row.get("status") == "ok"
-                else f"failed: {row.get('error')}"
-            )
-            lines.append(f"| {row.get('model')} | {row.get('variant')} | {speed} |")
+        lines += [_bench_row(row) for row in record.get("results", [])]
+        summary = record.get("summary") or {}
+        ratios = summary.get("se_vs_plain_ratio_by_variant") or {}
+        if ratios:
+            pairs = ", ".join(f"{variant} {ratio:.3f}" for variant, ratio in ratios.items())
+            lines += ["", f"{summary.get('se_model')} / {summary.get('plain_model')} throughput: {pairs}."]
+        speedups = summary.get("speedup_default_vs_seed_style") or {}
+        if speedups:
+            pairs = ", ".join(f"{model} {value:.2f}×" for model, value in speedups.items())
+            lines += ["", f"`default` over `seed-style`: {pairs}."]
         targets = [t for t in record.get("targets", []) if t.get("applies")]
         if targets:
             lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]

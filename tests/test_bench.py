@@ -2,93 +2,353 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import itertools
 import json
+import statistics
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from senet_lib import bench, cli
-from senet_lib.env import setup
+from senet_lib.env import cpu_bf16_units, get_precision, setup
+from senet_lib.train import TrainConfig, resolve_channels_last
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2", "--min-seconds", "0"]
+TINY += ["--train-images", "16"]
 
 
-def test_bench_runs_on_cpu_and_writes_a_record(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("SENET_DEVICE", "cpu")
-    args = ["bench", "--models", "se_resnet20", "resnet20", "--variants", "baseline", "device"]
-    args += ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--out", str(tmp_path)]
-    assert cli.main(args) == 0
-    (path,) = list(tmp_path.glob("bench_*.json"))
-    record = json.loads(path.read_text())
-    expected = {"kind", "created", "environment", "device", "device_name", "torch", "commit"}
-    expected |= {"settings", "data_note", "results", "summary", "targets", "reference_ratios"}
+def _build_results():
+    """scripts/build_results.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("build_results", ROOT / "scripts" / "build_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory):
+    """One tiny CPU benchmark through the command line: (record, its path, what it printed).
+
+    ``--profile-trace`` profiles the best SE variant for one step instead of five, and torch uses
+    one thread (a 2-core test machine is often busy: spinning thread pools slow tiny steps down)."""
+    out_dir = tmp_path_factory.mktemp("bench")
+    profile_steps = bench.profile_steps
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        torch.set_num_threads(1)
+        mp.setenv("SENET_DEVICE", "cpu")
+        mp.delenv("SENET_PRECISION", raising=False)
+        mp.setattr(bench, "profile_steps", lambda *args, **kwargs: profile_steps(*args, **kwargs, steps=1))
+        printed = io.StringIO()
+        variants = ["seed-style", "default"]
+        args = ["bench", "--models", "se_resnet20", "resnet20", "--variants", *variants, *TINY]
+        with contextlib.redirect_stdout(printed):
+            try:
+                status = cli.main([*args, "--profile-trace", "--out", str(out_dir)])
+            finally:
+                torch.set_num_threads(threads)
+    assert status == 0
+    (path,) = list(out_dir.glob("bench_*.json"))
+    return json.loads(path.read_text()), path, printed.getvalue()
+
+
+def test_record_structure(cpu_run):
+    record, _, _ = cpu_run
+    expected = {"kind", "schema", "created", "environment", "backend", "dataloader_workers", "device"}
+    expected |= {"device_name", "torch", "commit", "settings", "data_note", "results", "summary", "targets"}
+    expected |= {"reference_ratios", "profile"}
     assert expected <= set(record)
-    assert (
-        record["kind"] == "benchmark" and record["device"] == "cpu" and record["torch"] == torch.__version__
+    assert (record["kind"], record["schema"], record["device"]) == ("benchmark", 2, "cpu")
+    assert record["torch"] == torch.__version__ and record["environment"]["device"] == "cpu"
+    backend = record["backend"]
+    assert backend["cpu_bf16_units"] == cpu_bf16_units() and backend["cuda"] is None
+    assert backend["torch_threads"] == 1  # as the fixture set it
+    assert record["dataloader_workers"] == 0  # the seed-style DataLoader on a CPU runs in the main process
+    settings = record["settings"]
+    assert (settings["batch_size"], settings["steps"], settings["repeats"], settings["warmup"]) == (
+        4,
+        2,
+        2,
+        1,
     )
-    assert record["settings"]["synthetic"] is True and "synthetic" in record["data_note"]
-    assert record["settings"]["batch_size"] == 4 and record["settings"]["steps"] == 2
-    rows = record["results"]
-    assert [(r["model"], r["variant"]) for r in rows] == [
-        ("se_resnet20", "baseline"),
-        ("se_resnet20", "device"),
-        ("resnet20", "baseline"),
-        ("resnet20", "device"),
+    assert settings["min_seconds"] == 0 and settings["train_images"] == 16 and settings["synthetic"] is True
+    assert [(r["model"], r["variant"]) for r in record["results"]] == [
+        (m, v) for m in ("se_resnet20", "resnet20") for v in ("seed-style", "default")
     ]
-    assert all(r["status"] == "ok" and r["images_per_sec"] > 0 and r["timed_steps"] == 2 for r in rows)
-    assert [r["pipeline"] for r in rows[:2]] == ["torch", "device"]
+    assert record["profile"] and {"op", "calls", "self_cpu_ms"} <= set(record["profile"][0])
+    assert any("conv" in row["op"] for row in record["profile"])
+
+
+def test_rows_report_the_median_of_their_repeats(cpu_run):
+    record, _, _ = cpu_run
+    for row in record["results"]:
+        assert row["status"] == "ok", row
+        repeats = row["repeats"]
+        values = [r["images_per_sec"] for r in repeats]
+        assert len(repeats) == 2 and all(r["steps"] == 2 for r in repeats)  # min_seconds 0: exactly `steps`
+        assert values == pytest.approx([r["steps"] * 4 / r["seconds"] for r in repeats])
+        assert row["images_per_sec"] == pytest.approx(statistics.median(values))
+        assert (row["images_per_sec_min"], row["images_per_sec_max"]) == (min(values), max(values))
+        spread = (max(values) - min(values)) / statistics.median(values)
+        assert row["relative_spread"] == pytest.approx(spread)
+        assert row["timed_steps"] == 4 and row["warmup_steps"] == 1 and row["first_step_seconds"] > 0
+        assert row["compile_seconds"] is None and row["peak_memory_mb"] is None  # no compile, no CUDA
+
+
+def test_seed_style_is_true_fp32_channels_first_torch_pipeline(cpu_run):
+    record, _, _ = cpu_run
+    for row in (r for r in record["results"] if r["variant"] == "seed-style"):
+        assert (row["pipeline"], row["precision"], row["channels_last"]) == ("torch", "fp32", False)
+        assert row["true_fp32"] is True and row["tf32"] is None and row["num_workers"] == 0
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("seed-style", ("torch", "fp32", False, False)),
+        ("device-fp32", ("device", "fp32", False, False)),
+        ("device-bf16", ("device", "bf16", False, False)),
+        ("device-bf16-cl", ("device", "bf16", True, False)),
+    ],
+)
+def test_variants_build_what_they_say(variant, expected):
+    settings = bench.BenchSettings(models=("resnet20",), variants=(variant,), batch_size=2, steps=1)
+    data = bench.load_bench_data(settings)
+    trainer, batches, info = bench._build("resnet20", data, variant, settings, torch.device("cpu"))
+    batches.close()
+    assert (info["pipeline"], info["precision"], info["channels_last"], info["compile"]) == expected
+    assert (trainer.precision.name, trainer.channels_last) == (info["precision"], info["channels_last"])
+    assert trainer.precision.dtype == (torch.bfloat16 if info["precision"] == "bf16" else None)
+
+
+def test_default_records_what_it_resolved_to(cpu_run):
+    record, _, _ = cpu_run
+    cpu = torch.device("cpu")
+    expected = get_precision(cpu, None)
+    channels_last = resolve_channels_last(cpu, TrainConfig(epochs=1, batch_size=4))
+    for row in (r for r in record["results"] if r["variant"] == "default"):
+        assert (row["precision"], row["precision_reason"]) == (expected.name, expected.reason)
+        assert row["channels_last"] is channels_last
+        assert (row["pipeline_requested"], row["pipeline"]) == ("auto", "device")
+
+
+def test_ratios_speedups_and_targets_come_from_the_medians(cpu_run):
+    record, _, _ = cpu_run
+    median = {(r["model"], r["variant"]): r["images_per_sec"] for r in record["results"]}
     summary = record["summary"]
     assert (summary["se_model"], summary["plain_model"]) == ("se_resnet20", "resnet20")
-    se_dev, plain_dev = rows[1]["images_per_sec"], rows[3]["images_per_sec"]
-    assert summary["se_vs_plain_ratio_by_variant"]["device"] == pytest.approx(se_dev / plain_dev)
-    assert {t["name"] for t in record["targets"]} == set(bench.TARGETS)
-    out = capsys.readouterr().out
-    assert "img/s" in out and str(path) in out and "20,000" in out
+    assert summary["se_vs_plain_ratio_by_variant"] == pytest.approx(
+        {v: median["se_resnet20", v] / median["resnet20", v] for v in ("seed-style", "default")}
+    )
+    assert summary["speedup_default_vs_seed_style"] == pytest.approx(
+        {m: median[m, "default"] / median[m, "seed-style"] for m in ("se_resnet20", "resnet20")}
+    )
+    targets = {t["name"]: t for t in record["targets"]}
+    assert set(targets) == set(bench.TARGETS)
+    cpu_target = targets["cpu_default_vs_seed_style"]
+    assert cpu_target["applies"] is True
+    assert cpu_target["measured"] == pytest.approx(summary["speedup_default_vs_seed_style"]["se_resnet20"])
+    assert cpu_target["met"] == (cpu_target["measured"] >= 2.0)
+    assert not any(targets[k]["applies"] for k in targets if k != "cpu_default_vs_seed_style")
 
 
-def _row(model: str, variant: str, ips: float | None) -> dict:
-    status = "ok" if ips is not None else "failed"
-    return {"model": model, "variant": variant, "status": status, "images_per_sec": ips}
+def test_printed_table_and_rendered_readme_section(cpu_run):
+    record, path, printed = cpu_run
+    row = record["results"][0]
+    line = next(x for x in printed.splitlines() if x.startswith("se_resnet20   seed-style"))
+    assert f"{row['images_per_sec']:,.0f}" in line and f"{50 * row['relative_spread']:.1f}%" in line
+    assert str(path) in printed and "20,000" in printed and "default resolved to" in printed
+    section = _build_results().bench_section([{**record, "_file": path.name}])
+    assert f"| se_resnet20 | seed-style | {row['images_per_sec']:,.0f} | " in section
+    assert "| fp32 | channels-first | torch |" in section and "median of 2 repeats" in section
+    assert "| cpu_default_vs_seed_style |" in section and "`default` over `seed-style`" in section
 
 
-def test_summary_ratios_and_speedup():
+def _row(model: str, variant: str, repeats: list[float] | None) -> dict:
+    if repeats is None:
+        return {"model": model, "variant": variant, "status": "failed", "images_per_sec": None}
+    return {"model": model, "variant": variant, "status": "ok", **bench.throughput_stats(repeats)}
+
+
+def test_summary_uses_medians_not_means():
     settings = bench.BenchSettings(
         models=("se_resnet50", "resnet50"),
-        variants=("baseline", "device+amp", "device+amp+cl"),
+        variants=("seed-style", "device-bf16", "default"),
         batch_size=8,
-        steps=1,
-        warmup=0,
     )
     results = [
-        _row("se_resnet50", "baseline", 100.0),
-        _row("se_resnet50", "device+amp", 600.0),
-        _row("se_resnet50", "device+amp+cl", 900.0),
-        _row("resnet50", "baseline", 125.0),
-        _row("resnet50", "device+amp", 650.0),
-        _row("resnet50", "device+amp+cl", None),
+        _row("se_resnet50", "seed-style", [100.0, 90.0, 1000.0]),  # median 100, mean 397
+        _row("se_resnet50", "device-bf16", [600.0, 610.0, 50.0]),  # median 600
+        _row("se_resnet50", "default", [900.0, 880.0, 5000.0]),  # median 900
+        _row("resnet50", "seed-style", [125.0, 125.0, 125.0]),
+        _row("resnet50", "device-bf16", [650.0, 640.0, 660.0]),
+        _row("resnet50", "default", None),
     ]
     summary = bench.summarize(results, settings)
-    assert summary["best_variant"] == "device+amp+cl" and summary["se_images_per_sec"] == 900.0
+    assert summary["best_variant"] == "default" and summary["se_images_per_sec"] == 900.0
     assert summary["se_vs_plain_ratio_by_variant"] == pytest.approx(
-        {"baseline": 0.8, "device+amp": 600 / 650}
+        {"seed-style": 0.8, "device-bf16": 600 / 650}
     )
     assert summary["se_vs_plain_ratio"] is None  # the plain model failed at the best variant
-    assert summary["speedup_device_amp_vs_baseline"] == pytest.approx(6.0)
-    assert summary["speedup_best_amp_vs_baseline"] == pytest.approx(9.0)
+    assert summary["speedup_default_vs_seed_style"] == pytest.approx({"se_resnet50": 9.0})
+    assert summary["speedup_best_vs_seed_style"]["resnet50"] == {"variant": "device-bf16", "speedup": 5.2}
+
+
+def test_throughput_stats():
+    stats = bench.throughput_stats([30.0, 10.0, 20.0, 100.0])
+    assert stats == {
+        "images_per_sec": 25.0,
+        "images_per_sec_min": 10.0,
+        "images_per_sec_max": 100.0,
+        "relative_spread": 90.0 / 25.0,
+    }
+    with pytest.raises(ValueError, match="--repeats"):
+        bench.throughput_stats([])
 
 
 def test_targets_say_when_they_apply():
-    env = setup(seed=None, device="cpu", verbose=False)
+    cpu_env = setup(seed=None, device="cpu", verbose=False)
     summary = {
         "se_model": "se_resnet50",
         "plain_model": "resnet50",
         "se_images_per_sec": 25_000.0,
         "se_vs_plain_ratio": 0.9,
-        "speedup_device_amp_vs_baseline": None,
+        "speedup_default_vs_seed_style": {"se_resnet50": 6.0},
     }
-    checks = {c["name"]: c for c in bench.check_targets(summary, env)}
-    assert checks["se_images_per_sec"]["met"] is True and checks["se_images_per_sec"]["applies"] is False
-    assert checks["se_vs_plain_ratio"]["met"] is False and checks["se_vs_plain_ratio"]["applies"] is True
-    assert checks["speedup_device_amp_vs_baseline"]["met"] is None
-    assert checks["speedup_device_amp_vs_baseline"]["applies"] is False  # a GPU goal
+    h100 = dataclasses.replace(cpu_env, device=torch.device("cuda"), device_name="NVIDIA H100 80GB HBM3")
+    on_gpu = {c["name"]: c for c in bench.check_targets(summary, h100)}
+    assert on_gpu["se_images_per_sec"]["applies"] is True and on_gpu["se_images_per_sec"]["met"] is True
+    assert on_gpu["se_vs_plain_ratio"]["applies"] is True and on_gpu["se_vs_plain_ratio"]["met"] is False
+    assert (
+        on_gpu["cuda_default_vs_seed_style"]["measured"] == 6.0
+        and on_gpu["cuda_default_vs_seed_style"]["met"]
+    )
+    assert on_gpu["cpu_default_vs_seed_style"]["applies"] is False
+    on_cpu = {c["name"]: c for c in bench.check_targets(summary, cpu_env)}
+    assert not any(c["applies"] for c in on_cpu.values())
+    small = {**summary, "se_model": "se_resnet20", "plain_model": "resnet20"}
+    small["speedup_default_vs_seed_style"] = {"se_resnet20": 1.5}
+    cpu_check = {c["name"]: c for c in bench.check_targets(small, cpu_env)}["cpu_default_vs_seed_style"]
+    assert (cpu_check["applies"], cpu_check["measured"], cpu_check["met"]) == (True, 1.5, False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("steps", 0, "--steps"),
+        ("steps", -3, "--steps"),
+        ("repeats", 0, "--repeats"),
+        ("repeats", -1, "--repeats"),
+        ("warmup", 0, "--warmup"),
+        ("batch_size", 0, "--batch-size"),
+        ("min_seconds", -1.0, "--min-seconds"),
+        ("max_steps", 1, "--max-steps"),
+        ("train_images", 2, "--train-images"),
+        ("num_workers", -1, "--num-workers"),
+    ],
+)
+def test_invalid_settings_are_refused(field, value, flag):
+    values = {"models": ("resnet20",), "variants": ("default",), "batch_size": 4, "steps": 2, field: value}
+    with pytest.raises(ValueError, match=flag):
+        bench.BenchSettings(**values)
+
+
+@pytest.mark.parametrize(
+    "option", [["--steps", "0"], ["--repeats", "0"], ["--repeats", "-2"], ["--min-seconds", "-1"]]
+)
+def test_cli_refuses_zero_and_negative_values(option, capsys, monkeypatch, tmp_path):
+    """0 is not replaced by a default (the option comes last, after tiny settings, so a regression
+    runs a quick benchmark and fails here instead of a long one)."""
+    monkeypatch.setenv("SENET_DEVICE", "cpu")
+    args = ["bench", "--models", "resnet20", "--variants", "device-fp32", *TINY, "--out", str(tmp_path)]
+    assert cli.main([*args, *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option[0] in err
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_variant_aliases_and_unknown_variants():
+    settings = bench.BenchSettings(
+        models=("resnet20",), variants=("baseline", "device+amp", "+compile", "seed-style"), batch_size=2
+    )
+    assert settings.variants == ("seed-style", "device-bf16", "device-bf16-cl-compile")
+    with pytest.raises(ValueError, match="seed-style"):
+        bench.BenchSettings(models=("resnet20",), variants=("turbo",), batch_size=2)
+
+
+def test_defaults_by_device():
+    cuda = bench.default_settings(torch.device("cuda"))
+    assert (cuda.models, cuda.batch_size) == (("se_resnet50", "resnet50"), 256)
+    assert cuda.variants == tuple(bench.VARIANTS) and "device-bf16-cl-compile" in cuda.variants
+    cpu = bench.default_settings(torch.device("cpu"))
+    assert (cpu.models, cpu.batch_size, cpu.repeats, cpu.min_seconds) == (
+        ("se_resnet20", "resnet20"),
+        128,
+        3,
+        3.0,
+    )
+    assert cpu.variants == ("seed-style", "device-fp32", "device-bf16", "device-bf16-cl", "default")
+    assert bench.default_variants(torch.device("mps")) == ("seed-style", "device-fp32", "default")
+
+
+def test_seed_style_switches_tf32_off_on_cuda_and_restores_it(monkeypatch):
+    """Runs without a GPU: the TF32 switches are plain flags, and the timing itself is replaced."""
+    seen = {}
+
+    def fake_time(row, model_name, data, variant, settings, device):
+        seen[variant] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        row["status"] = "ok"
+
+    monkeypatch.setattr(bench, "_time_variant", fake_time)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        settings = bench.BenchSettings(models=("resnet20",), variants=("seed-style",), batch_size=2)
+        cuda = torch.device("cuda")
+        seed_row = bench.measure("resnet20", None, "seed-style", settings, cuda)
+        device_row = bench.measure("resnet20", None, "device-fp32", settings, cuda)
+        assert seen == {"seed-style": (False, False), "device-fp32": (True, True)}
+        assert seed_row["tf32"] == {"matmul_allow_tf32": False, "cudnn_allow_tf32": False}
+        assert device_row["tf32"] == {"matmul_allow_tf32": True, "cudnn_allow_tf32": True}
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+class _CountingTrainer:
+    """Stands in for a Trainer: counts steps of about a millisecond."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        time.sleep(0.001)
+        return torch.zeros(())
+
+
+def test_a_repeat_runs_at_least_steps_and_min_seconds_and_at_most_max_steps():
+    batches = itertools.repeat((torch.zeros(1), torch.zeros(1)))
+    cpu = torch.device("cpu")
+    base = {"models": ("resnet20",), "variants": ("default",), "batch_size": 2}
+    timing, _ = bench._timed_repeat(
+        _CountingTrainer(), batches, bench.BenchSettings(**base, steps=3, min_seconds=0.05), cpu
+    )
+    assert timing["steps"] > 3 and timing["seconds"] >= 0.05  # 1 ms steps: the time limit ends it
+    assert timing["images_per_sec"] == pytest.approx(timing["steps"] * 2 / timing["seconds"])
+    capped = bench.BenchSettings(**base, steps=3, min_seconds=60.0, max_steps=5)
+    assert bench._timed_repeat(_CountingTrainer(), batches, capped, cpu)[0]["steps"] == 5
+    exact = bench.BenchSettings(**base, steps=7, min_seconds=0.0)
+    assert bench._timed_repeat(_CountingTrainer(), batches, exact, cpu)[0]["steps"] == 7
 
 
 def test_a_failing_variant_is_recorded_not_raised(monkeypatch):
@@ -96,14 +356,7 @@ def test_a_failing_variant_is_recorded_not_raised(monkeypatch):
         raise RuntimeError("no compiler here\nsecond line")
 
     monkeypatch.setattr(bench, "_build", broken)
-    settings = bench.BenchSettings(
-        models=("resnet20",), variants=("device",), batch_size=2, steps=1, warmup=0
-    )
-    row = bench.measure("resnet20", None, "device", settings, torch.device("cpu"))
+    settings = bench.BenchSettings(models=("resnet20",), variants=("device-fp32",), batch_size=2, steps=1)
+    row = bench.measure("resnet20", None, "device-fp32", settings, torch.device("cpu"))
     assert row["status"] == "failed" and row["images_per_sec"] is None
     assert row["error"] == "RuntimeError: no compiler here"
-
-
-def test_unknown_variant_is_refused():
-    with pytest.raises(ValueError, match="device\\+amp"):
-        bench.BenchSettings(models=("resnet20",), variants=("turbo",), batch_size=2, steps=1, warmup=0)

@@ -69,7 +69,7 @@ def test_bad_input_says_what_to_do():
         plot_curves({"plain": fake_history(0.5)}, metrics=("test_top5",))
 
 
-def _record(model: str, seed: int, acc: float) -> dict:
+def _record(model: str, seed: int, acc: float, precision: str = "bf16") -> dict:
     return {
         "kind": "train",
         "model": {"name": model, "num_classes": 10},
@@ -84,6 +84,7 @@ def _record(model: str, seed: int, acc: float) -> dict:
             "cutout": 0,
         },
         "seed": seed,
+        "precision": precision,
         "device_name": "Test GPU",
         "commit": "abc123",
         "history": fake_history(acc),
@@ -96,8 +97,10 @@ def _record(model: str, seed: int, acc: float) -> dict:
 def test_build_results_renders_records(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    for i, (model, acc) in enumerate([("resnet20", 0.90), ("se_resnet20", 0.95), ("se_resnet20", 0.93)]):
-        (results / f"train_{i}.json").write_text(json.dumps(_record(model, i, acc)))
+    runs = [("resnet20", 0.90, "bf16"), ("se_resnet20", 0.95, "bf16"), ("se_resnet20", 0.93, "bf16")]
+    runs.append(("se_resnet20", 0.91, "fp32"))  # same recipe in another precision: its own row
+    for i, (model, acc, precision) in enumerate(runs):
+        (results / f"train_{i}.json").write_text(json.dumps(_record(model, i, acc, precision)))
     bench = {
         "kind": "benchmark",
         "device_name": "Test GPU",
@@ -152,8 +155,9 @@ def test_build_results_renders_records(tmp_path):
     subprocess.run(cmd, check=True, capture_output=True)
     text = readme.read_text()
     assert "old" not in text and "CIFAR-10 (JPEG q75 copy)" in text and "Test GPU" in text
-    assert "| resnet20 | 1 | 80.00 | 90.00 |" in text
-    assert "| se_resnet20 | 2 | 84.00 ± 1.41 | 94.00 ± 1.41 |" in text
+    assert "| resnet20 | bf16 | 0 | 80.00 | 90.00 |" in text
+    assert "| se_resnet20 | bf16 | 1, 2 | 84.00 ± 1.41 | 94.00 ± 1.41 |" in text
+    assert "| se_resnet20 | fp32 | 3 | 81.00 | 91.00 |" in text
     assert "SE paper v4, Table 4" in text  # their numbers, labelled as theirs
     assert "| se_resnet50 | device+amp | 21,000 |" in text and "failed: OOM" in text
     assert "| 12 s (quick) | not measured yet |" in text and "| 100 s (quick) |" in text
