@@ -4,7 +4,8 @@
     python scripts/export_pretrained.py checkpoints/<run folder> [--out pretrained/]
 
 Writes ``<model>_<dataset>_<epochs>ep_seed<N>.pt`` (fp16 state dict, architecture, metadata) and
-``.json`` beside it (recipe, data, final and best test accuracy, device, run commit, SHA-256), via
+``.json`` beside it (recipe, data, final and best test accuracy, per-epoch history, device, precision,
+run commit, SHA-256), via
 :func:`senet_lib.checkpoint.export_weights`. Load it with ``senet_lib.checkpoint.load_checkpoint``
 or give it to notebook 06 as ``CHECKPOINT``.
 """
@@ -47,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         "commit": record.get("commit"),
         "device_name": record.get("device_name"),
         "wall_time_s": record.get("wall_time_s"),
+        "precision": record.get("precision"),
+        "environment": record.get("environment"),
         "run": args.run.name,
+        "history": record.get("history", []),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = export_weights(model, args.out / name, meta)

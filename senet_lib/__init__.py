@@ -9,7 +9,7 @@ torch loads.
 """
 
 from . import env  # noqa: I001  (must come first: sets PYTORCH_ENABLE_MPS_FALLBACK)
-from . import checkpoint, data, excitation, figures, profiles, train
+from . import checkpoint, data, excitation, figures, pretrained, profiles, train
 from .env import get_device, get_paths, get_precision, get_profile, seed_everything, setup
 from .models import create_model, list_models, register_model
 from .se import Excitation, Squeeze, SqueezeExcitation, override_gate, scale, se_blocks, squeeze
@@ -22,6 +22,7 @@ __all__ = [
     "data",
     "excitation",
     "figures",
+    "pretrained",
     "profiles",
     "train",
     "Squeeze",

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import random
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,12 +35,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import (
+    CheckpointError,
     arch_config_of,
     atomic_write_json,
+    claim_run_folder,
     load_checkpoint,
     read_checkpoint,
+    remove_stale_temps,
     save_checkpoint,
 )
+from .data import PIPELINES
 from .env import (
     default_channels_last,
     environment_record,
@@ -48,7 +54,9 @@ from .env import (
     git_commit,
     seed_everything,
 )
+from .errors import UserError
 from .models import create_model
+from .pretrained import PretrainedMatch, find_pretrained
 
 if TYPE_CHECKING:
     from .data import ImageDataset
@@ -56,8 +64,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "ConfigError",
     "HISTORY_NAME",
     "RECORD_NAME",
+    "RecipeMismatchError",
+    "RunExistsError",
     "SCHEDULES",
     "History",
     "TrainConfig",
@@ -80,6 +91,37 @@ SCHEDULES = ("step", "cosine", "onecycle")
 PRECISIONS = (None, "bf16", "fp16", "fp32")
 #: Fields that change how a run is executed or reported, not what it computes.
 RUNTIME_FIELDS = ("progress", "print_freq", "save_every", "compile", "channels_last")
+#: A temporary ``record.json`` this old (seconds) is left over: :func:`train_or_load` writes the
+#: record after :func:`fit` has released the run folder, so a fresh one may still be in flight.
+STALE_RECORD_AGE = 60.0
+
+
+#: The largest seed torch accepts (``torch.manual_seed`` takes a signed 64-bit value).
+MAX_SEED = 2**63 - 1
+
+
+class ConfigError(ValueError, UserError):
+    """An invalid :class:`TrainConfig` value: ``field`` names it, ``problem`` says what it must be."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"Invalid TrainConfig: {field} {problem}; fix that value.")
+        self.field, self.problem = field, problem
+
+
+class RunExistsError(FileExistsError, UserError):
+    """The run folder already holds a checkpoint and ``resume`` was not asked for; ``path`` is it."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class RecipeMismatchError(ValueError, UserError):
+    """A checkpoint was trained with another recipe; ``differences`` names each field (saved vs now)."""
+
+    def __init__(self, message: str, path: Path, differences: str) -> None:
+        super().__init__(message)
+        self.path, self.differences = path, differences
 
 
 class TrainingDiverged(RuntimeError):
@@ -128,38 +170,90 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.milestones = tuple(int(m) for m in self.milestones)
-        checks = [
-            (self.epochs >= 1, f"epochs must be at least 1 (got {self.epochs})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.lr > 0, f"lr must be positive (got {self.lr})"),
+        """Check every value (type and range); the one place a recipe is validated.
+
+        Raises:
+            ConfigError: the first invalid value, named with what it must be (a ``ValueError``).
+        """
+        if isinstance(self.milestones, (list, tuple)):
+            self.milestones = tuple(self.milestones)
+        milestones = self.milestones if isinstance(self.milestones, tuple) else ()
+        whole = _is_whole
+        checks: list[tuple[str, bool, str]] = [
+            ("epochs", whole(self.epochs, 1), "must be a whole number, at least 1"),
+            ("batch_size", whole(self.batch_size, 1), "must be a whole number, at least 1"),
+            ("lr", _is_number(self.lr) and self.lr > 0, "must be a finite positive number"),
+            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("nesterov", isinstance(self.nesterov, bool), "must be True or False"),
             (
-                self.schedule in SCHEDULES,
-                f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})",
+                "nesterov",
+                not (self.nesterov and self.momentum == 0),
+                "needs a momentum above 0 (Nesterov momentum without momentum does nothing)",
             ),
             (
-                0 <= self.warmup_epochs < self.epochs,
-                f"warmup_epochs must be between 0 and epochs - 1 (got {self.warmup_epochs} of {self.epochs})",
+                "weight_decay",
+                _is_number(self.weight_decay) and self.weight_decay >= 0,
+                "must be a finite number, 0 or more",
+            ),
+            ("decay_norm_and_bias", isinstance(self.decay_norm_and_bias, bool), "must be True or False"),
+            ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
+            (
+                "milestones",
+                isinstance(self.milestones, tuple)
+                and all(whole(m, 1) for m in milestones)
+                and all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
+                "must be positive epoch numbers in increasing order",
+            ),
+            ("gamma", _is_number(self.gamma) and 0 < self.gamma <= 1, "must be in (0, 1]"),
+            (
+                "warmup_epochs",
+                whole(self.warmup_epochs, 0) and whole(self.epochs, 1) and self.warmup_epochs < self.epochs,
+                f"must be between 0 and epochs - 1 ({self.epochs} epochs)",
             ),
             (
-                0 <= self.label_smoothing < 1,
-                f"label_smoothing must be in [0, 1) (got {self.label_smoothing})",
+                "label_smoothing",
+                _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+                "must be in [0, 1)",
             ),
-            (0 <= self.cutmix <= 1, f"cutmix is a probability per batch, in [0, 1] (got {self.cutmix})"),
-            (self.cutout >= 0 and self.cutout_count >= 1, "cutout must be >= 0 pixels and cutout_count >= 1"),
+            ("cutout", whole(self.cutout, 0), "must be a whole number of pixels, 0 (off) or more"),
+            ("cutout_count", whole(self.cutout_count, 1), "must be a whole number, at least 1"),
             (
-                self.precision in PRECISIONS,
-                f"precision must be bf16, fp16, fp32 or None (got {self.precision!r})",
+                "cutmix",
+                _is_number(self.cutmix) and 0 <= self.cutmix <= 1,
+                "is a probability per batch, in [0, 1]",
             ),
-            (self.save_every >= 0 and self.print_freq >= 0, "save_every and print_freq must be >= 0"),
+            ("precision", self.precision in PRECISIONS, "must be bf16, fp16, fp32 or None"),
             (
-                self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
-                f"max_steps_per_epoch must be None or at least 1 (got {self.max_steps_per_epoch})",
+                "channels_last",
+                self.channels_last is None or isinstance(self.channels_last, bool),
+                "must be True, False or None",
             ),
+            ("compile", isinstance(self.compile, bool), "must be True or False"),
+            ("pipeline", self.pipeline in PIPELINES, f"must be one of {', '.join(PIPELINES)}"),
+            (
+                "seed",
+                whole(self.seed, 0) and self.seed <= MAX_SEED,
+                f"must be a whole number in 0..{MAX_SEED}",
+            ),
+            (
+                "save_every",
+                whole(self.save_every, 0),
+                "must be a whole number of epochs, 0 (only at the end) or more",
+            ),
+            ("print_freq", whole(self.print_freq, 0), "must be a whole number of steps, 0 (off) or more"),
+            (
+                "max_steps_per_epoch",
+                self.max_steps_per_epoch is None or whole(self.max_steps_per_epoch, 1),
+                "must be None or a whole number, at least 1",
+            ),
+            ("progress", isinstance(self.progress, bool), "must be True or False"),
         ]
-        for ok, message in checks:
+        for field, ok, problem in checks:
             if not ok:
-                raise ValueError(f"Invalid TrainConfig: {message}; fix that value.")
+                raise ConfigError(field, f"{problem} (got {getattr(self, field)!r})")
+        for name in ("epochs", "batch_size", "warmup_epochs", "cutout", "cutout_count", "seed"):
+            setattr(self, name, int(getattr(self, name)))  # e.g. numpy integers → int (JSON-ready)
+        self.milestones = tuple(int(m) for m in milestones)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain values (``milestones`` as a list)."""
@@ -195,6 +289,16 @@ class TrainConfig:
     def recipe(self) -> dict[str, Any]:
         """The values that determine what training computes (runtime-only fields left out)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+def _is_whole(value: Any, least: int) -> bool:
+    """An integer (not a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- optimizer and schedule
@@ -641,9 +745,11 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) 
         details = ", ".join(
             f"{k}: saved {saved_recipe.get(k)!r} vs now {current.get(k)!r}" for k in differing
         )
-        raise ValueError(
+        raise RecipeMismatchError(
             f"{path} was trained with another recipe ({details}): pass the same TrainConfig to resume, "
-            "or use another run folder (or resume=False in an empty one) to start afresh."
+            "or use another run folder (or resume=False in an empty one) to start afresh.",
+            path,
+            details,
         )
 
 
@@ -712,24 +818,56 @@ def fit(
     ``run_dir`` (weights, optimizer, LR position, RNG state, history); a finished run returns at
     once, and with no checkpoint there training starts afresh.
 
+    While it runs, the process holds ``run_dir`` exclusively
+    (:func:`senet_lib.checkpoint.claim_run_folder`: a second run on the same folder stops at
+    once, naming this one), and temporary files a killed save left there are removed first.
+
     Raises:
         TrainingDiverged: the loss became NaN/inf (epoch and step named; checkpoints untouched).
-        FileExistsError: ``run_dir`` already holds a checkpoint and ``resume`` is False.
-        ValueError: resuming with another recipe, or too little data for one batch.
+        RunExistsError: ``run_dir`` already holds a checkpoint and ``resume`` is False (a ``FileExistsError``).
+        RecipeMismatchError: resuming with another recipe (a ``ValueError``).
+        senet_lib.checkpoint.RunFolderBusy: another live run holds ``run_dir``.
+        senet_lib.checkpoint.OutputError: ``run_dir`` cannot be written, or the disk is full.
+        senet_lib.checkpoint.CheckpointError: the checkpoint to resume is corrupt or not resumable.
+        ValueError: too little data for one batch.
     """
     device = _resolve_device(device)
-    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is None:
+        if resume:
+            raise ValueError("resume=True needs run_dir, the folder of the run to continue.")
+        return _fit(model, data, config, None, False, device)
+    run_dir = Path(run_dir)
+    with claim_run_folder(run_dir):
+        removed = remove_stale_temps(run_dir, (CHECKPOINT_NAME, HISTORY_NAME))
+        removed += remove_stale_temps(run_dir, (RECORD_NAME,), min_age=STALE_RECORD_AGE)
+        if removed:
+            print(
+                f"Removed {len(removed)} temporary file(s) left in {run_dir} by an interrupted save "
+                f"({', '.join(p.name for p in removed)}).",
+                file=sys.stderr,
+            )
+        return _fit(model, data, config, run_dir, resume, device)
+
+
+def _fit(
+    model: nn.Module,
+    data: ImageDataset,
+    config: TrainConfig,
+    run_dir: Path | None,
+    resume: bool,
+    device: torch.device,
+) -> History:
+    """:func:`fit`'s epoch loop, for a run folder this process holds (or none)."""
     ckpt_path = run_dir / CHECKPOINT_NAME if run_dir is not None else None
     payload = None
     if ckpt_path is not None and ckpt_path.exists():
         if not resume:
-            raise FileExistsError(
-                f"{ckpt_path} already exists: pass resume=True to continue that run, or choose another run_dir."
+            raise RunExistsError(
+                f"{ckpt_path} already exists: pass resume=True to continue that run, or choose another run_dir.",
+                ckpt_path,
             )
         model, payload = load_checkpoint(ckpt_path, model=model, device=device)
         _check_resumable(payload["config"], config, ckpt_path)
-    elif resume and run_dir is None:
-        raise ValueError("resume=True needs run_dir, the folder of the run to continue.")
     if payload is None:
         seed_everything(config.seed)
 
@@ -740,7 +878,7 @@ def fit(
     if steps < 1:
         raise ValueError(
             f"The training split ({len(data.train.labels)} images) is smaller than one batch "
-            f"({config.batch_size}): lower batch_size or use more training images."
+            f"({config.batch_size}): lower the batch size or use more training images."
         )
     trainer = Trainer(model, config, device, steps_per_epoch=steps)
     history = History()
@@ -752,6 +890,11 @@ def fit(
             raise ValueError(
                 f"{ckpt_path} was trained with {saved_steps} steps per epoch but this data and recipe give "
                 f"{steps}: resume with the same dataset (and subset), or start a new run folder."
+            )
+        if not payload.get("trainer_state") or "rng" not in payload["extra"]:
+            raise CheckpointError(
+                f"{ckpt_path} holds weights but no optimizer or RNG state (it was not written by fit), so it "
+                "cannot be resumed: train in another run folder, or delete it to start afresh."
             )
         trainer.load_state_dict(payload["trainer_state"])
         history = History(payload["history"])
@@ -850,12 +993,16 @@ def train_or_load(
     run_name: str | None = None,
     checkpoint_dir: str | Path | None = None,
     device: str | torch.device | None = None,
+    use_pretrained: bool = True,
     **model_options: Any,
 ) -> tuple[nn.Module, History]:
-    """Load a finished run, resume a partial one, or train from scratch; print which.
+    """Load a finished run, resume a partial one, load the shipped network, or train from scratch; print which.
 
     The run lives in ``<checkpoint_dir>/<run_name>`` (default folder: ``get_paths().checkpoints``;
     default name: :func:`default_run_name`). A run record is written there as ``record.json``.
+    With no run there and ``use_pretrained``, a network in ``pretrained/`` trained with the same
+    model, options, data sizes and recipe (:func:`senet_lib.pretrained.find_pretrained`) is loaded
+    instead of training; nothing is written then.
 
     Returns:
         ``(model, history)``, the model in eval mode on ``device``.
@@ -881,6 +1028,11 @@ def train_or_load(
         model = create_model(model_name, data.num_classes, **model_options)
         history = fit(model, data, config, run_dir=run_dir, resume=True, device=device)
     else:
+        shipped = _find_shipped(model_name, data, config, model_options) if use_pretrained else None
+        if shipped is not None:
+            model, _ = load_checkpoint(shipped.path, device=device)
+            print(f"Loaded the repository's pretrained network {shipped.describe()} from {shipped.path}.")
+            return model, History(shipped.history)
         print(f"Training {run_name} for {config.epochs} epochs on {device}; checkpoints go to {run_dir}.")
         seed_everything(config.seed)
         model = create_model(model_name, data.num_classes, **model_options)
@@ -889,6 +1041,13 @@ def train_or_load(
     atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
     return model, history
+
+
+def _find_shipped(
+    model_name: str, data: ImageDataset, config: TrainConfig, model_options: Mapping[str, Any]
+) -> PretrainedMatch | None:
+    arch = {"name": model_name, "num_classes": int(data.num_classes), **model_options}
+    return find_pretrained(arch, _dataset_descriptor(data), config.to_dict())
 
 
 # --------------------------------------------------------------------------- result records

@@ -36,6 +36,8 @@ def test_missing_device_says_which_exist(monkeypatch):
 
 def test_precision_choices(monkeypatch):
     cpu = torch.device("cpu")
+    monkeypatch.delenv("SENET_PRECISION", raising=False)
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
     assert env.get_precision(cpu).name == "fp32" and env.get_precision(cpu).dtype is None
     assert env.get_precision(cpu, "bf16").dtype == torch.bfloat16
     assert env.get_precision(torch.device("cuda"), "fp16").use_grad_scaler
@@ -44,6 +46,44 @@ def test_precision_choices(monkeypatch):
     monkeypatch.setenv("SENET_PRECISION", "fp8")
     with pytest.raises(ValueError, match="Unknown precision 'fp8'"):
         env.get_precision(cpu)
+
+
+def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
+    """bf16 + channels-last on a CPU with native bf16 matrix units, fp32 + NCHW on one without;
+    the reason is said either way, and SENET_PRECISION wins over the capability."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("SENET_PRECISION", raising=False)
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["AMX-BF16", "AVX512-BF16"])
+    with_units = env.get_precision(cpu)
+    assert with_units.name == "bf16" and with_units.dtype == torch.bfloat16 and not with_units.use_grad_scaler
+    assert "AMX-BF16" in with_units.reason and env.default_channels_last(cpu, with_units)
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
+    without = env.get_precision(cpu)
+    assert without.name == "fp32" and "no native bf16" in without.reason
+    assert not env.default_channels_last(cpu, without)
+    monkeypatch.setenv("SENET_PRECISION", "fp32")
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["AMX-BF16"])
+    forced = env.get_precision(cpu)
+    assert forced.name == "fp32" and "SENET_PRECISION" in forced.reason
+    summary = str(env.setup(seed=None, device="cpu", verbose=False))
+    assert "fp32 (asked for (SENET_PRECISION))" in summary
+    record = env.setup(seed=None, device="cpu", verbose=False).record()
+    assert record["precision"] == "fp32" and record["precision_reason"] == forced.reason
+    assert record["cpu_bf16_units"] == ["AMX-BF16"]
+
+
+def test_cpu_bf16_units_reads_cpuinfo_without_torch_probe(monkeypatch, tmp_path):
+    """Without torch's private probe the flags come from /proc/cpuinfo."""
+    monkeypatch.setattr(torch._C, "_cpu", None, raising=False)
+    real_read = env.Path.read_text
+
+    def fake_read(self, *args, **kwargs):
+        if str(self) == "/proc/cpuinfo":
+            return "flags : fpu sse avx512f avx512_bf16 amx_tile\n"
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(env.Path, "read_text", fake_read)
+    assert env.cpu_bf16_units() == ["AVX512-BF16"]
 
 
 def test_profile_default_and_override(monkeypatch):

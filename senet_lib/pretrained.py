@@ -1,0 +1,167 @@
+"""The repository's small trained networks (``pretrained/``): find the one that matches a run.
+
+A file in ``pretrained/`` is an fp16 weights file written by
+:func:`senet_lib.checkpoint.export_weights`, with a JSON sidecar that records its architecture,
+recipe, training data, accuracy, per-epoch history and SHA-256 (``scripts/export_pretrained.py``
+writes both from a finished run). :func:`find_pretrained` answers "was this exact run
+(model, options, data, recipe, seed) already trained and shipped?", so that
+:func:`senet_lib.train.train_or_load` and the notebooks can load it instead of training.
+
+``$SENET_PRETRAINED_DIR`` points the search at another folder (for example an attached Kaggle
+dataset); the default is the checkout's ``pretrained/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CheckpointError, verify_weights
+from .env import REPO_ROOT
+
+__all__ = [
+    "PretrainedMatch",
+    "find_pretrained",
+    "list_pretrained",
+    "pick_pretrained",
+    "pretrained_dir",
+    "same_recipe",
+]
+
+#: Recipe fields that change how a run executes or reports, not what it learns (never compared).
+RUNTIME_FIELDS = ("progress", "print_freq", "save_every", "compile", "channels_last", "precision", "pipeline")
+
+
+def pretrained_dir() -> Path | None:
+    """``$SENET_PRETRAINED_DIR``, else ``<checkout>/pretrained``, else None (an installed package)."""
+    if os.environ.get("SENET_PRETRAINED_DIR"):
+        return Path(os.environ["SENET_PRETRAINED_DIR"]).expanduser()
+    return REPO_ROOT / "pretrained" if REPO_ROOT is not None else None
+
+
+@dataclass(frozen=True)
+class PretrainedMatch:
+    """One shipped weights file that matches a request, with its sidecar."""
+
+    path: Path
+    sidecar: dict[str, Any]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The run's per-epoch rows (empty for files exported before histories were kept)."""
+        return list(self.sidecar.get("history") or [])
+
+    @property
+    def data_label(self) -> str:
+        return str((self.sidecar.get("data") or {}).get("label", "?"))
+
+    def describe(self) -> str:
+        acc = (self.sidecar.get("accuracy") or {}).get("final_test_acc")
+        shown = f", final test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else ""
+        return f"{self.path.name} (trained on {self.data_label}{shown})"
+
+
+def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two recipes (``TrainConfig.to_dict()`` values) train the same network.
+
+    Runtime fields are ignored, and so are precision and pipeline: bf16 and fp32 runs of one
+    recipe, or the two data pipelines (same augmentations), are the same experiment.
+    """
+
+    def core(recipe: Mapping[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps({k: v for k, v in recipe.items() if k not in RUNTIME_FIELDS}))
+
+    return core(a) == core(b)
+
+
+def _same_data(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    keys = ("name", "num_classes", "train_size", "test_size")
+    return not saved.get("synthetic") and all(saved.get(k) == wanted.get(k) for k in keys)
+
+
+def _sidecars(folder: str | Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    folder = Path(folder) if folder is not None else pretrained_dir()
+    if folder is None or not folder.is_dir():
+        return []
+    found = []
+    for sidecar_path in sorted(folder.glob("*.json")):
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(sidecar, dict) and isinstance(sidecar.get("arch_config"), dict) and sidecar.get("file"):
+            found.append((sidecar_path.with_name(str(sidecar["file"])), sidecar))
+    return found
+
+
+def _verified(weights: Path, sidecar: dict[str, Any]) -> PretrainedMatch | None:
+    try:
+        verify_weights(weights)
+    except (CheckpointError, OSError) as err:
+        print(f"Skipping {weights.name}: {err}")
+        return None
+    return PretrainedMatch(weights, sidecar)
+
+
+def list_pretrained(folder: str | Path | None = None) -> list[PretrainedMatch]:
+    """Every weights file with a sidecar in ``folder`` (default :func:`pretrained_dir`), unverified."""
+    return [PretrainedMatch(weights, sidecar) for weights, sidecar in _sidecars(folder)]
+
+
+def pick_pretrained(
+    model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
+) -> PretrainedMatch | None:
+    """The shipped ``model_name`` (default options) trained on the full ``dataset``, whatever its
+    recipe: the longest-trained one, lowest seed first. For analyses that need *a* trained network
+    (notebook 06), not a particular run. Verified against its SHA-256; None if there is none."""
+    candidates = [
+        (weights, sidecar)
+        for weights, sidecar in _sidecars(folder)
+        if sidecar["arch_config"] == {"name": model_name, "num_classes": int(num_classes)}
+        and (sidecar.get("data") or {}).get("name") == dataset
+        and not (sidecar.get("data") or {}).get("synthetic")
+    ]
+    candidates.sort(
+        key=lambda c: (
+            -int((c[1].get("recipe") or {}).get("epochs", 0)),
+            (c[1].get("recipe") or {}).get("seed", 0),
+        )
+    )
+    for weights, sidecar in candidates:
+        match = _verified(weights, sidecar)
+        if match is not None:
+            return match
+    return None
+
+
+def find_pretrained(
+    arch_config: Mapping[str, Any],
+    data: Mapping[str, Any],
+    recipe: Mapping[str, Any],
+    folder: str | Path | None = None,
+) -> PretrainedMatch | None:
+    """The shipped weights file trained as asked, or None.
+
+    Args:
+        arch_config: ``{"name", "num_classes", **options}`` as :func:`senet_lib.create_model` sets it.
+        data: the dataset descriptor of the run (name, num_classes, train_size, test_size,
+            synthetic); synthetic data never match.
+        recipe: ``TrainConfig.to_dict()`` of the run (compared with :func:`same_recipe`).
+        folder: where to look (default :func:`pretrained_dir`).
+
+    A file whose SHA-256 does not match its sidecar is skipped with a printed note: a damaged file
+    is never loaded.
+    """
+    if data.get("synthetic"):
+        return None
+    wanted_arch = json.loads(json.dumps(dict(arch_config)))
+    for weights, sidecar in _sidecars(folder):
+        if sidecar["arch_config"] != wanted_arch or not _same_data(sidecar.get("data") or {}, data):
+            continue
+        if same_recipe(sidecar.get("recipe") or {}, recipe) and (match := _verified(weights, sidecar)):
+            return match
+    return None
