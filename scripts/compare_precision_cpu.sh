@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does bf16 cost accuracy? SE-ResNet-20 with the `cpu` profile's recipe, shortened to 10 epochs on a
+# Does bf16 cost accuracy? SE-ResNet-20 with the `cpu` profile's recipe, shortened to 8 epochs on a
 # class-balanced 10,000-image subset of CIFAR-10 (full test split), trained in bf16 and in fp32 with the
 # same seeds. Records go to results/ and README's results section shows them side by side
 # (scripts/build_results.py). Resumable; finished runs are skipped.
@@ -11,14 +11,14 @@ PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1"}
 for seed in $SEEDS; do
   for precision in bf16 fp32; do
-    run="precision-${precision}-se_resnet20-cifar10-n10000-e10-seed${seed}"
+    run="precision-${precision}-se_resnet20-cifar10-n10000-e8-seed${seed}"
     if [ -f "checkpoints/${run}/record.json" ]; then
       echo "skip ${run}: finished"
       continue
     fi
     echo "=== ${run} ($(date -u +%FT%TZ))"
     "$PY" -m senet_lib train --profile cpu --model se_resnet20 --dataset cifar10 --seed "$seed" \
-      --train-subset 10000 --epochs 10 --precision "$precision" --run-name "$run" \
+      --train-subset 10000 --epochs 8 --precision "$precision" --run-name "$run" \
       --resume --record --no-progress
   done
 done
