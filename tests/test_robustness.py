@@ -72,13 +72,13 @@ def _one_torch_thread():
 @pytest.fixture(autouse=True)
 def _offline_without_other_data(tmp_path, monkeypatch):
     """Only the data a test writes: no checkout data/ folder, no Kaggle tree, no downloads."""
-    monkeypatch.setattr(D, "REPO_ROOT", None)
-    monkeypatch.setattr(D, "KAGGLE_INPUT", tmp_path / "no_kaggle")
+    monkeypatch.setattr(D.cifar, "REPO_ROOT", None)
+    monkeypatch.setattr(D.cifar, "KAGGLE_INPUT", tmp_path / "no_kaggle")
 
     def offline(name, dest):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(D, "_download", offline)
+    monkeypatch.setattr(D.cifar, "_download", offline)
 
 
 @pytest.fixture(scope="module")
@@ -247,14 +247,14 @@ def test_evaluate_needs_no_writable_checkpoint_figure_or_results_folder(tmp_path
 def test_full_disk_during_a_checkpoint_write_is_one_sentence_and_keeps_the_previous(tmp_path, monkeypatch):
     path = _save_run(tmp_path)
     before = path.read_bytes()
-    real_mkstemp = ckpt.tempfile.mkstemp
+    real_mkstemp = ckpt.files.tempfile.mkstemp
 
     def mkstemp_on_a_full_disk(*args, **kwargs):
         fd, name = real_mkstemp(*args, **kwargs)
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), name  # every write fails with ENOSPC
 
-    monkeypatch.setattr(ckpt.tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    monkeypatch.setattr(ckpt.files.tempfile, "mkstemp", mkstemp_on_a_full_disk)
     with pytest.raises(ckpt.OutputError) as info:
         _save_run(tmp_path, "se_resnet20")
     message = str(info.value)

@@ -157,7 +157,8 @@ def test_precision_selects_grad_scaler(monkeypatch):
     with pytest.raises(ValueError, match="fp16 autocast is not supported .* CPU"):
         Trainer(model, tiny_config(precision="fp16"), CPU, 1)
     fp16 = Precision("fp16", torch.float16, use_grad_scaler=True)
-    monkeypatch.setattr(train, "get_precision", lambda device, name=None: fp16)
+    monkeypatch.setattr(train.trainer, "get_precision", lambda device, name=None: fp16)
+    monkeypatch.setattr(train.runtime, "get_precision", lambda device, name=None: fp16)
     assert Trainer(model, tiny_config(precision="fp16"), CPU, 1).scaler.is_enabled()
 
 
@@ -286,7 +287,7 @@ def test_train_or_load_trains_once_then_loads(tiny_data, tmp_path, monkeypatch, 
         calls.append(kwargs.get("resume", False))
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(train, "fit", counting_fit)
+    monkeypatch.setattr(train.runs, "fit", counting_fit)
     config = tiny_config(epochs=1, max_steps_per_epoch=2)
     model_a, history_a = train_or_load("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
     assert calls == [False] and "Training se_resnet20-synthetic-n48-" in capsys.readouterr().out

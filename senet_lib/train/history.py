@@ -1,0 +1,77 @@
+"""The per-epoch history of a run: :class:`History`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..checkpoint import (
+    atomic_write_json,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+# --------------------------------------------------------------------------- history
+class History:
+    """Per-epoch training records: dicts with ``epoch`` (1-based), ``train_loss``, ``train_acc``,
+    ``test_loss``, ``test_acc``, ``lr`` (at the epoch's first step), ``seconds`` (train + test)
+    and ``images_per_sec`` (training throughput)."""
+
+    KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]] | None = None) -> None:
+        self.rows: list[dict[str, Any]] = [dict(r) for r in rows or []]
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(dict(row))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+    def __repr__(self) -> str:
+        best = self.best_test_acc
+        return f"History({len(self)} epochs" + (f", best test acc {best:.4f})" if best is not None else ")")
+
+    def column(self, key: str) -> list[Any]:
+        """One value per epoch, e.g. ``history.column("test_acc")``."""
+        return [row.get(key) for row in self.rows]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.rows]
+
+    @property
+    def best_test_acc(self) -> float | None:
+        values = [v for v in self.column("test_acc") if v is not None]
+        return max(values) if values else None
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.rows[-1].get("test_acc") if self.rows else None
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(r.get("seconds", 0.0) for r in self.rows))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The rows as a JSON list; also written (atomically) to ``path`` when given."""
+        if path is not None:
+            atomic_write_json(path, self.rows)
+        return json.dumps(self.rows, indent=2)
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> History:
+        """Read a history from JSON text or from a file path."""
+        text = str(source)
+        if isinstance(source, Path) or not text.lstrip().startswith("["):
+            text = Path(source).read_text()
+        return cls(json.loads(text))
