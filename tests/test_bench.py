@@ -45,7 +45,9 @@ def cpu_run(tmp_path_factory):
         torch.set_num_threads(1)
         mp.setenv("SENET_DEVICE", "cpu")
         mp.delenv("SENET_PRECISION", raising=False)
-        mp.setattr(bench.run, "profile_steps", lambda *args, **kwargs: profile_steps(*args, **kwargs, steps=1))
+        mp.setattr(
+            bench.run, "profile_steps", lambda *args, **kwargs: profile_steps(*args, **kwargs, steps=1)
+        )
         printed = io.StringIO()
         variants = ["seed-style", "default"]
         args = ["bench", "--models", "se_resnet20", "resnet20", "--variants", *variants, *TINY]

@@ -42,7 +42,9 @@ def _ship(folder, data, config, name="se_resnet20", seed_weights=0, **options):
 def test_train_or_load_uses_a_matching_shipped_network(tmp_path, monkeypatch, real_looking_data, capsys):
     monkeypatch.setenv("SENET_PRETRAINED_DIR", str(tmp_path / "pretrained"))
     shipped, _ = _ship(tmp_path / "pretrained", real_looking_data, _config())
-    monkeypatch.setattr(train.runs, "fit", lambda *a, **k: pytest.fail("a shipped network must not be retrained"))
+    monkeypatch.setattr(
+        train.runs, "fit", lambda *a, **k: pytest.fail("a shipped network must not be retrained")
+    )
     model, history = train_or_load(
         "se_resnet20", real_looking_data, _config(), checkpoint_dir=tmp_path / "ck"
     )

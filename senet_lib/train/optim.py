@@ -1,5 +1,4 @@
-"""Optimizer parameter groups and learning-rate schedules (step, cosine, one-cycle) as one step-wise factor.
-"""
+"""Optimizer parameter groups and learning-rate schedules (step, cosine, one-cycle) as one step-wise factor."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The per-step machinery: :class:`Trainer` (forward, backward, mixed precision, metrics, evaluation, state).
-"""
+"""The per-step machinery: :class:`Trainer` (forward, backward, mixed precision, metrics, evaluation, state)."""
 
 from __future__ import annotations
 
