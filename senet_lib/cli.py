@@ -23,10 +23,12 @@ every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .data import DATASETS, PIPELINES, data_status, load_run_data, make_loaders
-from .env import PROFILES, device_name, get_device, seed_everything, setup
+from .env import PRECISIONS, PROFILES, device_name, get_device, seed_everything, setup
 from .errors import UserError
 from .models import create_model, list_models
 from .models.layers import NORMS
@@ -51,7 +53,6 @@ from .train import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
     RECORD_NAME,
-    SCHEDULES,
     ConfigError,
     History,
     RecipeMismatchError,
@@ -90,36 +91,35 @@ def check_dataset(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- train
-_CONFIG_ARGS = {
-    # argparse dest → TrainConfig field
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "momentum": "momentum",
-    "nesterov": "nesterov",
-    "weight_decay": "weight_decay",
-    "schedule": "schedule",
-    "milestones": "milestones",
-    "gamma": "gamma",
-    "warmup_epochs": "warmup_epochs",
-    "label_smoothing": "label_smoothing",
-    "cutout": "cutout",
-    "cutout_count": "cutout_count",
-    "cutmix": "cutmix",
-    "precision": "precision",
-    "channels_last": "channels_last",
-    "compile": "compile",
-    "pipeline": "pipeline",
-    "seed": "seed",
-    "print_freq": "print_freq",
-    "save_every": "save_every",
-    "max_steps": "max_steps_per_epoch",
-    "progress": "progress",
-}
+def _flags(f: dataclasses.Field) -> tuple[str, ...]:
+    return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
 
 
-_FLAGS = {field: "--" + dest.replace("_", "-") for dest, field in _CONFIG_ARGS.items()}
-_FLAGS.update(weight_decay="--wd", progress="--no-progress")
+#: TrainConfig field → its command-line option, as errors name it (``--wd``, not ``weight_decay``).
+_FLAGS = {f.name: _flags(f)[0] for f in dataclasses.fields(TrainConfig)}
+
+
+def add_config_flags(groups: Mapping[str, Any]) -> None:
+    """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
+    names, choices, group); ``None`` (the default of each) means "the profile's value"."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta["cli"]:
+            continue
+        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": meta["help"] or None}
+        if f.name == "progress":  # on by default: only the flag that turns it off
+            kwargs.update(action="store_false")
+        elif hint in (bool, bool | None):
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        else:
+            base = {int | None: int, str | None: str, tuple[int, ...]: int}.get(hint, hint)
+            kwargs.update(type=base, metavar=meta["metavar"])
+            if hint == tuple[int, ...]:
+                kwargs.update(nargs="*")
+            if meta["choices"]:
+                kwargs.update(choices=tuple(c for c in meta["choices"] if c is not None), metavar=None)
+        groups[meta["group"]].add_argument(*_flags(f), **kwargs)
 
 
 def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
@@ -132,9 +132,8 @@ def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
 
 def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
     """The profile's recipe with every option the user gave on the command line applied."""
-    overrides = {
-        field: getattr(args, dest) for dest, field in _CONFIG_ARGS.items() if getattr(args, dest) is not None
-    }
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "milestones" in overrides:
         overrides["milestones"] = tuple(overrides["milestones"])
     return checked_config(lambda: TrainConfig.from_profile(profile, **overrides))
@@ -399,38 +398,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
     )
     g = p.add_argument_group("recipe (TrainConfig)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float, help="(peak) learning rate")
-    g.add_argument("--momentum", type=float)
-    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float)
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--schedule", choices=SCHEDULES)
-    g.add_argument(
-        "--milestones", type=int, nargs="*", help="epochs at which the step schedule divides the lr"
-    )
-    g.add_argument("--gamma", type=float, help="step schedule factor (default 0.1)")
-    g.add_argument("--warmup-epochs", type=int)
-    g.add_argument("--label-smoothing", type=float)
-    g.add_argument("--cutout", type=int, metavar="LENGTH", help="Cutout square side in pixels (0 = off)")
-    g.add_argument("--cutout-count", type=int, metavar="N")
-    g.add_argument("--cutmix", type=float, metavar="P", help="probability that a batch is CutMix-ed")
-    g.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: the device's")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--pipeline", choices=PIPELINES)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--max-steps", type=int, metavar="N", help="at most N steps per epoch (smoke runs)")
     m = p.add_argument_group("model")
     m.add_argument("--norm", choices=NORMS)
     m.add_argument("--reduction", type=int, help="SE reduction ratio r (default 16)")
     o = p.add_argument_group("output")
     o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")
     o.add_argument("--run-name", help="run folder name (default: as train_or_load names it)")
-    o.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N epochs (0 = at the end)")
     o.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
-    o.add_argument("--print-freq", type=int, metavar="N", help="print a line every N steps")
-    o.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    add_config_flags({"recipe": g, "output": o})
     o.add_argument("--record", action="store_true", help="also write a results record to the results folder")
     o.add_argument("--results-dir", help="where --record writes (default: the results folder)")
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
@@ -445,7 +420,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--no-download", action="store_true")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"))
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--pipeline", choices=PIPELINES, default="auto")
     p.add_argument("--device")
     p.set_defaults(func=cmd_evaluate)

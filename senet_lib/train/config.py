@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from ..data import PIPELINES
+from ..env import PRECISIONS
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -17,10 +18,40 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("step", "cosine", "onecycle")
 
-PRECISIONS = (None, "bf16", "fp16", "fp32")
+#: A value that a field must be given (``epochs``, ``batch_size``): ``dataclasses.MISSING``.
+_REQUIRED: Any = MISSING
 
-#: Fields that change how a run is executed or reported, not what it computes.
-RUNTIME_FIELDS = ("progress", "print_freq", "save_every", "compile", "channels_last")
+
+def _recipe(
+    default: Any = _REQUIRED,
+    *,
+    help: str = "",
+    runtime: bool = False,
+    cli: bool = True,
+    flags: tuple[str, ...] = (),
+    choices: tuple[Any, ...] | None = None,
+    metavar: str | None = None,
+    group: str = "recipe",
+) -> Any:
+    """A :class:`TrainConfig` field with what the command line and run names need to know about it.
+
+    ``runtime`` fields change how a run executes or reports, not what it computes, so they stay out
+    of :meth:`TrainConfig.recipe` (and of run names). ``flags`` default to ``--<name-with-dashes>``;
+    ``cli=False`` keeps a field off the command line.
+    """
+    metadata = {
+        "help": help,
+        "runtime": runtime,
+        "cli": cli,
+        "flags": flags,
+        "choices": choices,
+        "metavar": metavar,
+        "group": group,
+    }
+    if default is _REQUIRED:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 #: The largest seed torch accepts (``torch.manual_seed`` takes a signed 64-bit value).
 MAX_SEED = 2**63 - 1
@@ -45,30 +76,38 @@ class TrainConfig:
     steps (0 = the progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs.
     """
 
-    epochs: int
-    batch_size: int
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = True
-    schedule: str = "step"
-    milestones: tuple[int, ...] = (30, 60, 90)
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    cutout: int = 0
-    cutout_count: int = 1
-    cutmix: float = 0.0
-    precision: str | None = None
-    channels_last: bool | None = None
-    compile: bool = False
-    pipeline: str = "auto"
-    seed: int = 0
-    save_every: int = 1
-    print_freq: int = 0
-    max_steps_per_epoch: int | None = None
-    progress: bool = True
+    epochs: int = _recipe(help="number of epochs")
+    batch_size: int = _recipe(help="images per training step")
+    lr: float = _recipe(0.1, help="(peak) learning rate")
+    momentum: float = _recipe(0.9, help="SGD momentum")
+    nesterov: bool = _recipe(False, help="Nesterov momentum")
+    weight_decay: float = _recipe(5e-4, help="L2 weight decay", flags=("--wd", "--weight-decay"))
+    decay_norm_and_bias: bool = _recipe(True, cli=False)
+    schedule: str = _recipe("step", choices=SCHEDULES, help="learning-rate schedule")
+    milestones: tuple[int, ...] = _recipe(
+        (30, 60, 90), help="epochs at which the step schedule divides the lr"
+    )
+    gamma: float = _recipe(0.1, help="step schedule factor (default 0.1)")
+    warmup_epochs: int = _recipe(0, help="epochs of linear warm-up")
+    label_smoothing: float = _recipe(0.0, help="label smoothing of the cross-entropy")
+    cutout: int = _recipe(0, metavar="LENGTH", help="Cutout square side in pixels (0 = off)")
+    cutout_count: int = _recipe(1, metavar="N", help="Cutout squares per image")
+    cutmix: float = _recipe(0.0, metavar="P", help="probability that a batch is CutMix-ed")
+    precision: str | None = _recipe(None, choices=PRECISIONS, help="default: the device's")
+    channels_last: bool | None = _recipe(None, runtime=True, help="default: on for CUDA and bf16 CPUs")
+    compile: bool = _recipe(False, runtime=True, help="torch.compile the model")
+    pipeline: str = _recipe("auto", choices=PIPELINES, help="data pipeline")
+    seed: int = _recipe(0, help="random seed (default: the profile's first)")
+    save_every: int = _recipe(
+        1, runtime=True, group="output", metavar="N", help="checkpoint every N epochs (0 = at the end)"
+    )
+    print_freq: int = _recipe(0, runtime=True, group="output", metavar="N", help="print a line every N steps")
+    max_steps_per_epoch: int | None = _recipe(
+        None, flags=("--max-steps",), metavar="N", help="at most N steps per epoch (smoke runs)"
+    )
+    progress: bool = _recipe(
+        True, runtime=True, group="output", flags=("--no-progress",), help="hide the progress bar"
+    )
 
     def __post_init__(self) -> None:
         """Check every value (type and range); the one place a recipe is validated.
@@ -123,7 +162,11 @@ class TrainConfig:
                 _is_number(self.cutmix) and 0 <= self.cutmix <= 1,
                 "is a probability per batch, in [0, 1]",
             ),
-            ("precision", self.precision in PRECISIONS, "must be bf16, fp16, fp32 or None"),
+            (
+                "precision",
+                self.precision is None or self.precision in PRECISIONS,
+                "must be bf16, fp16, fp32 or None",
+            ),
             (
                 "channels_last",
                 self.channels_last is None or isinstance(self.channels_last, bool),
@@ -149,9 +192,9 @@ class TrainConfig:
             ),
             ("progress", isinstance(self.progress, bool), "must be True or False"),
         ]
-        for field, ok, problem in checks:
+        for name, ok, problem in checks:
             if not ok:
-                raise ConfigError(field, f"{problem} (got {getattr(self, field)!r})")
+                raise ConfigError(name, f"{problem} (got {getattr(self, name)!r})")
         for name in ("epochs", "batch_size", "warmup_epochs", "cutout", "cutout_count", "seed"):
             setattr(self, name, int(getattr(self, name)))  # e.g. numpy integers → int (JSON-ready)
         self.milestones = tuple(int(m) for m in milestones)
@@ -175,21 +218,23 @@ class TrainConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides: Any) -> TrainConfig:
-        """The recipe of a :class:`~senet_lib.profiles.Profile` (seed = its first seed), with overrides."""
+        """The recipe of a :class:`~senet_lib.profiles.Profile` (``profile.config``), with overrides."""
         names = {f.name for f in fields(cls)}
-        values = {name: getattr(profile, name) for name in names if hasattr(profile, name)}
-        values["seed"] = profile.seeds[0] if profile.seeds else 0
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise TypeError(
                 f"TrainConfig has no field(s) {', '.join(unknown)}: use one of {', '.join(sorted(names))}."
             )
-        values.update(overrides)
-        return cls(**values)
+        return replace(profile.config, **overrides)
 
     def recipe(self) -> dict[str, Any]:
         """The values that determine what training computes (runtime-only fields left out)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+#: Fields that change how a run is executed or reported, not what it computes (left out of
+#: :meth:`TrainConfig.recipe`), read from the fields' metadata.
+RUNTIME_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.metadata["runtime"])
 
 
 def _is_whole(value: Any, least: int) -> bool:
