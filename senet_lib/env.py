@@ -28,7 +28,7 @@ import platform as _platform  # noqa: E402
 import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -227,9 +227,6 @@ class Paths:
     checkpoints: Path
     figures: Path
     results: Path
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
 
 
 def get_paths(create: bool = True) -> Paths:

@@ -343,7 +343,7 @@ def test_run_record_and_write_record(tiny_data, tmp_path):
         [{"epoch": 1, "test_acc": 0.25}, {"epoch": 2, "test_acc": 0.5}, {"epoch": 3, "test_acc": 0.4}]
     )
     assert (history.best_test_acc, history.final_test_acc) == (0.5, 0.4)
-    assert History.from_json(history.to_json()).to_list() == history.to_list()
+    assert History(json.loads(history.to_json())).to_list() == history.to_list()
     model = create_model("se_resnet20", 10)
     env_record = train.environment_record(CPU, "fp32")
     record = train.run_record(model, tiny_data, tiny_config(epochs=3), history, env_record, wall_time=12.5)

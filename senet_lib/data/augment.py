@@ -1,5 +1,4 @@
-"""Batch augmentation as tensor operations (random crop, Cutout) and the per-epoch random draws behind them.
-"""
+"""Batch augmentation as tensor operations (random crop, Cutout) and the per-epoch random draws behind them."""
 
 from __future__ import annotations
 

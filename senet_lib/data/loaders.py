@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -16,7 +17,14 @@ from .dataset import PIPELINES, ImageDataset, ImageSplit, _normalize, _stats_ten
 
 # --------------------------------------------------------------------------- loaders
 class _LoaderBase:
-    """What both pipelines share: batch counting, epochs and output placement."""
+    """What both pipelines share: their arguments, batch counting, epochs and output placement.
+
+    A pipeline takes the split (uint8 NCHW), ``batch_size``, the ``device`` its batches land on,
+    the normalisation ``mean`` / ``std``, and for training (``train=True``) the augmentation:
+    ``padding`` for the random crop, ``flip``, ``cutout`` squares of that side (``cutout_count``
+    per image), all drawn from ``seed`` and the epoch; ``channels_last`` sets the batches' memory
+    format. Subclasses set up their source in :meth:`_load`.
+    """
 
     def __init__(
         self,
@@ -25,11 +33,11 @@ class _LoaderBase:
         device: torch.device | str,
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
-        train: bool,
-        cutout: int,
-        cutout_count: int,
-        channels_last: bool,
-        seed: int,
+        train: bool = False,
+        cutout: int = 0,
+        cutout_count: int = 1,
+        channels_last: bool = False,
+        seed: int = 0,
         padding: int = 4,
         flip: bool = True,
     ) -> None:
@@ -54,6 +62,10 @@ class _LoaderBase:
         self.seed = seed
         self.epoch = 0
         self.num_samples = len(split)
+        self._load(split)
+
+    def _load(self, split: ImageSplit) -> None:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         if self.train:
@@ -83,35 +95,7 @@ class DeviceLoader(_LoaderBase):
     in order, keeping the last partial batch.
     """
 
-    def __init__(
-        self,
-        split: ImageSplit,
-        batch_size: int,
-        device: torch.device | str,
-        mean: tuple[float, float, float],
-        std: tuple[float, float, float],
-        train: bool = False,
-        cutout: int = 0,
-        cutout_count: int = 1,
-        channels_last: bool = False,
-        seed: int = 0,
-        padding: int = 4,
-        flip: bool = True,
-    ) -> None:
-        super().__init__(
-            split,
-            batch_size,
-            device,
-            mean,
-            std,
-            train,
-            cutout,
-            cutout_count,
-            channels_last,
-            seed,
-            padding,
-            flip,
-        )
+    def _load(self, split: ImageSplit) -> None:
         self.images = split.images.to(self.device)
         self.labels = split.labels.to(self.device)
         self._mean, self._std = _stats_tensors(self.mean, self.std, self.device)  # built once, not per batch
@@ -189,37 +173,12 @@ class TorchLoader(_LoaderBase):
     (``num_workers`` processes), batches moved to ``device``. Same augmentations and output as
     :class:`DeviceLoader`, computed per sample on the CPU."""
 
-    def __init__(
-        self,
-        split: ImageSplit,
-        batch_size: int,
-        device: torch.device | str,
-        mean: tuple[float, float, float],
-        std: tuple[float, float, float],
-        train: bool = False,
-        cutout: int = 0,
-        cutout_count: int = 1,
-        channels_last: bool = False,
-        seed: int = 0,
-        num_workers: int = 0,
-        padding: int = 4,
-        flip: bool = True,
-    ) -> None:
-        super().__init__(
-            split,
-            batch_size,
-            device,
-            mean,
-            std,
-            train,
-            cutout,
-            cutout_count,
-            channels_last,
-            seed,
-            padding,
-            flip,
-        )
+    def __init__(self, split: ImageSplit, *args: Any, num_workers: int = 0, **kwargs: Any) -> None:
+        """The arguments of :class:`_LoaderBase`, and ``num_workers`` ``DataLoader`` processes."""
         self.num_workers = num_workers
+        super().__init__(split, *args, **kwargs)
+
+    def _load(self, split: ImageSplit) -> None:
         self.dataset = _TransformedSplit(self, split)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -67,11 +67,3 @@ class History:
         if path is not None:
             atomic_write_json(path, self.rows)
         return json.dumps(self.rows, indent=2)
-
-    @classmethod
-    def from_json(cls, source: str | Path) -> History:
-        """Read a history from JSON text or from a file path."""
-        text = str(source)
-        if isinstance(source, Path) or not text.lstrip().startswith("["):
-            text = Path(source).read_text()
-        return cls(json.loads(text))

@@ -66,35 +66,25 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 class _EpochLoaders:
     """Train/test loaders from :func:`senet_lib.data.make_loaders` whose shuffle depends only on
-    ``seed + epoch``, so a resumed run sees the same batches as an uninterrupted one."""
+    ``seed + epoch`` (their ``set_epoch``), so a resumed run sees the same batches as an uninterrupted one."""
 
     def __init__(
         self, data: ImageDataset, config: TrainConfig, device: torch.device, channels_last: bool
     ) -> None:
-        self.data, self.config, self.device, self.channels_last = data, config, device, channels_last
-        self.train, self.test = self._make(config.seed)
-        self._epoch = 0
-
-    def _make(self, seed: int):
-
-        return make_loaders(
-            self.data,
-            self.config.batch_size,
-            self.device,
-            pipeline=self.config.pipeline,
-            cutout=self.config.cutout,
-            cutout_count=self.config.cutout_count,
-            channels_last=self.channels_last,
-            seed=seed,
+        self.train, self.test = make_loaders(
+            data,
+            config.batch_size,
+            device,
+            pipeline=config.pipeline,
+            cutout=config.cutout,
+            cutout_count=config.cutout_count,
+            channels_last=channels_last,
+            seed=config.seed,
         )
 
     def train_for_epoch(self, epoch: int):
         """The training loader, positioned for 0-based ``epoch``."""
-        if hasattr(self.train, "set_epoch"):
-            self.train.set_epoch(epoch)
-        elif epoch != self._epoch:
-            self.train, _ = self._make(self.config.seed + epoch)
-        self._epoch = epoch
+        self.train.set_epoch(epoch)
         return self.train
 
 
