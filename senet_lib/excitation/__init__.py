@@ -19,6 +19,8 @@ Blocks are named as in the paper, ``SE_<stage>_<block>`` with stages numbered as
 (conv2_x is stage 2) and blocks counted from 1.
 """
 
+from ..models.modes import eval_mode
+from ..se import parse_block_name
 from .analysis import (
     SATURATION_HIGH,
     SATURATION_LOW,
@@ -30,7 +32,7 @@ from .analysis import (
     summary_table,
     top_channels,
 )
-from .blocks import eval_mode, paper_blocks, parse_block_name, select_blocks
+from .blocks import paper_blocks, select_blocks
 from .knockout import KnockoutResult, accuracy_with_channels_off, knockout_comparison
 from .recorder import ExcitationRecorder, class_excitations, image_excitations
 from .stats import ExcitationStats

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from torch import nn
 
-from ..se import SqueezeExcitation, se_blocks
-
-if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
-    pass
-
-
-_PAPER_NAME = re.compile(r"^SE_(\d+)_(\d+)$")
+from ..se import SqueezeExcitation, parse_block_name, se_blocks
 
 
 # --------------------------------------------------------------------------- block names
-def parse_block_name(name: str) -> tuple[int, int]:
-    """``"SE_4_6"`` → ``(4, 6)`` (stage as in paper Table 1, block counted from 1)."""
-    match = _PAPER_NAME.match(name)
-    if match is None:
-        raise ValueError(f"{name!r} is not a paper block name: expected SE_<stage>_<block>, e.g. 'SE_4_6'.")
-    return int(match.group(1)), int(match.group(2))
-
-
 def paper_blocks(names: Sequence[str]) -> list[str]:
     """The panels of paper Fig. 6: the last block of each stage plus every block of the last stage.
 
@@ -59,15 +42,3 @@ def select_blocks(model: nn.Module, blocks: Sequence[str] | None = None) -> dict
         raise ValueError(f"Unknown SE block(s) {', '.join(unknown)}: this model has {', '.join(available)}.")
     wanted = set(blocks)
     return {name: block for name, block in available.items() if name in wanted}
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode; restore every module's own train/eval flag afterwards."""
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes.items():
-            module.training = training

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..models.modes import eval_mode
 from ..se import override_gate
 from .analysis import top_channels
-from .blocks import eval_mode, select_blocks
+from .blocks import select_blocks
 from .recorder import _batches, _split_tensors
 from .stats import ExcitationStats
 

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from ..data import balanced_indices
 from ..env import git_commit
+from ..models.modes import eval_mode
 from .analysis import SATURATION_HIGH, SATURATION_LOW
-from .blocks import eval_mode, select_blocks
+from .blocks import select_blocks
 from .stats import ExcitationStats
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only

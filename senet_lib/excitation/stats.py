@@ -6,13 +6,10 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
-    pass
 
 
 # --------------------------------------------------------------------------- statistics

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..checkpoint import (
     atomic_write_json,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 # --------------------------------------------------------------------------- history

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
-
-if TYPE_CHECKING:
-    pass
 
 
 # --------------------------------------------------------------------------- optimizer and schedule

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    pass
 
 
 def _rng_state() -> dict[str, Any]:

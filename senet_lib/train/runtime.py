@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -12,9 +12,6 @@ from ..env import (
     get_precision,
 )
 from .config import TrainConfig
-
-if TYPE_CHECKING:
-    pass
 
 
 def resolve_channels_last(device: torch.device, config: TrainConfig) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +13,10 @@ from torch import nn
 from ..env import (
     get_precision,
 )
+from ..models.modes import eval_mode
 from .config import TrainConfig
 from .optim import build_scheduler, parameter_groups
 from .runtime import compile_reason, resolve_channels_last
-
-if TYPE_CHECKING:
-    pass
 
 
 class TrainingDiverged(RuntimeError):
@@ -181,12 +179,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> tuple[float, float]:
         """Mean cross-entropy and accuracy of the model over ``loader`` (eval mode, autocast)."""
-        was_training = self.model.training
-        self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
-        try:
+        with eval_mode(self.model):
             for x, y in loader:
                 x, y = self._prepare(x, y)
                 with self.precision.autocast(self.device):
@@ -194,8 +190,6 @@ class Trainer:
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += y.shape[0]
-        finally:
-            self.model.train(was_training)
         if seen == 0:
             raise ValueError("The evaluation loader yielded no batches: give it a non-empty test split.")
         return float(loss_sum) / seen, int(correct) / seen
