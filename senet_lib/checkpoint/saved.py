@@ -16,7 +16,7 @@ from torch import nn
 
 from ..env import git_commit
 from ..errors import UserError
-from ..models import create_model
+from ..models import ArchConfig, create_model
 from .files import _json_default, atomic_write
 
 WEIGHTS_FORMAT = "senet_lib.weights"
@@ -44,7 +44,7 @@ class ArchitectureMismatchError(ValueError, UserError):
 
 
 # --------------------------------------------------------------------------- architecture helpers
-def arch_config_of(model: nn.Module) -> dict[str, Any] | None:
+def arch_config_of(model: nn.Module) -> ArchConfig | None:
     """The model's ``arch_config`` (set by :func:`senet_lib.create_model`) as plain JSON values."""
     config = getattr(model, "arch_config", None)
     return None if config is None else _plain(config)
