@@ -44,9 +44,9 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .data import DATASETS, PIPELINES, data_status, load_run_data, make_loaders
-from .env import PRECISIONS, PROFILES, device_name, get_device, seed_everything, setup
+from .env import PRECISIONS, PROFILES, device_name, get_device, setup
 from .errors import UserError
-from .models import create_model, list_models
+from .models import list_models
 from .models.layers import NORMS
 from .profiles import Profile, get_settings
 from .train import (
@@ -64,6 +64,7 @@ from .train import (
     fit,
     run_environment,
     run_record,
+    seeded_model,
     write_record,
 )
 
@@ -170,8 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_run_data(
         dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
     )
-    seed_everything(config.seed)
-    model = create_model(model_name, num_classes=data.num_classes, **options)
+    model = seeded_model(model_name, data.num_classes, config.seed, **options)
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
     print(

@@ -323,6 +323,17 @@ def test_train_or_load_trains_once_then_loads(tiny_data, tmp_path, monkeypatch, 
     record = json.loads((run_dir / "record.json").read_text())
     assert record["model"]["name"] == "se_resnet20" and record["dataset"]["train_size"] == 48
     assert record["final_test_acc"] == history_a.final_test_acc and record["dataset"]["synthetic"]
+    run = train_or_load("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    assert isinstance(run, train.Run) and run.source == "run" and run.record == record
+    assert run.folder == run_dir == train.run_folder("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path)
+    assert run.checkpoint == run_dir / train.CHECKPOINT_NAME and run.history.to_list() == history_a.to_list()
+
+
+def test_a_run_reports_that_it_was_trained(tiny_data, tmp_path):
+    config = tiny_config(epochs=1, max_steps_per_epoch=1)
+    run = train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    assert run.source == "trained" and run.record is not None and run.record["epochs"] == 1
+    assert json.loads((run.folder / train.RECORD_NAME).read_text()) == json.loads(json.dumps(run.record))
 
 
 def test_run_names_separate_subsets_and_recipes(tiny_data):

@@ -14,11 +14,19 @@ history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or
 
 from ..env import environment_record
 from .config import MAX_SEED, PRECISIONS, RUNTIME_FIELDS, SCHEDULES, ConfigError, TrainConfig
-from .history import History
+from .history import History, HistoryRow
 from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
 from .optim import LRFactor, build_scheduler, parameter_groups
-from .records import RECORD_NAME, STALE_RECORD_AGE, _dataset_descriptor, run_record, write_record
-from .runs import default_run_name, train_or_load
+from .records import (
+    RECORD_NAME,
+    STALE_RECORD_AGE,
+    DatasetDescriptor,
+    RunRecord,
+    _dataset_descriptor,
+    run_record,
+    write_record,
+)
+from .runs import Run, default_run_name, run_folder, seeded_model, train_or_load
 from .runtime import compile_reason, resolve_channels_last, run_environment
 from .trainer import Trainer, TrainingDiverged
 
@@ -29,6 +37,9 @@ __all__ = [
     "RECORD_NAME",
     "RecipeMismatchError",
     "RunExistsError",
+    "Run",
+    "RunRecord",
+    "HistoryRow",
     "SCHEDULES",
     "History",
     "TrainConfig",
@@ -39,6 +50,8 @@ __all__ = [
     "fit",
     "resolve_channels_last",
     "run_environment",
+    "run_folder",
+    "seeded_model",
     "run_record",
     "train_or_load",
     "write_record",

@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..checkpoint import (
     atomic_write_json,
 )
 
 
-# --------------------------------------------------------------------------- history
+class HistoryRow(TypedDict, total=False):
+    """One epoch of a :class:`History` (accuracies are fractions in [0, 1])."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float  # at the epoch's first step
+    seconds: float  # train + test
+    images_per_sec: float  # training throughput
+
+
 class History:
     """Per-epoch training records: dicts with ``epoch`` (1-based), ``train_loss``, ``train_acc``,
     ``test_loss``, ``test_acc``, ``lr`` (at the epoch's first step), ``seconds`` (train + test)
@@ -21,18 +33,18 @@ class History:
     KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
 
     def __init__(self, rows: Iterable[Mapping[str, Any]] | None = None) -> None:
-        self.rows: list[dict[str, Any]] = [dict(r) for r in rows or []]
+        self.rows: list[HistoryRow] = [HistoryRow(**r) for r in rows or []]
 
     def append(self, row: Mapping[str, Any]) -> None:
-        self.rows.append(dict(row))
+        self.rows.append(HistoryRow(**row))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[HistoryRow]:
         return iter(self.rows)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> HistoryRow:
         return self.rows[index]
 
     def __repr__(self) -> str:
@@ -43,8 +55,8 @@ class History:
         """One value per epoch, e.g. ``history.column("test_acc")``."""
         return [row.get(key) for row in self.rows]
 
-    def to_list(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.rows]
+    def to_list(self) -> list[HistoryRow]:
+        return [HistoryRow(**r) for r in self.rows]
 
     @property
     def best_test_acc(self) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import nn
@@ -18,8 +18,9 @@ from ..env import (
     get_paths,
     git_commit,
 )
+from ..models import ArchConfig
 from .config import TrainConfig
-from .history import History
+from .history import History, HistoryRow
 
 if TYPE_CHECKING:
     from ..data import ImageDataset
@@ -31,8 +32,42 @@ RECORD_NAME = "record.json"
 STALE_RECORD_AGE = 60.0
 
 
-# --------------------------------------------------------------------------- notebooks' one call
-def _dataset_descriptor(data: ImageDataset) -> dict[str, Any]:
+class DatasetDescriptor(TypedDict):
+    """What a record says about the data: :func:`_dataset_descriptor`."""
+
+    name: str
+    label: str
+    source: str | None
+    synthetic: bool
+    num_classes: int
+    train_size: int
+    test_size: int
+    notes: list[str]
+
+
+class RunRecord(TypedDict):
+    """One training run as JSON (``record.json``, :func:`run_record`)."""
+
+    kind: str  # "train"
+    created: str  # UTC, ISO 8601
+    model: ArchConfig | None
+    dataset: DatasetDescriptor
+    recipe: dict[str, Any]  # TrainConfig.to_dict()
+    seed: int
+    device: str | None
+    device_name: str | None
+    precision: str | None
+    torch: str
+    commit: str | None
+    environment: dict[str, Any]
+    epochs: int
+    history: list[HistoryRow]
+    final_test_acc: float | None
+    best_test_acc: float | None
+    wall_time_s: float
+
+
+def _dataset_descriptor(data: ImageDataset) -> DatasetDescriptor:
     return {
         "name": data.name,
         "label": getattr(data, "label", data.name),
@@ -53,7 +88,7 @@ def run_record(
     history: History,
     env_record: Mapping[str, Any],
     wall_time: float,
-) -> dict[str, Any]:
+) -> RunRecord:
     """One JSON-ready record of a training run: model, dataset, recipe, seed, device, versions,
     commit, per-epoch history, final and best test accuracy and wall time (seconds)."""
     history = history if isinstance(history, History) else History(history)

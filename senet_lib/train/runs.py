@@ -1,12 +1,14 @@
-"""The notebooks' one call: :func:`train_or_load` and the run names it derives from the recipe."""
+"""The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, and the run folders
+and names it derives from the recipe."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -25,7 +27,7 @@ from ..pretrained import PretrainedMatch, find_pretrained
 from .config import TrainConfig
 from .history import History
 from .loop import CHECKPOINT_NAME, _resolve_device, fit
-from .records import RECORD_NAME, _dataset_descriptor, run_record
+from .records import RECORD_NAME, RunRecord, _dataset_descriptor, run_record
 from .runtime import run_environment
 
 if TYPE_CHECKING:
@@ -50,6 +52,46 @@ def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, *
     return f"{model_name}-{data.name}-n{len(data.train.labels)}-{digest}-seed{config.seed}"
 
 
+def seeded_model(model_name: str, num_classes: int, seed: int, **model_options: Any) -> nn.Module:
+    """``create_model`` after seeding every generator with ``seed``: the initial weights a run's
+    recipe gives (the one place a run's model is seeded before training)."""
+    seed_everything(seed)
+    return create_model(model_name, num_classes, **model_options)
+
+
+def run_folder(
+    model_name: str,
+    data: ImageDataset,
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    **model_options: Any,
+) -> Path:
+    """``<checkpoint_dir>/<default_run_name>``: where :func:`train_or_load` keeps this run
+    (default folder: ``get_paths().checkpoints``)."""
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
+    return folder / default_run_name(model_name, data, config, **model_options)
+
+
+@dataclass
+class Run:
+    """What :func:`train_or_load` returns: the model (eval mode), its :class:`History`, the run
+    record (``record.json``; None for a pretrained network), the run folder (None for a pretrained
+    network), the checkpoint file, and where the model came from: ``"run"`` (a finished run
+    loaded from its folder), ``"trained"`` (trained or resumed now) or ``"pretrained"`` (the
+    repository's network). Unpacks as ``model, history = train_or_load(...)``."""
+
+    model: nn.Module
+    history: History
+    record: RunRecord | None
+    folder: Path | None
+    checkpoint: Path
+    source: Literal["run", "pretrained", "trained"]
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.model
+        yield self.history
+
+
 def train_or_load(
     model_name: str,
     data: ImageDataset,
@@ -59,7 +101,7 @@ def train_or_load(
     device: str | torch.device | None = None,
     use_pretrained: bool = True,
     **model_options: Any,
-) -> tuple[nn.Module, History]:
+) -> Run:
     """Load a finished run, resume a partial one, load the shipped network, or train from scratch; print which.
 
     The run lives in ``<checkpoint_dir>/<run_name>`` (default folder: ``get_paths().checkpoints``;
@@ -69,7 +111,8 @@ def train_or_load(
     instead of training; nothing is written then.
 
     Returns:
-        ``(model, history)``, the model in eval mode on ``device``.
+        A :class:`Run` (``model, history = train_or_load(...)`` still works), the model in eval
+        mode on ``device``.
     """
     device = _resolve_device(device)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
@@ -87,7 +130,9 @@ def train_or_load(
                 f"Loaded finished run {run_name} ({len(saved_history)} epochs, best test accuracy "
                 f"{100 * best:.2f}%) from {ckpt_path}."
             )
-            return model, saved_history
+            record_path = run_dir / RECORD_NAME
+            record = json.loads(record_path.read_text()) if record_path.exists() else None
+            return Run(model, saved_history, record, run_dir, ckpt_path, "run")
         print(f"Resuming {run_name} from epoch {len(saved_history)} of {config.epochs} ({ckpt_path}).")
         model = create_model(model_name, data.num_classes, **model_options)
         history = fit(model, data, config, run_dir=run_dir, resume=True, device=device)
@@ -96,15 +141,14 @@ def train_or_load(
         if shipped is not None:
             model, _ = load_checkpoint(shipped.path, device=device)
             print(f"Loaded the repository's pretrained network {shipped.describe()} from {shipped.path}.")
-            return model, History(shipped.history)
+            return Run(model, History(shipped.history), None, None, shipped.path, "pretrained")
         print(f"Training {run_name} for {config.epochs} epochs on {device}; checkpoints go to {run_dir}.")
-        seed_everything(config.seed)
-        model = create_model(model_name, data.num_classes, **model_options)
+        model = seeded_model(model_name, data.num_classes, config.seed, **model_options)
         history = fit(model, data, config, run_dir=run_dir, device=device)
     record = run_record(model, data, config, history, run_environment(device, config), history.total_seconds)
     atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
-    return model, history
+    return Run(model, history, record, run_dir, ckpt_path, "trained")
 
 
 def _find_shipped(
