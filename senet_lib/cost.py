@@ -36,6 +36,19 @@ from .env import synchronize
 from .models.modes import eval_mode, module_mode
 from .se import SqueezeExcitation, parse_block_name, se_blocks
 
+__all__ = [
+    "MacCount",
+    "PAPER_ROWS",
+    "count_macs",
+    "count_parameters",
+    "default_stage_modules",
+    "parameters_by_child",
+    "se_parameters_by_stage",
+    "se_scale_multiplies",
+    "stage_output_sizes",
+    "time_forward_backward",
+]
+
 _STAGE_NAME = re.compile(r"^layer(\d+)$")
 
 

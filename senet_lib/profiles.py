@@ -26,6 +26,12 @@ from typing import Any
 from .env import get_profile
 from .train.config import TrainConfig
 
+__all__ = [
+    "PROFILE_SETTINGS",
+    "Profile",
+    "get_settings",
+]
+
 _RECIPE_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
 

@@ -20,6 +20,23 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+__all__ = [
+    "Excitation",
+    "GATES",
+    "PAPER_NAME",
+    "SQUEEZES",
+    "Squeeze",
+    "SqueezeExcitation",
+    "hidden_width",
+    "make_gate",
+    "override_gate",
+    "paper_name",
+    "parse_block_name",
+    "scale",
+    "se_blocks",
+    "squeeze",
+]
+
 SQUEEZES = ("avg", "max", "avgmax")
 GATES = ("sigmoid", "hardsigmoid", "tanh", "relu")
 

@@ -105,7 +105,7 @@ def _no_data_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data were loaded before the bad input was noticed")
 
-    monkeypatch.setattr(cli, "load_run_data", refuse)
+    monkeypatch.setattr(cli.training, "load_run_data", refuse)
 
 
 def _save_run(folder: Path, name: str = "resnet20", config: TrainConfig | None = None, **options) -> Path:
@@ -238,7 +238,7 @@ def test_evaluate_needs_no_writable_checkpoint_figure_or_results_folder(tmp_path
     blocker.write_text("x")
     for var in ("SENET_CHECKPOINT_DIR", "SENET_FIGURES_DIR", "SENET_RESULTS_DIR"):
         monkeypatch.setenv(var, str(blocker / var.lower()))  # under a file: cannot be created
-    monkeypatch.setattr(cli, "load_run_data", lambda *a, **k: D.make_synthetic(20, 20, seed=0))
+    monkeypatch.setattr(cli.evaluation, "load_run_data", lambda *a, **k: D.make_synthetic(20, 20, seed=0))
     assert cli.main(["evaluate", str(path), "--dataset", "synthetic", "--batch-size", "10"]) == 0
     assert "test acc" in capsys.readouterr().out
 
@@ -268,7 +268,7 @@ def test_environment_errors_are_one_line_and_senet_debug_shows_the_traceback(cap
     def unwritable(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/courses/shared/figures")
 
-    monkeypatch.setattr(cli, "setup", unwritable)
+    monkeypatch.setattr(cli.training, "setup", unwritable)
     assert cli.main(["train", *TINY]) == 2
     err = _error_line(capsys)
     assert "Permission denied (/courses/shared/figures)" in err and "SENET_DEBUG=1" in err
@@ -565,7 +565,7 @@ def test_ctrl_c_says_truly_whether_a_checkpoint_is_kept(tmp_path, capsys, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "fit", interrupted)
+    monkeypatch.setattr(cli.training, "fit", interrupted)
     args = ["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "r"] + (["--resume"] if saved else [])
     assert cli.main(args) == 130
     err = capsys.readouterr().err

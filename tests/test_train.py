@@ -325,7 +325,9 @@ def test_train_or_load_trains_once_then_loads(tiny_data, tmp_path, monkeypatch, 
     assert record["final_test_acc"] == history_a.final_test_acc and record["dataset"]["synthetic"]
     run = train_or_load("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
     assert isinstance(run, train.Run) and run.source == "run" and run.record == record
-    assert run.folder == run_dir == train.run_folder("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path)
+    assert (
+        run.folder == run_dir == train.run_folder("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path)
+    )
     assert run.checkpoint == run_dir / train.CHECKPOINT_NAME and run.history.to_list() == history_a.to_list()
 
 

@@ -1,4 +1,4 @@
-"""Naming and choosing SE blocks (the paper's ``SE_<stage>_<block>``) and running a model in eval mode."""
+"""Choosing SE blocks by name: the paper's Fig. 6 panels and a model's blocks (``SE_<stage>_<block>``)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,17 @@ from ..excitation import (
     similarity,
 )
 
+__all__ = [
+    "plot_class_band",
+    "plot_class_excitations",
+    "plot_excitation_heatmaps",
+    "plot_image_vs_class",
+    "plot_knockout",
+    "plot_saturation",
+    "plot_similarity",
+    "plot_specificity",
+]
+
 
 def _grid(n: int, ncols: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
     ncols = max(1, min(ncols, n))

@@ -31,6 +31,16 @@ from ..train.history import History, HistoryRow
 from ..train.records import RunRecord
 from ..train.runs import Run
 
+__all__ = [
+    "HistoryLike",
+    "METRICS",
+    "format_table",
+    "histories_frame",
+    "plot_curves",
+    "results_table",
+    "split_metric",
+]
+
 #: Per-epoch numbers :func:`histories_frame` keeps (others are ignored).
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
 _LABELS = {"acc": "accuracy", "loss": "loss", "lr": "learning rate"}
