@@ -62,7 +62,7 @@ def add_config_flags(groups: Mapping[str, Any]) -> None:
         if not meta["cli"]:
             continue
         hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": meta["help"] or None}
-        if f.name == "progress":  # on by default: only the flag that turns it off
+        if _flags(f)[0].startswith("--no-"):  # on by default: only the flag that turns it off
             kwargs.update(action="store_false")
         elif hint in (bool, bool | None):
             kwargs.update(action=argparse.BooleanOptionalAction)

@@ -74,6 +74,11 @@ class TrainConfig:
     ``channels_last=None`` turns it on for CUDA and for CPUs training in bf16. ``cutmix`` is the probability that a batch
     is mixed (alpha 1.0). ``save_every`` is in epochs (0 = only at the end), ``print_freq`` in
     steps (0 = the progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs.
+
+    The one definition of the recipe: each field's metadata (:func:`_recipe`) gives its
+    command-line option and help (:func:`senet_lib.cli.add_config_flags`) and whether it is
+    runtime-only (:data:`RUNTIME_FIELDS`); profiles are overrides of these defaults
+    (:mod:`senet_lib.profiles`).
     """
 
     epochs: int = _recipe(help="number of epochs")
