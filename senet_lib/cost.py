@@ -33,10 +33,23 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .env import synchronize
-from .se import SqueezeExcitation, se_blocks
+from .models.modes import eval_mode, module_mode
+from .se import SqueezeExcitation, parse_block_name, se_blocks
+
+__all__ = [
+    "MacCount",
+    "PAPER_ROWS",
+    "count_macs",
+    "count_parameters",
+    "default_stage_modules",
+    "parameters_by_child",
+    "se_parameters_by_stage",
+    "se_scale_multiplies",
+    "stage_output_sizes",
+    "time_forward_backward",
+]
 
 _STAGE_NAME = re.compile(r"^layer(\d+)$")
-_SE_NAME = re.compile(r"^SE_(\d+)_(\d+)$")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -56,13 +69,13 @@ def parameters_by_child(model: nn.Module) -> dict[str, int]:
 
 
 def _stage_of(name: str) -> int:
-    match = _SE_NAME.match(name)
-    if match is None:
+    try:
+        return parse_block_name(name)[0]
+    except ValueError:
         raise ValueError(
             f"SE block {name!r} has no paper name SE_<stage>_<block>: build the model with "
             "senet_lib.create_model so that its blocks are named."
-        )
-    return int(match.group(1))
+        ) from None
 
 
 def se_parameters_by_stage(model: nn.Module) -> dict[int, int]:
@@ -100,13 +113,10 @@ def _forward_once(
     The model's train/eval mode is restored and the hooks are removed afterwards."""
     x = _example_input(model, input_size)
     handles = [module.register_forward_hook(hook) for module, hook in hooks]
-    was_training = model.training
-    model.eval()
     try:
-        with contextlib.nullcontext() if mode is None else mode, torch.no_grad():
+        with eval_mode(model), contextlib.nullcontext() if mode is None else mode, torch.no_grad():
             model(x)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
 
@@ -273,13 +283,10 @@ def time_forward_backward(
         raise ValueError("repeats and batch_size must be at least 1 and warmup at least 0.")
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device)
-    was_training = model.training
     x = torch.randn(batch_size, 3, image_size, image_size, device=device)
     if num_classes is None:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             num_classes = model(x[:1]).shape[1]
-    model.train()
     y = torch.randint(0, num_classes, (batch_size,), device=device)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -291,19 +298,19 @@ def time_forward_backward(
             loss = loss_fn(model(x), y)
         loss.backward()
 
-    try:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(repeats):
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            times.append(time.perf_counter() - start)
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    times = []
+    with module_mode(model, True):
+        try:
+            for _ in range(warmup):
+                step()
+            for _ in range(repeats):
+                synchronize(device)
+                start = time.perf_counter()
+                step()
+                synchronize(device)
+                times.append(time.perf_counter() - start)
+        finally:
+            model.zero_grad(set_to_none=True)
     median = statistics.median(times)
     return {
         "median_s": median,

@@ -1,10 +1,7 @@
 """Where the code runs: platform, device, precision, folders, profile and seeding.
 
-This module is the top of senet_lib's one-way data flow (env → data → models → train →
-excitation → plots); it imports nothing else from the package.
-
-Every choice can be overridden by an environment variable, so that the same notebook runs
-unchanged on a laptop, on Kaggle, on Colab or in CI:
+The top of senet_lib's one-way data flow: it imports nothing else from the package. Every choice
+can be overridden by an environment variable, so the same notebook runs on a laptop, Kaggle, Colab or CI:
 
 =========================  ==========================================================
 ``SENET_DEVICE``           ``cuda`` | ``cuda:1`` | ``mps`` | ``cpu`` (default: cuda → mps → cpu)
@@ -28,11 +25,34 @@ import platform as _platform  # noqa: E402
 import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+__all__ = [
+    "CPU_BF16_FLAGS",
+    "Environment",
+    "PRECISIONS",
+    "PROFILES",
+    "Paths",
+    "Precision",
+    "REPO_ROOT",
+    "cpu_bf16_units",
+    "default_channels_last",
+    "detect_platform",
+    "device_name",
+    "environment_record",
+    "get_device",
+    "get_paths",
+    "get_precision",
+    "get_profile",
+    "git_commit",
+    "seed_everything",
+    "setup",
+    "synchronize",
+]
 
 PROFILES = ("quick", "class", "cpu", "paper")
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -227,9 +247,6 @@ class Paths:
     checkpoints: Path
     figures: Path
     results: Path
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
 
 
 def get_paths(create: bool = True) -> Paths:

@@ -17,6 +17,11 @@ import matplotlib.pyplot as plt
 
 from .env import get_paths, git_commit
 
+__all__ = [
+    "save_figure",
+    "set_style",
+]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -32,8 +32,8 @@ __all__ = [
     "same_recipe",
 ]
 
-#: Recipe fields that change how a run executes or reports, not what it learns (never compared).
-RUNTIME_FIELDS = ("progress", "print_freq", "save_every", "compile", "channels_last", "precision", "pipeline")
+#: Recipe fields besides :data:`senet_lib.train.RUNTIME_FIELDS` that do not change the experiment.
+SAME_EXPERIMENT_FIELDS = ("precision", "pipeline")
 
 
 def pretrained_dir() -> Path | None:
@@ -72,8 +72,12 @@ def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     recipe, or the two data pipelines (same augmentations), are the same experiment.
     """
 
+    from .train.config import RUNTIME_FIELDS  # here: train imports this module
+
+    ignored = {*RUNTIME_FIELDS, *SAME_EXPERIMENT_FIELDS}
+
     def core(recipe: Mapping[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps({k: v for k, v in recipe.items() if k not in RUNTIME_FIELDS}))
+        return json.loads(json.dumps({k: v for k, v in recipe.items() if k not in ignored}))
 
     return core(a) == core(b)
 

@@ -12,136 +12,105 @@
 
 Pick one with ``SENET_PROFILE`` (default: quick on CPU, class on a GPU), or pass a name.
 A notebook may override any value in its parameters cell.
+
+A profile is a :class:`~senet_lib.train.TrainConfig` (its recipe: the defaults are the paper's,
+a profile names only what it changes) plus the profile-only fields below; the command line's
+recipe flags are generated from the same fields (:func:`senet_lib.cli.config_from_args`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from .env import get_profile
+from .train.config import TrainConfig
+
+__all__ = [
+    "PROFILE_SETTINGS",
+    "Profile",
+    "get_settings",
+]
+
+_RECIPE_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Settings shared by the notebooks and the command line for one profile."""
+    """One profile: its training recipe (:attr:`config`) and what only profiles decide.
+
+    Recipe values read through the profile as well (``profile.epochs`` is ``profile.config.epochs``).
+    """
 
     name: str
-    # data
-    dataset: str  # "auto" = CIFAR-10 if it can be had, else synthetic (said loudly)
-    train_subset: int | None  # class-balanced subset size; None = the full split
-    test_subset: int | None
-    # training (notebook 05, 06's fallback, the command line's defaults)
+    config: TrainConfig  # the recipe (seed = the first of ``seeds``)
     models: tuple[str, str]  # (plain, SE) pair that notebook 05 compares
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    schedule: str  # "step" | "cosine" | "onecycle"
-    milestones: tuple[int, ...]
-    warmup_epochs: int
-    seeds: tuple[int, ...]
-    # analysis and timing
-    images_per_class: int  # excitation statistics (paper Fig. 6 uses 50)
-    timing_batch: int  # forward+backward timing in notebook 04
-    timing_repeats: int
-    # training extras (defaults = the paper's plain CIFAR recipe: flip + crop, SGD, no extras)
-    nesterov: bool = False
-    gamma: float = 0.1  # step schedule: LR factor at each milestone
-    decay_norm_and_bias: bool = True  # False: no weight decay on norm weights and biases
-    label_smoothing: float = 0.0
-    cutout: int = 0  # side of the Cutout square in pixels; 0 = off (DeVries & Taylor 2017 use 16)
-    cutout_count: int = 1
-    cutmix: float = 0.0  # probability per batch (alpha 1.0); 0 = off
-    pipeline: str = "auto"  # data pipeline passed to senet_lib.data.make_loaders
+    dataset: str = "cifar10"  # "auto" = CIFAR-10 if it can be had, else synthetic (said loudly)
+    train_subset: int | None = None  # class-balanced subset size; None = the full split
+    test_subset: int | None = None
+    seeds: tuple[int, ...] = (0,)
+    images_per_class: int = 50  # excitation statistics (paper Fig. 6 uses 50)
+    timing_batch: int = 64  # forward+backward timing in notebook 04
+    timing_repeats: int = 10
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def __getattr__(self, name: str) -> Any:
+        if name in _RECIPE_FIELDS:
+            return getattr(self.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def replace(self, **changes) -> Profile:
-        return replace(self, **changes)
 
+def _profile(name: str, recipe: dict[str, Any], seeds: tuple[int, ...] = (0,), **settings: Any) -> Profile:
+    return Profile(name, TrainConfig(**recipe, seed=seeds[0]), seeds=seeds, **settings)
+
+
+#: The seeds' full recipe: TrainConfig's defaults (SGD 0.9, lr 0.1 ÷10 at epochs 30/60/90, weight decay 5e-4).
+_PAPER = _profile(
+    "paper",
+    dict(epochs=100, batch_size=128),
+    seeds=(0, 1, 2),
+    models=("resnet50", "se_resnet50"),
+    timing_batch=256,
+)
+#: One-cycle instead of the step schedule (no milestones).
+_ONECYCLE = dict(schedule="onecycle", milestones=())
 
 PROFILE_SETTINGS: dict[str, Profile] = {
-    "quick": Profile(
-        name="quick",
+    "quick": _profile(
+        "quick",
+        dict(epochs=4, batch_size=64, **_ONECYCLE),
+        models=("resnet20", "se_resnet20"),
         dataset="auto",
         train_subset=2000,
         test_subset=1000,
-        models=("resnet20", "se_resnet20"),
-        epochs=4,
-        batch_size=64,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="onecycle",
-        milestones=(),
-        warmup_epochs=0,
-        seeds=(0,),
         images_per_class=20,
         timing_batch=2,
         timing_repeats=3,
     ),
-    "class": Profile(
+    "class": replace(
+        _PAPER,
         name="class",
-        dataset="cifar10",
-        train_subset=None,
-        test_subset=None,
-        models=("resnet50", "se_resnet50"),
-        epochs=15,
-        batch_size=256,
-        lr=0.2,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="onecycle",
-        milestones=(),
-        warmup_epochs=0,
+        config=TrainConfig(epochs=15, batch_size=256, lr=0.2, **_ONECYCLE),
         seeds=(0,),
-        images_per_class=50,
         timing_batch=64,
-        timing_repeats=10,
     ),
-    "cpu": Profile(
-        name="cpu",
-        dataset="cifar10",
-        train_subset=None,
-        test_subset=None,
-        models=("resnet20", "se_resnet20"),
-        epochs=40,
-        batch_size=128,
-        lr=0.2,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="onecycle",
-        milestones=(),
-        warmup_epochs=0,  # one-cycle's default rise: the first 30 % of the steps
+    "cpu": _profile(
+        "cpu",
+        # one-cycle's default rise: the first 30 % of the steps
+        dict(
+            epochs=40,
+            batch_size=128,
+            lr=0.2,
+            nesterov=True,
+            decay_norm_and_bias=False,
+            label_smoothing=0.1,
+            **_ONECYCLE,
+        ),
         seeds=(0, 1, 2),
-        images_per_class=50,
+        models=("resnet20", "se_resnet20"),
         timing_batch=128,
         timing_repeats=5,
-        nesterov=True,
-        decay_norm_and_bias=False,
-        label_smoothing=0.1,
     ),
-    "paper": Profile(
-        name="paper",
-        dataset="cifar10",
-        train_subset=None,
-        test_subset=None,
-        models=("resnet50", "se_resnet50"),
-        epochs=100,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="step",
-        milestones=(30, 60, 90),
-        warmup_epochs=0,
-        seeds=(0, 1, 2),
-        images_per_class=50,
-        timing_batch=256,
-        timing_repeats=10,
-    ),
+    "paper": _PAPER,
 }
 
 

@@ -14,10 +14,28 @@ excitation vector ``s`` of shape ``[N, C]``.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
+
+__all__ = [
+    "Excitation",
+    "GATES",
+    "PAPER_NAME",
+    "SQUEEZES",
+    "Squeeze",
+    "SqueezeExcitation",
+    "hidden_width",
+    "make_gate",
+    "override_gate",
+    "paper_name",
+    "parse_block_name",
+    "scale",
+    "se_blocks",
+    "squeeze",
+]
 
 SQUEEZES = ("avg", "max", "avgmax")
 GATES = ("sigmoid", "hardsigmoid", "tanh", "relu")
@@ -142,6 +160,23 @@ class SqueezeExcitation(nn.Module):
     def extra_repr(self) -> str:
         name = f", paper_name={self.paper_name!r}" if self.paper_name else ""
         return f"channels={self.channels}, reduction={self.reduction}, hidden={self.hidden}{name}"
+
+
+#: The paper's name of an SE block, ``SE_<stage>_<block>`` (stage as in Table 1, block counted from 1).
+PAPER_NAME = re.compile(r"^SE_(\d+)_(\d+)$")
+
+
+def paper_name(stage: int, block: int) -> str:
+    """``(4, 6)`` → ``"SE_4_6"``: the name the model builders give unit ``block`` of ``stage``."""
+    return f"SE_{stage}_{block}"
+
+
+def parse_block_name(name: str) -> tuple[int, int]:
+    """``"SE_4_6"`` → ``(4, 6)`` (stage as in paper Table 1, block counted from 1)."""
+    match = PAPER_NAME.match(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a paper block name: expected SE_<stage>_<block>, e.g. 'SE_4_6'.")
+    return int(match.group(1)), int(match.group(2))
 
 
 def se_blocks(model: nn.Module) -> dict[str, SqueezeExcitation]:

@@ -45,7 +45,9 @@ def cpu_run(tmp_path_factory):
         torch.set_num_threads(1)
         mp.setenv("SENET_DEVICE", "cpu")
         mp.delenv("SENET_PRECISION", raising=False)
-        mp.setattr(bench, "profile_steps", lambda *args, **kwargs: profile_steps(*args, **kwargs, steps=1))
+        mp.setattr(
+            bench.run, "profile_steps", lambda *args, **kwargs: profile_steps(*args, **kwargs, steps=1)
+        )
         printed = io.StringIO()
         variants = ["seed-style", "default"]
         args = ["bench", "--models", "se_resnet20", "resnet20", "--variants", *variants, *TINY]
@@ -306,7 +308,7 @@ def test_seed_style_switches_tf32_off_on_cuda_and_restores_it(monkeypatch):
         seen[variant] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         row["status"] = "ok"
 
-    monkeypatch.setattr(bench, "_time_variant", fake_time)
+    monkeypatch.setattr(bench.timing, "_time_variant", fake_time)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -355,7 +357,7 @@ def test_a_failing_variant_is_recorded_not_raised(monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("no compiler here\nsecond line")
 
-    monkeypatch.setattr(bench, "_build", broken)
+    monkeypatch.setattr(bench.timing, "_build", broken)
     settings = bench.BenchSettings(models=("resnet20",), variants=("device-fp32",), batch_size=2, steps=1)
     row = bench.measure("resnet20", None, "device-fp32", settings, torch.device("cpu"))
     assert row["status"] == "failed" and row["images_per_sec"] is None

@@ -129,7 +129,7 @@ def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch, fail
         def failing_replace(src, dst):
             raise KeyboardInterrupt  # killed between writing and renaming
 
-        monkeypatch.setattr(ckpt.os, "replace", failing_replace)
+        monkeypatch.setattr(ckpt.files.os, "replace", failing_replace)
 
     with pytest.raises((OSError, KeyboardInterrupt)):
         _save(path, create_model("se_resnet20", 10), epoch=2)

@@ -70,6 +70,27 @@ def test_train_writes_checkpoint_history_and_records(trained, capsys):
     assert json.loads(results_file.read_text())["final_test_acc"] == history[-1]["test_acc"]
 
 
+def test_recipe_flags_are_generated_from_trainconfig_fields():
+    """Every TrainConfig field the command line offers has its option, and each option sets its field."""
+    import dataclasses
+
+    from senet_lib.train import TrainConfig
+
+    parser = cli.build_parser()
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    dests = {action.dest for action in train_parser._actions}
+    offered = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]}
+    assert offered <= dests and "decay_norm_and_bias" not in dests
+    args = parser.parse_args(["train", "--wd", "0.002", "--max-steps", "3", "--no-progress", "--nesterov"])
+    config = cli.config_from_args(args, get_settings("quick"))
+    assert (config.weight_decay, config.max_steps_per_epoch, config.progress, config.nesterov) == (
+        0.002,
+        3,
+        False,
+        True,
+    )
+
+
 def test_train_uses_profile_defaults_unless_overridden():
     args = cli.build_parser().parse_args(
         ["train", "--profile", "quick", "--lr", "0.05", "--milestones", "2", "3"]

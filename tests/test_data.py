@@ -28,13 +28,13 @@ def isolated(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("SENET_DATA_DIR", str(home))
     monkeypatch.delenv("SENET_DATASET", raising=False)
-    monkeypatch.setattr(D, "REPO_ROOT", None)
-    monkeypatch.setattr(D, "KAGGLE_INPUT", tmp_path / "no_kaggle")
+    monkeypatch.setattr(D.cifar, "REPO_ROOT", None)
+    monkeypatch.setattr(D.cifar, "KAGGLE_INPUT", tmp_path / "no_kaggle")
 
     def offline(name, dest):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(D, "_download", offline)
+    monkeypatch.setattr(D.cifar, "_download", offline)
     return home
 
 
@@ -161,9 +161,9 @@ def test_checksum_mismatch_warns_once_and_labels(fake10):
 def test_official_checksums_give_plain_label(fake10, monkeypatch):
     root, _ = fake10
     folder = root / "cifar-10-batches-py"
-    real = D._spec("cifar10")
+    real = D.cifar._spec("cifar10")
     md5 = {f: hashlib.md5((folder / f).read_bytes()).hexdigest() for f in real.files}
-    monkeypatch.setattr(D, "_spec", lambda name: replace(real, md5=md5))
+    monkeypatch.setattr(D.cifar, "_spec", lambda name: replace(real, md5=md5))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = D.load_dataset("cifar10", root=root)
@@ -173,7 +173,7 @@ def test_official_checksums_give_plain_label(fake10, monkeypatch):
 def test_official_checksums_come_from_torchvision():
     from torchvision.datasets import CIFAR10
 
-    spec = D._spec("cifar10")
+    spec = D.cifar._spec("cifar10")
     assert spec.md5["data_batch_1"] == dict(CIFAR10.train_list)["data_batch_1"]
     assert set(spec.files) == {*(f for f, _ in CIFAR10.train_list), "test_batch", "batches.meta"}
 
@@ -235,8 +235,8 @@ def test_wrongly_shaped_batch_is_rejected(fake10, payload, problem):
 def test_search_dirs_order_and_kaggle_nesting(tmp_path, monkeypatch, isolated):
     kaggle = tmp_path / "kaggle_input"
     write_fake_cifar(kaggle / "some-dataset" / "v2", "cifar10", per_file=10)
-    monkeypatch.setattr(D, "KAGGLE_INPUT", kaggle)
-    monkeypatch.setattr(D, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(D.cifar, "KAGGLE_INPUT", kaggle)
+    monkeypatch.setattr(D.cifar, "REPO_ROOT", tmp_path / "repo")
     dirs = D.search_dirs("cifar10")
     assert dirs[:3] == [isolated, tmp_path / "repo" / "data", kaggle]
     assert kaggle / "some-dataset" / "v2" in dirs
@@ -258,7 +258,7 @@ def test_download_false_does_not_try(isolated, monkeypatch):
     def fail(*_):
         raise AssertionError("download attempted")
 
-    monkeypatch.setattr(D, "_download", fail)
+    monkeypatch.setattr(D.cifar, "_download", fail)
     with pytest.raises(FileNotFoundError, match="download=False"):
         D.load_dataset("cifar100", download=False)
 

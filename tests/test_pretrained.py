@@ -42,10 +42,13 @@ def _ship(folder, data, config, name="se_resnet20", seed_weights=0, **options):
 def test_train_or_load_uses_a_matching_shipped_network(tmp_path, monkeypatch, real_looking_data, capsys):
     monkeypatch.setenv("SENET_PRETRAINED_DIR", str(tmp_path / "pretrained"))
     shipped, _ = _ship(tmp_path / "pretrained", real_looking_data, _config())
-    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a shipped network must not be retrained"))
-    model, history = train_or_load(
-        "se_resnet20", real_looking_data, _config(), checkpoint_dir=tmp_path / "ck"
+    monkeypatch.setattr(
+        train.runs, "fit", lambda *a, **k: pytest.fail("a shipped network must not be retrained")
     )
+    run = train_or_load("se_resnet20", real_looking_data, _config(), checkpoint_dir=tmp_path / "ck")
+    model, history = run
+    assert run.source == "pretrained" and run.folder is None and run.record is None
+    assert run.checkpoint.parent == tmp_path / "pretrained"
     assert "pretrained network" in capsys.readouterr().out
     assert [row["epoch"] for row in history] == [1, 2, 3] and history.final_test_acc == pytest.approx(0.7)
     for key, value in shipped.state_dict().items():  # fp16 weights, loaded back as fp32

@@ -72,13 +72,13 @@ def _one_torch_thread():
 @pytest.fixture(autouse=True)
 def _offline_without_other_data(tmp_path, monkeypatch):
     """Only the data a test writes: no checkout data/ folder, no Kaggle tree, no downloads."""
-    monkeypatch.setattr(D, "REPO_ROOT", None)
-    monkeypatch.setattr(D, "KAGGLE_INPUT", tmp_path / "no_kaggle")
+    monkeypatch.setattr(D.cifar, "REPO_ROOT", None)
+    monkeypatch.setattr(D.cifar, "KAGGLE_INPUT", tmp_path / "no_kaggle")
 
     def offline(name, dest):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(D, "_download", offline)
+    monkeypatch.setattr(D.cifar, "_download", offline)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def _no_data_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data were loaded before the bad input was noticed")
 
-    monkeypatch.setattr(cli, "load_run_data", refuse)
+    monkeypatch.setattr(cli.training, "load_run_data", refuse)
 
 
 def _save_run(folder: Path, name: str = "resnet20", config: TrainConfig | None = None, **options) -> Path:
@@ -238,7 +238,7 @@ def test_evaluate_needs_no_writable_checkpoint_figure_or_results_folder(tmp_path
     blocker.write_text("x")
     for var in ("SENET_CHECKPOINT_DIR", "SENET_FIGURES_DIR", "SENET_RESULTS_DIR"):
         monkeypatch.setenv(var, str(blocker / var.lower()))  # under a file: cannot be created
-    monkeypatch.setattr(cli, "load_run_data", lambda *a, **k: D.make_synthetic(20, 20, seed=0))
+    monkeypatch.setattr(cli.evaluation, "load_run_data", lambda *a, **k: D.make_synthetic(20, 20, seed=0))
     assert cli.main(["evaluate", str(path), "--dataset", "synthetic", "--batch-size", "10"]) == 0
     assert "test acc" in capsys.readouterr().out
 
@@ -247,14 +247,14 @@ def test_evaluate_needs_no_writable_checkpoint_figure_or_results_folder(tmp_path
 def test_full_disk_during_a_checkpoint_write_is_one_sentence_and_keeps_the_previous(tmp_path, monkeypatch):
     path = _save_run(tmp_path)
     before = path.read_bytes()
-    real_mkstemp = ckpt.tempfile.mkstemp
+    real_mkstemp = ckpt.files.tempfile.mkstemp
 
     def mkstemp_on_a_full_disk(*args, **kwargs):
         fd, name = real_mkstemp(*args, **kwargs)
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), name  # every write fails with ENOSPC
 
-    monkeypatch.setattr(ckpt.tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    monkeypatch.setattr(ckpt.files.tempfile, "mkstemp", mkstemp_on_a_full_disk)
     with pytest.raises(ckpt.OutputError) as info:
         _save_run(tmp_path, "se_resnet20")
     message = str(info.value)
@@ -268,7 +268,7 @@ def test_environment_errors_are_one_line_and_senet_debug_shows_the_traceback(cap
     def unwritable(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/courses/shared/figures")
 
-    monkeypatch.setattr(cli, "setup", unwritable)
+    monkeypatch.setattr(cli.training, "setup", unwritable)
     assert cli.main(["train", *TINY]) == 2
     err = _error_line(capsys)
     assert "Permission denied (/courses/shared/figures)" in err and "SENET_DEBUG=1" in err
@@ -565,7 +565,7 @@ def test_ctrl_c_says_truly_whether_a_checkpoint_is_kept(tmp_path, capsys, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "fit", interrupted)
+    monkeypatch.setattr(cli.training, "fit", interrupted)
     args = ["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "r"] + (["--resume"] if saved else [])
     assert cli.main(args) == 130
     err = capsys.readouterr().err
@@ -620,7 +620,7 @@ def test_outputs_respect_the_umask_never_0600(tiny_data, tmp_path):
         assert mode(ckpt.atomic_write_json(tmp_path / "private.json", {})) == 0o600
     finally:
         os.umask(old)
-    assert History.from_json(tmp_path / "run" / "history.json").final_test_acc is not None
+    assert History(json.loads((tmp_path / "run" / "history.json").read_text())).final_test_acc is not None
 
 
 def test_bench_checks_its_out_folder_before_measuring(tmp_path, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -72,13 +73,35 @@ def test_config_round_trip_and_validation():
 
 
 def test_from_profile_takes_profile_values_and_overrides():
-    profile = get_settings("paper").replace(label_smoothing=0.1, nesterov=True, seeds=(5, 6))
+    paper = get_settings("paper")
+    recipe = dataclasses.replace(paper.config, label_smoothing=0.1, nesterov=True, seed=5)
+    profile = dataclasses.replace(paper, config=recipe, seeds=(5, 6))
     config = TrainConfig.from_profile(profile, epochs=3)
     assert (config.epochs, config.batch_size, config.lr) == (3, profile.batch_size, profile.lr)
     assert config.milestones == (30, 60, 90) and config.schedule == "step"
     assert config.label_smoothing == 0.1 and config.nesterov and config.seed == 5
     with pytest.raises(TypeError, match="no field.*epoch_count"):
         TrainConfig.from_profile(profile, epoch_count=3)
+
+
+def test_profiles_are_trainconfig_overrides_and_keep_their_run_names():
+    """Regression pin: run folders on disk are named by the recipe's hash; these names were computed
+    before the recipe got one definition (profiles as TrainConfig overrides) and must not change."""
+    data = make_synthetic(200, 100, seed=0)
+    pinned = {
+        "quick": "se_resnet20-synthetic-n200-17be13af-seed0",
+        "cpu": "se_resnet20-synthetic-n200-bea31f25-seed0",
+        "class": "se_resnet50-synthetic-n200-ba4b7519-seed0",
+        "paper": "se_resnet50-synthetic-n200-8033fb07-seed0",
+    }
+    for name, run_name in pinned.items():
+        profile = get_settings(name)
+        config = TrainConfig.from_profile(profile)
+        assert config == profile.config and profile.epochs == config.epochs
+        assert train.default_run_name(profile.models[1], data, config) == run_name
+    assert get_settings("paper").config == TrainConfig(
+        epochs=100, batch_size=128
+    )  # the defaults are the paper's
 
 
 # --------------------------------------------------------------------------- optimizer and schedules
@@ -157,7 +180,8 @@ def test_precision_selects_grad_scaler(monkeypatch):
     with pytest.raises(ValueError, match="fp16 autocast is not supported .* CPU"):
         Trainer(model, tiny_config(precision="fp16"), CPU, 1)
     fp16 = Precision("fp16", torch.float16, use_grad_scaler=True)
-    monkeypatch.setattr(train, "get_precision", lambda device, name=None: fp16)
+    monkeypatch.setattr(train.trainer, "get_precision", lambda device, name=None: fp16)
+    monkeypatch.setattr(train.runtime, "get_precision", lambda device, name=None: fp16)
     assert Trainer(model, tiny_config(precision="fp16"), CPU, 1).scaler.is_enabled()
 
 
@@ -286,7 +310,7 @@ def test_train_or_load_trains_once_then_loads(tiny_data, tmp_path, monkeypatch, 
         calls.append(kwargs.get("resume", False))
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(train, "fit", counting_fit)
+    monkeypatch.setattr(train.runs, "fit", counting_fit)
     config = tiny_config(epochs=1, max_steps_per_epoch=2)
     model_a, history_a = train_or_load("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
     assert calls == [False] and "Training se_resnet20-synthetic-n48-" in capsys.readouterr().out
@@ -299,6 +323,19 @@ def test_train_or_load_trains_once_then_loads(tiny_data, tmp_path, monkeypatch, 
     record = json.loads((run_dir / "record.json").read_text())
     assert record["model"]["name"] == "se_resnet20" and record["dataset"]["train_size"] == 48
     assert record["final_test_acc"] == history_a.final_test_acc and record["dataset"]["synthetic"]
+    run = train_or_load("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    assert isinstance(run, train.Run) and run.source == "run" and run.record == record
+    assert (
+        run.folder == run_dir == train.run_folder("se_resnet20", tiny_data, config, checkpoint_dir=tmp_path)
+    )
+    assert run.checkpoint == run_dir / train.CHECKPOINT_NAME and run.history.to_list() == history_a.to_list()
+
+
+def test_a_run_reports_that_it_was_trained(tiny_data, tmp_path):
+    config = tiny_config(epochs=1, max_steps_per_epoch=1)
+    run = train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    assert run.source == "trained" and run.record is not None and run.record["epochs"] == 1
+    assert json.loads((run.folder / train.RECORD_NAME).read_text()) == json.loads(json.dumps(run.record))
 
 
 def test_run_names_separate_subsets_and_recipes(tiny_data):
@@ -319,7 +356,7 @@ def test_run_record_and_write_record(tiny_data, tmp_path):
         [{"epoch": 1, "test_acc": 0.25}, {"epoch": 2, "test_acc": 0.5}, {"epoch": 3, "test_acc": 0.4}]
     )
     assert (history.best_test_acc, history.final_test_acc) == (0.5, 0.4)
-    assert History.from_json(history.to_json()).to_list() == history.to_list()
+    assert History(json.loads(history.to_json())).to_list() == history.to_list()
     model = create_model("se_resnet20", 10)
     env_record = train.environment_record(CPU, "fp32")
     record = train.run_record(model, tiny_data, tiny_config(epochs=3), history, env_record, wall_time=12.5)

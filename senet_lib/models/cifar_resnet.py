@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import SEConfig, conv_layer, init_weights, norm_layer, residual_forward
+from .layers import SEConfig, conv_layer, init_weights, make_stages, norm_layer, residual_forward
 
 
 class PadShortcut(nn.Module):
@@ -130,23 +130,16 @@ class CifarResNet(nn.Module):
         if not preact:
             self.bn1 = norm_layer(norm, 16)
         self.relu = nn.ReLU(inplace=True)
-        in_channels = 16
-        for index, width in enumerate((16, 32, 64)):
-            stage = index + 2
-            units: list[nn.Module] = []
-            for b in range(n):
-                stride = 2 if (b == 0 and index > 0) else 1
-                out_channels = width * (PreActBottleneck.expansion if preact else 1)
-                block_se = se.make(stage, b + 1, in_channels, out_channels)
-                if preact:
-                    unit: nn.Module = PreActBottleneck(
-                        in_channels, width, stride, norm, block_se, se.placement
-                    )
-                else:
-                    unit = BasicBlock(in_channels, out_channels, stride, norm, block_se, se.placement)
-                units.append(unit)
-                in_channels = out_channels
-            setattr(self, f"layer{index + 1}", nn.Sequential(*units))
+        block = PreActBottleneck if preact else BasicBlock
+        in_channels = make_stages(
+            self,
+            16,
+            (16, 32, 64),
+            (n, n, n),
+            PreActBottleneck.expansion if preact else 1,
+            se,
+            lambda cin, planes, stride, block_se: block(cin, planes, stride, norm, block_se, se.placement),
+        )
         if preact:
             self.bn_final = norm_layer(norm, in_channels)
         self.fc = nn.Linear(in_channels, num_classes)

@@ -4,13 +4,13 @@ normalisation and convolution choices, SE placement inside a residual unit, and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..se import SqueezeExcitation
+from ..se import SqueezeExcitation, paper_name
 
 NORMS = ("batchnorm", "groupnorm", "groupnorm_ws")
 PLACEMENTS = ("standard", "pre", "post", "identity")
@@ -82,8 +82,37 @@ class SEConfig:
             return None
         channels = in_channels if self.placement == "pre" else out_channels
         se = SqueezeExcitation(channels, self.reduction, **self.block_kwargs)
-        se.paper_name = f"SE_{stage}_{block}"
+        se.paper_name = paper_name(stage, block)
         return se
+
+
+def make_stages(
+    model: nn.Module,
+    in_channels: int,
+    widths: Sequence[int],
+    depths: Sequence[int],
+    expansion: int,
+    se: SEConfig,
+    make_block: Callable[[int, int, int, nn.Module | None], nn.Module],
+) -> int:
+    """Build ``model.layer1``, ``layer2``, … (torchvision's ``_make_layer``): stage ``i`` has
+    ``depths[i]`` units of ``widths[i]`` planes (``× expansion`` output channels), the first unit of
+    every stage after the first with stride 2, each given its SE block (paper stage numbers start
+    at 2: conv2_x). ``make_block(in_channels, planes, stride, se_block)`` builds one unit.
+
+    Returns:
+        The output channels of the last stage.
+    """
+    for index, (planes, blocks) in enumerate(zip(widths, depths, strict=True)):
+        units = []
+        for b in range(blocks):
+            stride = 2 if (b == 0 and index > 0) else 1
+            out_channels = planes * expansion
+            block_se = se.make(index + 2, b + 1, in_channels, out_channels)
+            units.append(make_block(in_channels, planes, stride, block_se))
+            in_channels = out_channels
+        setattr(model, f"layer{index + 1}", nn.Sequential(*units))
+    return in_channels
 
 
 def residual_forward(

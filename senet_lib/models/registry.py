@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 from torch import nn
 
@@ -31,11 +31,47 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _SE_KEYS = ("reduction", "se_placement", "se_stages", "se_squeeze", "se_gate", "se_bias")
 
 
-def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
-    """Add a builder ``builder(num_classes, **options) -> nn.Module`` under ``name``."""
+class _ArchRequired(TypedDict):
+    name: str
+    num_classes: int
+
+
+class ArchConfig(_ArchRequired, total=False):
+    """``model.arch_config``, set by :func:`create_model`: the model's name, classes and the
+    options it was built with (plain values), which checkpoints store and :func:`create_model`
+    rebuilds the network from. Only the options given appear."""
+
+    reduction: int
+    se_placement: str
+    se_stages: list[int] | tuple[int, ...] | None
+    se_squeeze: str
+    se_gate: str
+    se_bias: bool
+    norm: str
+    zero_init_residual: bool
+    stem: str
+
+
+B = TypeVar("B", bound=Callable[..., nn.Module])
+
+
+def register_model(name: str | B, builder: Callable[..., nn.Module] | None = None) -> Any:
+    """Add a builder ``builder(num_classes, **options) -> nn.Module`` under ``name``.
+
+    Also a decorator (timm's style): ``@register_model`` on a function registers it under the
+    function's name and returns it unchanged.
+    """
+    if callable(name):
+        register_model(name.__name__, name)
+        return name
+    if builder is None:
+        raise TypeError(
+            "register_model needs a builder: register_model(name, builder), or use it as a decorator."
+        )
     if name in _BUILDERS:
         raise ValueError(f"A model named {name!r} is already registered.")
     _BUILDERS[name] = builder
+    return builder
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -70,7 +106,7 @@ def create_model(name: str, num_classes: int = 10, **options: Any) -> nn.Module:
                 f"pass e.g. {key}={check[2]}."
             )
     model = _BUILDERS[name](num_classes, **options)
-    model.arch_config = {"name": name, "num_classes": num_classes, **options}
+    model.arch_config = ArchConfig(name=name, num_classes=num_classes, **options)
     return model
 
 
@@ -120,34 +156,119 @@ def _reject_unknown(name: str, options: dict[str, Any]) -> None:
         )
 
 
-def _bottleneck_builder(name: str, layers: tuple[int, int, int, int], se: bool) -> Callable[..., nn.Module]:
-    def build(num_classes: int, **options: Any) -> nn.Module:
-        se_cfg = _se_config(se, options)
-        stem = options.pop("stem", "cifar")
-        norm = options.pop("norm", "batchnorm")
-        zero = options.pop("zero_init_residual", False)
-        _reject_unknown(name, options)
-        return ResNet(layers, num_classes, stem, se_cfg, norm=norm, zero_init_residual=zero)
-
-    return build
-
-
-def _cifar_builder(name: str, depth: int, se: bool, preact: bool) -> Callable[..., nn.Module]:
-    def build(num_classes: int, **options: Any) -> nn.Module:
-        se_cfg = _se_config(se, options)
-        norm = options.pop("norm", "batchnorm")
-        zero = options.pop("zero_init_residual", False)
-        _reject_unknown(name, options)
-        return CifarResNet(depth, num_classes, se_cfg, preact=preact, norm=norm, zero_init_residual=zero)
-
-    return build
+def _bottleneck(
+    name: str, layers: tuple[int, int, int, int], se: bool, num_classes: int, options: dict[str, Any]
+) -> nn.Module:
+    se_cfg = _se_config(se, options)
+    stem = options.pop("stem", "cifar")
+    norm = options.pop("norm", "batchnorm")
+    zero = options.pop("zero_init_residual", False)
+    _reject_unknown(name, options)
+    return ResNet(layers, num_classes, stem, se_cfg, norm=norm, zero_init_residual=zero)
 
 
-for _name, _layers in {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}.items():
-    register_model(_name, _bottleneck_builder(_name, _layers, se=False))
-    register_model("se_" + _name, _bottleneck_builder("se_" + _name, _layers, se=True))
-for _depth in (20, 32, 44, 56, 110):
-    register_model(f"resnet{_depth}", _cifar_builder(f"resnet{_depth}", _depth, se=False, preact=False))
-    register_model(f"se_resnet{_depth}", _cifar_builder(f"se_resnet{_depth}", _depth, se=True, preact=False))
-register_model("preact_resnet164", _cifar_builder("preact_resnet164", 164, se=False, preact=True))
-register_model("se_preact_resnet164", _cifar_builder("se_preact_resnet164", 164, se=True, preact=True))
+def _cifar(
+    name: str, depth: int, se: bool, num_classes: int, options: dict[str, Any], preact: bool = False
+) -> nn.Module:
+    se_cfg = _se_config(se, options)
+    norm = options.pop("norm", "batchnorm")
+    zero = options.pop("zero_init_residual", False)
+    _reject_unknown(name, options)
+    return CifarResNet(depth, num_classes, se_cfg, preact=preact, norm=norm, zero_init_residual=zero)
+
+
+# --------------------------------------------------------------------------- the registered models
+@register_model
+def resnet50(num_classes: int, **options: Any) -> nn.Module:
+    """Bottleneck ResNet-50 (paper Table 1, left)."""
+    return _bottleneck("resnet50", (3, 4, 6, 3), False, num_classes, options)
+
+
+@register_model
+def se_resnet50(num_classes: int, **options: Any) -> nn.Module:
+    """SE-ResNet-50 (paper Table 1, middle)."""
+    return _bottleneck("se_resnet50", (3, 4, 6, 3), True, num_classes, options)
+
+
+@register_model
+def resnet101(num_classes: int, **options: Any) -> nn.Module:
+    """Bottleneck ResNet-101."""
+    return _bottleneck("resnet101", (3, 4, 23, 3), False, num_classes, options)
+
+
+@register_model
+def se_resnet101(num_classes: int, **options: Any) -> nn.Module:
+    """SE-ResNet-101 (paper Table 2)."""
+    return _bottleneck("se_resnet101", (3, 4, 23, 3), True, num_classes, options)
+
+
+@register_model
+def resnet20(num_classes: int, **options: Any) -> nn.Module:
+    """He et al.'s CIFAR ResNet-20 (3 stages of 3 basic blocks)."""
+    return _cifar("resnet20", 20, False, num_classes, options)
+
+
+@register_model
+def se_resnet20(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR SE-ResNet-20."""
+    return _cifar("se_resnet20", 20, True, num_classes, options)
+
+
+@register_model
+def resnet32(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR ResNet-32."""
+    return _cifar("resnet32", 32, False, num_classes, options)
+
+
+@register_model
+def se_resnet32(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR SE-ResNet-32."""
+    return _cifar("se_resnet32", 32, True, num_classes, options)
+
+
+@register_model
+def resnet44(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR ResNet-44."""
+    return _cifar("resnet44", 44, False, num_classes, options)
+
+
+@register_model
+def se_resnet44(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR SE-ResNet-44."""
+    return _cifar("se_resnet44", 44, True, num_classes, options)
+
+
+@register_model
+def resnet56(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR ResNet-56."""
+    return _cifar("resnet56", 56, False, num_classes, options)
+
+
+@register_model
+def se_resnet56(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR SE-ResNet-56."""
+    return _cifar("se_resnet56", 56, True, num_classes, options)
+
+
+@register_model
+def resnet110(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR ResNet-110."""
+    return _cifar("resnet110", 110, False, num_classes, options)
+
+
+@register_model
+def se_resnet110(num_classes: int, **options: Any) -> nn.Module:
+    """CIFAR SE-ResNet-110 (paper Table 4)."""
+    return _cifar("se_resnet110", 110, True, num_classes, options)
+
+
+@register_model
+def preact_resnet164(num_classes: int, **options: Any) -> nn.Module:
+    """Pre-activation ResNet-164 (He et al. 2016b, bottleneck units)."""
+    return _cifar("preact_resnet164", 164, False, num_classes, options, preact=True)
+
+
+@register_model
+def se_preact_resnet164(num_classes: int, **options: Any) -> nn.Module:
+    """SE-PreAct-ResNet-164 (paper Table 4)."""
+    return _cifar("se_preact_resnet164", 164, True, num_classes, options, preact=True)

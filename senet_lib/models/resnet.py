@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import SEConfig, check_choice, conv_layer, init_weights, norm_layer, residual_forward
+from .layers import (
+    SEConfig,
+    check_choice,
+    conv_layer,
+    init_weights,
+    make_stages,
+    norm_layer,
+    residual_forward,
+)
 
 STEMS = ("cifar", "imagenet")
 
@@ -91,17 +99,17 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = norm_layer(norm, 64)
         self.relu = nn.ReLU(inplace=True)
-        in_channels = 64
-        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
-            stage = index + 2
-            units = []
-            for b in range(blocks):
-                stride = 2 if (b == 0 and index > 0) else 1
-                out_channels = planes * Bottleneck.expansion
-                block_se = se.make(stage, b + 1, in_channels, out_channels)
-                units.append(Bottleneck(in_channels, planes, stride, norm, block_se, se.placement))
-                in_channels = out_channels
-            setattr(self, f"layer{index + 1}", nn.Sequential(*units))
+        in_channels = make_stages(
+            self,
+            64,
+            (64, 128, 256, 512),
+            layers,
+            Bottleneck.expansion,
+            se,
+            lambda cin, planes, stride, block_se: Bottleneck(
+                cin, planes, stride, norm, block_se, se.placement
+            ),
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
         self.stem = stem

@@ -17,6 +17,13 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
+__all__ = [
+    "COLORS",
+    "PLACEMENT_TITLES",
+    "draw_se_module",
+    "draw_se_placements",
+]
+
 #: Panel order and titles of :func:`draw_se_placements` (the keys are ``se_placement`` values,
 #: plus ``"plain"`` for the unit without SE).
 PLACEMENT_TITLES = {

@@ -21,6 +21,16 @@ from matplotlib.patches import Circle, FancyArrowPatch, Polygon
 from matplotlib.ticker import ScalarFormatter
 from torch import Tensor, nn
 
+__all__ = [
+    "RFStep",
+    "draw_se_block",
+    "layer_geometry",
+    "plot_feature_maps",
+    "plot_receptive_fields",
+    "receptive_field",
+    "receptive_field_table",
+]
+
 # --------------------------------------------------------------------------- receptive field
 
 

@@ -8,7 +8,7 @@ saves it with :func:`senet_lib.figures.save_figure`, passing ``stats.provenance(
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,6 +26,17 @@ from ..excitation import (
     similarity,
 )
 
+__all__ = [
+    "plot_class_band",
+    "plot_class_excitations",
+    "plot_excitation_heatmaps",
+    "plot_image_vs_class",
+    "plot_knockout",
+    "plot_saturation",
+    "plot_similarity",
+    "plot_specificity",
+]
+
 
 def _grid(n: int, ncols: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
     ncols = max(1, min(ncols, n))
@@ -42,6 +53,27 @@ def _grid(n: int, ncols: int, width: float = 4.2, height: float = 3.0) -> tuple[
 def _channel_axis(ax: plt.Axes, ylabel: str) -> None:
     ax.set(xlabel="sampled channel", ylabel=ylabel, ylim=(-0.02, 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _channel_panels(
+    stats: ExcitationStats,
+    blocks: Sequence[str],
+    n_channels: int,
+    seed: int,
+    ncols: int,
+    ylabel: str,
+    draw: Callable[[plt.Axes, str, np.ndarray, np.ndarray], None],
+) -> plt.Figure:
+    """One panel per block over ``n_channels`` sampled channels: ``draw(ax, block, channels, x)``
+    fills it; the title, channel axis and (first panel's) legend are the same for every plot."""
+    fig, axes = _grid(len(blocks), ncols)
+    for ax, block in zip(axes, blocks, strict=True):
+        channels = sample_channels(stats.num_channels(block), n_channels, seed)
+        draw(ax, block, channels, np.arange(len(channels)))
+        ax.set_title(block)
+        _channel_axis(ax, ylabel)
+    axes[0].legend(fontsize="small", loc="best")
+    return fig
 
 
 def _blocks(stats: ExcitationStats, blocks: Sequence[str] | None) -> list[str]:
@@ -69,18 +101,15 @@ def plot_class_excitations(
     """Paper Fig. 6: per block, the mean excitation of each chosen class (and of all images)
     over ``n_channels`` uniformly sampled channels. Blocks default to :func:`paper_blocks`."""
     chosen, indices = _blocks(stats, blocks), _classes(stats, classes)
-    fig, axes = _grid(len(chosen), ncols)
     palette = sns.color_palette("deep", len(indices))
-    for ax, block in zip(axes, chosen, strict=True):
-        channels = sample_channels(stats.num_channels(block), n_channels, seed)
-        x = np.arange(len(channels))
+
+    def draw(ax: plt.Axes, block: str, channels: np.ndarray, x: np.ndarray) -> None:
         for color, k in zip(palette, indices, strict=True):
             ax.plot(x, stats.mean[block][k, channels], color=color, lw=1.2, label=stats.classes[k])
         if show_all:
             ax.plot(x, stats.all_class_mean(block)[channels], color="black", lw=1.6, ls="--", label="all")
-        ax.set_title(block)
-        _channel_axis(ax, "mean excitation s")
-    axes[0].legend(fontsize="small", loc="best")
+
+    fig = _channel_panels(stats, chosen, n_channels, seed, ncols, "mean excitation s", draw)
     fig.suptitle(f"Mean excitation per class ({_sample_note(stats)})")
     return fig
 
@@ -95,16 +124,13 @@ def plot_class_band(
 ) -> plt.Figure:
     """Paper Fig. 7: within one class, the mean ± standard deviation of ``s`` per sampled channel."""
     chosen, k = _blocks(stats, blocks), stats.class_index(class_index)
-    fig, axes = _grid(len(chosen), ncols)
-    for ax, block in zip(axes, chosen, strict=True):
-        channels = sample_channels(stats.num_channels(block), n_channels, seed)
-        x = np.arange(len(channels))
+
+    def draw(ax: plt.Axes, block: str, channels: np.ndarray, x: np.ndarray) -> None:
         mean, std = stats.mean[block][k, channels], np.nan_to_num(stats.std[block][k, channels])
         ax.fill_between(x, mean - std, mean + std, alpha=0.3, label="± 1 std")
         ax.plot(x, mean, lw=1.4, label="mean")
-        ax.set_title(block)
-        _channel_axis(ax, "excitation s")
-    axes[0].legend(fontsize="small", loc="best")
+
+    fig = _channel_panels(stats, chosen, n_channels, seed, ncols, "excitation s", draw)
     fig.suptitle(f"Class {stats.classes[k]!r}: mean ± std over its {int(stats.count[k])} images")
     return fig
 

@@ -1,11 +1,11 @@
 """Training curves and result tables from per-epoch histories.
 
-This module sits at the end of the data flow and deliberately does not import
-:mod:`senet_lib.train`: it takes plain values. A *history* is a list of per-epoch dicts
-(``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``lr``, ``seconds``,
-``images_per_sec``), or anything that carries one: a :class:`senet_lib.train.History` (read
-through its ``to_list()``, without importing the module), or a run record (a dict with a
-``history`` key). Runs are passed as
+The shapes it reads are the training contracts: a *history* is a list of
+:class:`~senet_lib.train.HistoryRow` dicts (``epoch``, ``train_loss``, ``train_acc``,
+``test_loss``, ``test_acc``, ``lr``, ``seconds``, ``images_per_sec``), a
+:class:`~senet_lib.train.History`, or a :class:`~senet_lib.train.RunRecord` (its ``history``),
+as JSON read back or as :func:`senet_lib.train.train_or_load`'s :class:`~senet_lib.train.Run`.
+Runs are passed as
 
 * ``{"resnet20": history, "se_resnet20": history}`` — one history per run, or
 * ``{"resnet20": [history_seed0, history_seed1], ...}`` — several seeds per run, or
@@ -27,35 +27,50 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..train.history import History, HistoryRow
+from ..train.records import RunRecord
+from ..train.runs import Run
+
+__all__ = [
+    "HistoryLike",
+    "METRICS",
+    "format_table",
+    "histories_frame",
+    "plot_curves",
+    "results_table",
+    "split_metric",
+]
+
 #: Per-epoch numbers :func:`histories_frame` keeps (others are ignored).
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
 _LABELS = {"acc": "accuracy", "loss": "loss", "lr": "learning rate"}
 
 
 # --------------------------------------------------------------------------- normalising input
-def _epochs_of(history: Any) -> list[dict]:
-    """The list of per-epoch dicts inside ``history`` (see the module docstring for the forms)."""
+#: What one history may be given as.
+HistoryLike = History | Run | RunRecord | Sequence[HistoryRow]
+
+
+def _epochs_of(history: HistoryLike) -> list[HistoryRow]:
+    """The rows of ``history`` (see the module docstring for the forms)."""
+    if isinstance(history, Run):
+        history = history.history
+    if isinstance(history, History):
+        return history.to_list()
     if isinstance(history, Mapping):
-        for key in ("history", "epochs"):
-            if key in history:
-                return _epochs_of(history[key])
+        if "history" in history:  # a RunRecord
+            return _epochs_of(history["history"])
         raise TypeError(
-            "A history given as a dict needs a 'history' or 'epochs' key holding per-epoch dicts; "
+            "A history given as a dict must be a run record with a 'history' key holding per-epoch dicts; "
             f"got keys {sorted(history)}."
         )
-    if not isinstance(history, (list, tuple)):
-        for attribute in ("to_list", "to_dict"):  # senet_lib.train.History has to_list()
-            if callable(getattr(history, attribute, None)):
-                return _epochs_of(getattr(history, attribute)())
-        if hasattr(history, "rows"):
-            return _epochs_of(list(history.rows))
     if isinstance(history, Sequence) and not isinstance(history, str):
         rows = list(history)
         if all(isinstance(row, Mapping) for row in rows):
-            return [dict(row) for row in rows]
+            return [HistoryRow(**row) for row in rows]
     raise TypeError(
         f"Cannot read a training history from {type(history).__name__}: pass a list of per-epoch "
-        "dicts, a History, or a run record with a 'history' key."
+        "dicts, a History, a Run or a run record with a 'history' key."
     )
 
 
@@ -69,10 +84,10 @@ def split_metric(metric: str) -> tuple[str, str]:
 
 def _is_single_history(value: Any) -> bool:
     """True when ``value`` is one history, False when it is a collection of several (seeds)."""
-    if callable(getattr(value, "to_list", None)):
+    if isinstance(value, (History, Run)):
         return True
     if isinstance(value, Mapping):
-        return "history" in value or "epochs" in value
+        return "history" in value
     if isinstance(value, (list, tuple)):
         return len(value) == 0 or isinstance(value[0], Mapping) and "epoch" in value[0]
     return True
@@ -88,15 +103,12 @@ def _seeds_of(value: Any) -> list[tuple[Any, Any]]:
 
 
 def _record_seed(history: Any, default: int) -> Any:
-    """The seed a run record or History carries, else ``default`` (its position)."""
-    if isinstance(history, Mapping):
-        if "seed" in history:
-            return history["seed"]
-        config = history.get("config")
-        if isinstance(config, Mapping) and "seed" in config:
-            return config["seed"]
-    seed = getattr(history, "seed", None)
-    return default if seed is None else seed
+    """The seed a run record or Run carries, else ``default`` (its position)."""
+    if isinstance(history, Mapping) and "seed" in history:
+        return history["seed"]
+    if isinstance(history, Run) and history.record is not None:
+        return history.record["seed"]
+    return default
 
 
 def histories_frame(histories: Mapping[str, Any] | pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,86 @@
+"""Training-throughput benchmark: ``python -m senet_lib bench``.
+
+A benchmark, not a test: it measures and records, it asserts nothing. For each model and
+variant it builds the same :class:`~senet_lib.train.Trainer` the notebooks use, runs ``warmup``
+untimed steps, then times ``repeats`` runs of :meth:`Trainer.train_step` calls (including
+fetching each batch from the loader, since the input pipeline is one of the things compared).
+Each run lasts at least ``steps`` steps *and* at least ``min_seconds`` seconds, whichever ends
+later, but never more than ``max_steps`` steps. A row reports the **median** training images per
+second of its runs, their min and max, and the relative spread ``(max - min) / median``; every
+run's own figures stay in the record. Ratios and speed-ups are computed from the medians.
+
+Variants (``--variants``), each a combination of input pipeline, precision, memory format and
+compilation:
+
+==========================  =========================================================================
+``seed-style``              torchvision transforms in a ``DataLoader`` (``pipeline="torch"``), true
+                            fp32: no autocast, channels-first, and TF32 switched off on CUDA while it
+                            runs (restored afterwards): the loop a first tutorial writes
+``device-fp32``             device-resident loader (augmentation on the device), fp32 (TF32 as torch's
+                            own defaults leave it on CUDA: off for matmuls, on for cuDNN convolutions)
+``device-bf16``             device loader, bf16 autocast (fp16 + GradScaler on CUDA GPUs without bf16;
+                            the row's ``precision`` says which)
+``device-bf16-cl``          … plus channels-last memory format
+``default``                 whatever the library chooses on this device: ``TrainConfig(precision=None,
+                            channels_last=None, pipeline="auto")``; the row records what that resolved to
+``device-bf16-cl-compile``  ``device-bf16-cl`` plus ``torch.compile`` (CUDA defaults only)
+==========================  =========================================================================
+
+The old names still work: ``baseline``, ``device``, ``device+amp``, ``device+amp+cl`` and
+``device+amp+cl+compile`` (also ``+compile``) mean the variants above, in that order.
+
+The record (JSON, in the results folder) holds the environment (:meth:`Environment.record`),
+backend flags (CPU bf16 units, torch threads, TF32 and ``cudnn.benchmark``, CUDA/cuDNN versions),
+the settings, every measurement, the derived ratios and the targets they are compared with. The
+data are synthetic images of CIFAR shape unless ``--dataset`` says otherwise: pixel values do
+not change how long a training step takes.
+"""
+
+from .report import check_targets, format_record, summarize, write_bench_record
+from .run import load_bench_data, main_bench, run_benchmark
+from .settings import (
+    BenchSettings,
+    backend_flags,
+    default_settings,
+    default_variants,
+    mixed_precision_name,
+    tf32_settings,
+)
+from .timing import _build, _timed_repeat, measure, profile_steps, throughput_stats
+from .variants import (
+    ALIASES,
+    DATA_NOTE,
+    REFERENCE_RATIOS,
+    TARGETS,
+    TIMING_NOTE,
+    VARIANTS,
+    Variant,
+    canonical_variant,
+)
+
+__all__ = [
+    "Variant",
+    "VARIANTS",
+    "ALIASES",
+    "TARGETS",
+    "REFERENCE_RATIOS",
+    "DATA_NOTE",
+    "TIMING_NOTE",
+    "canonical_variant",
+    "BenchSettings",
+    "default_variants",
+    "default_settings",
+    "mixed_precision_name",
+    "tf32_settings",
+    "backend_flags",
+    "throughput_stats",
+    "measure",
+    "profile_steps",
+    "summarize",
+    "check_targets",
+    "format_record",
+    "write_bench_record",
+    "load_bench_data",
+    "run_benchmark",
+    "main_bench",
+]

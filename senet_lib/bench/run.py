@@ -1,0 +1,100 @@
+"""Running the whole benchmark: data, every variant, summary and record (:func:`run_benchmark`,
+:func:`main_bench`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..data import ImageDataset, load_dataset
+from ..env import Environment, setup
+from .report import _row_figures, check_targets, format_record, summarize, write_bench_record
+from .settings import BenchSettings, backend_flags, default_settings
+from .timing import measure, profile_steps
+from .variants import DATA_NOTE, REFERENCE_RATIOS, TIMING_NOTE
+
+
+def load_bench_data(settings: BenchSettings) -> ImageDataset:
+    """The images to train on: synthetic CIFAR-shaped data (``train_images`` of them, by default
+    enough for the warm-up and one repeat's ``steps``), or a named dataset."""
+    needed = settings.batch_size * (settings.warmup + settings.steps + 1)
+    if settings.dataset == "synthetic":
+        size = settings.train_images or needed
+        return load_dataset("synthetic", synthetic_size=(size, settings.batch_size), seed=settings.seed)
+    data = load_dataset(settings.dataset)
+    if settings.train_images is not None and settings.train_images < len(data.train):
+        data = data.subset(settings.train_images, None, seed=settings.seed)
+    return data
+
+
+def run_benchmark(
+    settings: BenchSettings | None = None,
+    env: Environment | None = None,
+    profile_trace: bool = False,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Measure every (model, variant) of ``settings`` and return the record (see module docstring)."""
+    env = env or setup(seed=None, verbose=False)
+    settings = settings or default_settings(env.device)
+    backend = backend_flags(env.device)  # before any variant runs (and temporarily changes TF32)
+    data = load_bench_data(settings)
+    results = []
+    for model_name in settings.models:
+        for variant in settings.variants:
+            row = measure(model_name, data, variant, settings, env.device)
+            results.append(row)
+            if verbose:
+                print(f"  {model_name:<14} {variant:<24} {_row_figures(row)}", flush=True)
+    summary = summarize(results, settings)
+    workers = sorted({r["num_workers"] for r in results if r.get("num_workers") is not None})
+    record = {
+        "kind": "benchmark",
+        "schema": 2,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(env.device),
+        "device_name": env.device_name,
+        "torch": env.torch_version,
+        "commit": env.commit,
+        "environment": env.record(),
+        "backend": backend,
+        "dataloader_workers": workers[0] if len(workers) == 1 else (workers or None),
+        "settings": {
+            **asdict(settings),
+            "train_images": len(data.train),
+            "dataset_label": getattr(data, "label", settings.dataset),
+            "synthetic": bool(getattr(data, "synthetic", settings.dataset == "synthetic")),
+            "image_shape": [3, 32, 32],
+            "num_classes": data.num_classes,
+            "timing": TIMING_NOTE,
+        },
+        "data_note": DATA_NOTE if settings.dataset == "synthetic" else f"real {settings.dataset} images",
+        "results": results,
+        "summary": summary,
+        "targets": check_targets(summary, env),
+        "reference_ratios": REFERENCE_RATIOS,
+    }
+    if profile_trace and summary["best_variant"] is not None:
+        record["profile"] = profile_steps(
+            summary["se_model"], data, summary["best_variant"], settings, env.device
+        )
+    return record
+
+
+def main_bench(
+    settings: BenchSettings,
+    out: str | Path | None = None,
+    profile_trace: bool = False,
+    env: Environment | None = None,
+) -> Path:
+    """Run, print and record the benchmark; returns the record's path."""
+    env = env or setup(seed=None, verbose=False)
+    print(f"Benchmarking {', '.join(settings.models)} on {env.device_name} …", flush=True)
+    record = run_benchmark(settings, env, profile_trace=profile_trace)
+    print()
+    print(format_record(record))
+    path = write_bench_record(record, out)
+    print(f"\nRecord written to {path}")
+    return path

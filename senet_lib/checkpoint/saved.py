@@ -1,0 +1,258 @@
+"""Training checkpoints: saving, reading with validation, and loading into a model of the recorded
+architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..env import git_commit
+from ..errors import UserError
+from ..models import ArchConfig, create_model
+from .files import _json_default, atomic_write
+
+WEIGHTS_FORMAT = "senet_lib.weights"
+CHECKPOINT_FORMAT = "senet_lib.checkpoint"
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError, UserError):
+    """A file that is missing, corrupt, truncated, or not a senet_lib checkpoint."""
+
+
+class MissingArchitectureError(CheckpointError):
+    """The file does not record its architecture, so the model cannot be rebuilt from it alone."""
+
+
+class ArchitectureMismatchError(ValueError, UserError):
+    """The file holds another architecture than the model given; ``stored`` and ``given`` name both."""
+
+    def __init__(
+        self, message: str, stored: Mapping[str, Any] | None, given: Mapping[str, Any] | None
+    ) -> None:
+        super().__init__(message)
+        self.stored, self.given = stored, given
+
+
+# --------------------------------------------------------------------------- architecture helpers
+def arch_config_of(model: nn.Module) -> ArchConfig | None:
+    """The model's ``arch_config`` (set by :func:`senet_lib.create_model`) as plain JSON values."""
+    config = getattr(model, "arch_config", None)
+    return None if config is None else _plain(config)
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples → lists, recursively, so configs compare equal after a JSON round trip."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def describe_arch(config: Mapping[str, Any] | None) -> str:
+    """``"se_resnet20 (10 classes)"``, with any extra options, e.g. ``"(10 classes, reduction=8)"``."""
+    if not config:
+        return "a model without arch_config (not built by senet_lib.create_model)"
+    parts = [f"{config.get('num_classes')} classes"]
+    parts += [f"{k}={v}" for k, v in config.items() if k not in ("name", "num_classes")]
+    return f"{config.get('name')} ({', '.join(parts)})"
+
+
+def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``model`` (unwrapping ``torch.compile``), detached, on the CPU."""
+    model = getattr(model, "_orig_mod", model)
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    trainer_state: dict | None,
+    epoch: int,
+    history: Iterable[Mapping[str, Any]],
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a resumable checkpoint atomically and return its path.
+
+    Args:
+        path: where to write (usually ``<run_dir>/checkpoint.pt``).
+        model: the network; its ``arch_config`` lets :func:`load_checkpoint` rebuild it.
+        trainer_state: :meth:`senet_lib.train.Trainer.state_dict` (optimizer, scheduler, scaler), or None.
+        epoch: the number of finished epochs.
+        history: one plain dict per finished epoch.
+        config: the training recipe as plain values (``TrainConfig.to_dict()``).
+        extra: further plain values, e.g. RNG state.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch_config": arch_config_of(model),
+        "state_dict": _state_dict(model),
+        "trainer_state": trainer_state,
+        "epoch": int(epoch),
+        "history": _plain([dict(row) for row in history]),
+        "config": _plain(dict(config)),
+        "extra": dict(extra or {}),
+        "torch_version": str(torch.__version__),
+        "commit": git_commit(),
+    }
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or weights file as a dict of tensors and plain values (``weights_only``).
+
+    The contents are checked too: a format version this code knows, a ``state_dict`` of named
+    tensors with finite weights, and (for checkpoints) the epoch, history and recipe.
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, not written by senet_lib, written by
+            a newer senet_lib, or wrong inside (one sentence naming the file and the problem).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"There is no checkpoint at {path}: train the model first or check the path.")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only refused a pickled object: nothing was run
+        raise CheckpointError(
+            f"{path} could not be read as a checkpoint: it holds a pickled Python object "
+            f"({_refused_global(err)}), which senet_lib files never contain, so it is not a senet_lib file or "
+            "it was altered (nothing in it was run): delete it and train again, or restore it from a backup."
+        ) from None
+    except Exception as err:  # truncated zip, garbled bytes, ...
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path} could not be read as a checkpoint ({reason[:160]}); it is corrupt, truncated or not a "
+            "senet_lib file: delete it and train again, or restore it from a backup."
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
+        raise CheckpointError(
+            f"{path} is not a senet_lib checkpoint or weights file: save it with "
+            "senet_lib.checkpoint.save_checkpoint or export_weights, or load it with torch.load yourself."
+        )
+    problem = _payload_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path} is a senet_lib file but {problem}")
+    return payload
+
+
+def _refused_global(err: Exception) -> str:
+    """What torch's weights-only unpickler refused, without its advice to load unsafely."""
+    match = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(err))
+    return f"a reference to {match.group(1)}" if match else "a type that weights-only loading refuses"
+
+
+def _payload_problem(payload: Mapping[str, Any]) -> str | None:
+    """What is wrong inside a loaded senet_lib file, as the end of one sentence, or None."""
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"its format version {version!r} is not valid: it is damaged; delete it and train again."
+    if version > FORMAT_VERSION:
+        return (
+            f"it has format version {version}, newer than the {FORMAT_VERSION} this senet_lib reads: update "
+            "senet_lib (git pull, or pip install -U) to load it."
+        )
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not state:
+        return "it holds no state_dict (weights): it is damaged or incomplete; delete it and train again."
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        return (
+            "its state_dict is not a mapping of names to tensors: it is damaged; delete it and train again."
+        )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        return (
+            f"{len(bad)} of its weight tensors hold NaN or infinite values (e.g. {bad[0]}), as after a "
+            "diverged run: delete it and train again (lower the learning rate if it diverges)."
+        )
+    arch = payload.get("arch_config")
+    if arch is not None and not (
+        isinstance(arch, dict)
+        and isinstance(arch.get("name"), str)
+        and isinstance(arch.get("num_classes"), int)
+    ):
+        return "its arch_config is not a model description: it is damaged; delete it and train again."
+    if payload.get("format") == CHECKPOINT_FORMAT:
+        checks = [
+            (
+                "epoch",
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                "a count of epochs",
+            ),
+            (
+                "history",
+                lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+                "a list of rows",
+            ),
+            ("config", lambda v: isinstance(v, dict), "a recipe"),
+            ("trainer_state", lambda v: v is None or isinstance(v, dict), "optimizer state"),
+            ("extra", lambda v: isinstance(v, dict), "a mapping"),
+        ]
+        for key, ok, what in checks:
+            if key not in payload or not ok(payload[key]):
+                return f"its {key!r} entry is missing or is not {what}: it is damaged; delete it and train again."
+    return None
+
+
+def load_checkpoint(
+    path: str | Path, model: nn.Module | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load weights from a checkpoint (or an exported weights file) into ``model``.
+
+    Args:
+        path: a file written by :func:`save_checkpoint` or :func:`export_weights`.
+        model: the network to fill in; ``None`` builds it from the stored ``arch_config``.
+        device: where the returned model (and the returned tensors) live.
+
+    Returns:
+        ``(model, payload)``: the model in eval mode, and the file's contents (``epoch``,
+        ``history``, ``config``, ``trainer_state``, ... for checkpoints; ``meta`` for weights).
+
+    Raises:
+        CheckpointError: missing, corrupt or foreign file.
+        ValueError: ``model`` is another architecture than the one stored (both are named).
+    """
+    path = Path(path)
+    payload = read_checkpoint(path, device=device)
+    stored = payload.get("arch_config")
+    if model is None:
+        if not stored:
+            raise MissingArchitectureError(
+                f"{path} does not record its architecture: build the model yourself and pass model=..."
+            )
+        options = {k: v for k, v in stored.items() if k not in ("name", "num_classes")}
+        model = create_model(stored["name"], stored["num_classes"], **options)
+    else:
+        given = arch_config_of(model)
+        if stored and given and _plain(stored) != given:
+            raise ArchitectureMismatchError(
+                f"{path.name} holds {describe_arch(stored)}; the model you passed is {describe_arch(given)}: "
+                "build that architecture or pass model=None.",
+                stored,
+                given,
+            )
+    state = payload["state_dict"]
+    if payload.get("format") == WEIGHTS_FORMAT:
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    target = getattr(model, "_orig_mod", model)
+    try:
+        target.load_state_dict(state)
+    except RuntimeError as err:
+        raise ArchitectureMismatchError(
+            f"The weights in {path.name} ({describe_arch(stored)}) do not fit the model you passed "
+            f"({describe_arch(arch_config_of(model))}): build that architecture or pass model=None.",
+            stored,
+            arch_config_of(model),
+        ) from err
+    model.to(device)
+    model.eval()
+    return model, payload

@@ -1,0 +1,29 @@
+"""The command line: ``python -m senet_lib <command>`` (also installed as ``senet``).
+
+=============  ===========================================================================
+``train``      train one model with the notebooks' :func:`senet_lib.train.fit`; defaults come
+               from the profile (``--profile quick|class|paper``), every value can be overridden
+``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
+``bench``      training-throughput benchmark (:mod:`senet_lib.bench`), printed and recorded
+``models``     the model names :func:`senet_lib.create_model` knows
+``data``       where CIFAR-10/100 were found and what ``--dataset auto`` will use
+=============  ===========================================================================
+
+A run trained here lands in ``<save dir>/<run name>/`` (``checkpoint.pt``, ``history.json``,
+``record.json``) with the same run name :func:`senet_lib.train.train_or_load` uses, so the
+notebooks load it instead of training again when model, data and recipe agree.
+
+Bad input and environment problems (an unknown model or dataset, a missing or corrupt file, a
+recipe that cannot resume, a run folder in use by another run, a folder that cannot be written, a
+full disk) end in one line that says what to do, in the command line's words, and exit status 2:
+every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is shown that way in
+:func:`main`. Set ``SENET_DEBUG=1`` to see the traceback instead.
+"""
+
+from .benchmark import cmd_bench
+from .common import PROG, UsageError, check_dataset, check_model
+from .evaluation import cmd_evaluate, recorded_dataset
+from .parser import build_parser, cmd_data, cmd_models, main
+from .training import add_config_flags, checked_config, cmd_train, config_from_args, model_options_from_args
+
+__all__ = ["build_parser", "check_dataset", "check_model", "main"]

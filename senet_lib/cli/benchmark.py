@@ -1,0 +1,80 @@
+"""The ``bench`` command: the training-throughput benchmark of :mod:`senet_lib.bench`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import (
+    check_writable,
+)
+from ..env import setup
+from .common import check_dataset, check_model
+
+
+# --------------------------------------------------------------------------- bench, models, data
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the throughput benchmark (see :mod:`senet_lib.bench`). Options not given take the
+    device's defaults (:func:`senet_lib.bench.default_settings`); a value given, 0 included, is
+    used as given (and refused with a sentence when it makes no sense), never replaced."""
+    from dataclasses import replace
+
+    from .. import bench
+
+    env = setup(seed=None, device=args.device, verbose=False)
+    defaults = bench.default_settings(env.device)
+    numbers = ("batch_size", "steps", "warmup", "repeats", "min_seconds", "max_steps", "train_images")
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in (*numbers, "num_workers") if getattr(args, name) is not None
+    }
+    if args.models:
+        overrides["models"] = tuple(check_model(m) for m in args.models)
+    if args.variants:
+        overrides["variants"] = tuple(args.variants)
+    if args.dataset:
+        overrides["dataset"] = check_dataset(args.dataset)
+    if "steps" in overrides and "max_steps" not in overrides:  # the cap never cuts the steps asked for
+        overrides["max_steps"] = max(defaults.max_steps, overrides["steps"])
+    settings = replace(defaults, **overrides)
+    if args.out:  # checked before minutes of measuring, not after
+        out = Path(args.out).expanduser()
+        check_writable(out.parent if out.suffix == ".json" else out, hint="pass a writable --out")
+    bench.main_bench(settings, out=args.out, profile_trace=args.profile_trace, env=env)
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from ..bench import ALIASES, VARIANTS
+
+    p = sub.add_parser(
+        "bench",
+        help="training-throughput benchmark",
+        description="Measure training img/s per model and variant (median of repeats, with their spread), "
+        "print a table with the SE/plain ratios, speed-ups and targets, and write a JSON record. "
+        "Defaults: se_resnet50/resnet50, batch 256, every variant on a CUDA GPU; se_resnet20/resnet20, "
+        "batch 128, no torch.compile elsewhere (no bf16 on MPS); 3 repeats of at least 3 s each.",
+    )
+    p.add_argument("--models", nargs="+", help="models to measure (SE model first, then its plain twin)")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=(*VARIANTS, *ALIASES),
+        metavar="VARIANT",
+        help=f"{', '.join(VARIANTS)} (old names {', '.join(ALIASES)} still work)",
+    )
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, help="at least this many timed steps per repeat")
+    p.add_argument("--min-seconds", type=float, help="at least this many seconds per repeat (default 3)")
+    p.add_argument("--max-steps", type=int, help="at most this many steps per repeat")
+    p.add_argument("--repeats", type=int, help="timed repeats per row, reported as their median")
+    p.add_argument("--warmup", type=int, help="untimed steps before timing (at least 1)")
+    p.add_argument("--train-images", type=int, help="size of the training split the loaders cycle through")
+    p.add_argument("--dataset", help="default: synthetic images of CIFAR shape")
+    p.add_argument("--num-workers", type=int, help="DataLoader workers for the seed-style pipeline")
+    p.add_argument("--out", help="folder (or .json file) for the record (default: the results folder)")
+    p.add_argument(
+        "--profile-trace", action="store_true", help="also profile a few steps and print the top ops"
+    )
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,121 @@
+"""The ``evaluate`` command: test loss and accuracy of a checkpoint on the data it was trained on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import (
+    MissingArchitectureError,
+    load_checkpoint,
+)
+from ..data import DATASETS, PIPELINES, load_run_data, make_loaders
+from ..env import PRECISIONS, device_name, get_device
+from ..train import (
+    CHECKPOINT_NAME,
+    RECORD_NAME,
+    TrainConfig,
+    Trainer,
+)
+from .common import UsageError, check_dataset
+from .training import checked_config
+
+
+# --------------------------------------------------------------------------- evaluate
+def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
+    """The dataset descriptor saved beside a checkpoint (``record.json`` of its run folder, or an
+    exported weights file's sidecar ``data``), or None.
+
+    Raises:
+        UsageError: that file is not valid JSON (the message names it).
+    """
+    record_path = checkpoint.parent / RECORD_NAME
+    if record_path.is_file():
+        record = _read_json(record_path)
+        return record.get("dataset") if isinstance(record, dict) else None
+    sidecar = checkpoint.with_suffix(".json")
+    if sidecar.is_file():
+        meta = _read_json(sidecar)
+        data = meta.get("data") if isinstance(meta, dict) else None
+        return data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(
+            f"{path} cannot be read as JSON ({err}): repair or delete it, or pass --dataset so that it is not needed."
+        ) from err
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Print the test loss and accuracy of a checkpoint (writes nothing, needs no writable folder)."""
+    device = get_device(args.device)
+    path = Path(args.checkpoint).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    config = checked_config(
+        lambda: TrainConfig(
+            epochs=1,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            pipeline=args.pipeline,
+            progress=False,
+        )
+    )
+    try:
+        model, payload = load_checkpoint(path, device=device)
+    except MissingArchitectureError as err:
+        raise UsageError(
+            f"{path} does not record its architecture, so evaluate cannot rebuild the model: load it in Python "
+            "with senet_lib.checkpoint.load_checkpoint(path, model=<the network>)."
+        ) from err
+    recorded = (recorded_dataset(path) or {}) if args.dataset is None else {}
+    dataset = args.dataset or recorded.get("name")
+    if dataset is None:
+        raise UsageError(
+            f"{path} does not record which dataset it was trained on: pass --dataset "
+            f"({', '.join(('auto', *DATASETS))})."
+        )
+    check_dataset(dataset)
+    test_subset = args.test_subset
+    if test_subset is None and args.dataset is None:
+        test_subset = recorded.get("test_size")
+    data = load_run_data(dataset, None, test_subset, root=args.data_dir, download=not args.no_download)
+    num_classes = model.arch_config["num_classes"]
+    if data.num_classes != num_classes:
+        raise UsageError(
+            f"The checkpoint has {num_classes} outputs but {data.label} has {data.num_classes} classes: "
+            "pass --dataset with the dataset it was trained on."
+        )
+    recipe = payload.get("config") or {}
+    _, test_loader = make_loaders(data, args.batch_size, device, pipeline=args.pipeline)
+    trainer = Trainer(model, config, device, steps_per_epoch=1)
+    loss, acc = trainer.evaluate(test_loader)
+    arch = model.arch_config
+    print(
+        f"checkpoint : {path} ({arch['name']}, epoch {payload.get('epoch', '?')}, seed {recipe.get('seed', '?')})"
+    )
+    print(f"dataset    : {data.label}, test split of {len(data.test)} images")
+    print(f"device     : {device} ({device_name(device)}), precision {trainer.precision.name}")
+    print(f"test loss  : {loss:.4f}")
+    print(f"test acc   : {100 * acc:.2f}%")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="test loss and accuracy of a checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint.pt, a run folder, or an exported weights file")
+    p.add_argument("--dataset", help="default: the dataset recorded beside the checkpoint")
+    p.add_argument("--test-subset", type=int, help="default: the recorded test-split size")
+    p.add_argument("--data-dir")
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--pipeline", choices=PIPELINES, default="auto")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,93 @@
+"""The parser with its subcommands (``models`` and ``data`` are one line each) and :func:`main`, where errors
+become one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..data import data_status
+from ..errors import UserError
+from ..models import list_models
+from ..train import (
+    TrainingDiverged,
+)
+from .benchmark import _add_bench
+from .common import PROG, UsageError, _print_error
+from .evaluation import _add_evaluate
+from .training import _add_train
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the registered model names (optionally those matching a pattern)."""
+    names = list_models(args.pattern)
+    if not names:
+        raise UsageError(f"No model matches {args.pattern!r}; valid models: {', '.join(list_models())}.")
+    print("\n".join(names))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Print where the datasets are."""
+    print(data_status(args.data_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``senet`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, benchmark."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_bench(sub)
+    p = sub.add_parser("models", help="list model names")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("data", help="where CIFAR-10/100 are and what 'auto' uses")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status.
+
+    The one place where errors become what the user sees: bad input and environment problems
+    (:class:`~senet_lib.errors.UserError`, and the library's ``ValueError`` / ``OSError``) print
+    one line and return 2, a diverged training 1, Ctrl-C 130. ``SENET_DEBUG=1`` re-raises instead.
+    """
+    args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("SENET_DEBUG"))
+    try:
+        return args.func(args)
+    except TrainingDiverged as err:
+        if debug:
+            raise
+        _print_error(str(err))
+        return 1
+    except (UserError, ValueError) as err:
+        # One sentence that says what to do (a bad option, a corrupt file, a run folder in use, ...).
+        if debug:
+            raise
+        _print_error(str(err))
+        return 2
+    except OSError as err:
+        if debug:
+            raise
+        if err.errno is None:  # the library's own sentence (e.g. a dataset that was not found)
+            _print_error(str(err))
+        else:  # an environment problem the library did not word: say which file and what to do
+            where = f" ({err.filename})" if err.filename else ""
+            _print_error(
+                f"{err.strerror or err}{where}: check that path, its permissions and the free space, then run "
+                "again (SENET_DEBUG=1 shows where it happened)."
+            )
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted.", file=sys.stderr)
+        return 130

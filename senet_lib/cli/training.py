@@ -1,0 +1,235 @@
+"""The ``train`` command: its options (the recipe's generated from :class:`~senet_lib.train.TrainConfig`'s
+fields) and the run it trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import (
+    ArchitectureMismatchError,
+    CheckpointError,
+    atomic_write_json,
+    check_writable,
+    claim_run_folder,
+    describe_arch,
+    read_checkpoint,
+)
+from ..data import DATASETS, load_run_data
+from ..env import PROFILES, setup
+from ..models.layers import NORMS
+from ..profiles import Profile, get_settings
+from ..train import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    RECORD_NAME,
+    ConfigError,
+    History,
+    RecipeMismatchError,
+    RunExistsError,
+    TrainConfig,
+    default_run_name,
+    fit,
+    run_environment,
+    run_record,
+    seeded_model,
+    write_record,
+)
+from .common import PROG, UsageError, check_dataset, check_model
+
+
+# --------------------------------------------------------------------------- train
+def _flags(f: dataclasses.Field) -> tuple[str, ...]:
+    return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
+
+
+#: TrainConfig field → its command-line option, as errors name it (``--wd``, not ``weight_decay``).
+_FLAGS = {f.name: _flags(f)[0] for f in dataclasses.fields(TrainConfig)}
+
+
+def add_config_flags(groups: Mapping[str, Any]) -> None:
+    """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
+    names, choices, group); ``None`` (the default of each) means "the profile's value"."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta["cli"]:
+            continue
+        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": meta["help"] or None}
+        if _flags(f)[0].startswith("--no-"):  # on by default: only the flag that turns it off
+            kwargs.update(action="store_false")
+        elif hint in (bool, bool | None):
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        else:
+            base = {int | None: int, str | None: str, tuple[int, ...]: int}.get(hint, hint)
+            kwargs.update(type=base, metavar=meta["metavar"])
+            if hint == tuple[int, ...]:
+                kwargs.update(nargs="*")
+            if meta["choices"]:
+                kwargs.update(choices=tuple(c for c in meta["choices"] if c is not None), metavar=None)
+        groups[meta["group"]].add_argument(*_flags(f), **kwargs)
+
+
+def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
+    """``build()``, with an invalid value reported by its command-line option (``--lr``, not ``lr``)."""
+    try:
+        return build()
+    except ConfigError as err:
+        raise UsageError(f"{_FLAGS.get(err.field, err.field)} {err.problem}: give another value.") from err
+
+
+def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
+    """The profile's recipe with every option the user gave on the command line applied."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "milestones" in overrides:
+        overrides["milestones"] = tuple(overrides["milestones"])
+    return checked_config(lambda: TrainConfig.from_profile(profile, **overrides))
+
+
+def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Model options given on the command line (only those given, so run names match the notebooks')."""
+    options: dict[str, Any] = {}
+    if args.norm is not None:
+        options["norm"] = args.norm
+    if args.reduction is not None:
+        options["reduction"] = args.reduction
+    return options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model; print where the checkpoint, history and record went."""
+    env = setup(seed=None, device=args.device, profile=args.profile, verbose=False)
+    profile = get_settings(env.profile)
+    model_name = check_model(args.model or profile.models[1])
+    dataset = check_dataset(args.dataset or profile.dataset)
+    config = config_from_args(args, profile)
+    options = model_options_from_args(args)
+    # Every output folder is checked before any work, so that a bad one fails now, not after an epoch.
+    save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
+    check_writable(save_dir, hint="pass a writable --save-dir")
+    if args.record:
+        check_writable(args.results_dir or env.paths.results, hint="pass a writable --results-dir")
+    print(env)
+    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
+    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
+    if args.full_data:
+        train_subset = test_subset = None
+    data = load_run_data(
+        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
+    )
+    model = seeded_model(model_name, data.num_classes, config.seed, **options)
+    run_name = args.run_name or default_run_name(model_name, data, config, **options)
+    run_dir = save_dir / run_name
+    print(
+        f"\n{'Resuming' if args.resume else 'Training'} {model_name} on {data.label} "
+        f"(train {len(data.train)}, test {len(data.test)}) for {config.epochs} epochs, profile {env.profile}; "
+        f"run folder {run_dir}"
+    )
+    try:
+        with claim_run_folder(run_dir):  # held through the record too; fit's own claim nests in it
+            history = _fit_in_cli_words(model, data, config, run_dir, args.resume, env.device)
+            record = run_record(
+                model,
+                data,
+                config,
+                history,
+                run_environment(env.device, config, env.profile),
+                history.total_seconds,
+            )
+            record["profile"] = env.profile
+            record["run_name"] = run_name
+            atomic_write_json(run_dir / RECORD_NAME, record)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; {_what_is_kept(run_dir)}", file=sys.stderr)
+        return 130
+    best, final = history.best_test_acc, history.final_test_acc
+    print(
+        f"\nDone: final test accuracy {100 * final:.2f}%, best {100 * best:.2f}% on {data.label}, "
+        f"{history.total_seconds:.1f} s."
+    )
+    print(f"checkpoint : {run_dir / CHECKPOINT_NAME}")
+    print(f"history    : {run_dir / HISTORY_NAME}")
+    print(f"run record : {run_dir / RECORD_NAME}")
+    if args.record:
+        path = write_record(record, args.results_dir or env.paths.results)
+        print(f"results    : {path}")
+    return 0
+
+
+def _fit_in_cli_words(
+    model: Any, data: Any, config: TrainConfig, run_dir: Path, resume: bool, device: Any
+) -> History:
+    """:func:`senet_lib.train.fit`, its run-folder errors said with the command line's options."""
+    try:
+        return fit(model, data, config, run_dir=run_dir, resume=resume, device=device)
+    except RunExistsError as err:
+        raise UsageError(
+            f"{err.path} already exists: add --resume to continue that run, or pass another --run-name "
+            "(or --save-dir) to start a new one."
+        ) from err
+    except RecipeMismatchError as err:
+        raise UsageError(
+            f"{err.path} was trained with another recipe ({err.differences}): give the same options to "
+            "--resume it, or pass another --run-name to start afresh."
+        ) from err
+    except ArchitectureMismatchError as err:
+        raise UsageError(
+            f"{run_dir} holds {describe_arch(err.stored)}, not {describe_arch(err.given)}: give the same "
+            "--model, --norm and --reduction to --resume it, or pass another --run-name."
+        ) from err
+
+
+def _what_is_kept(run_dir: Path) -> str:
+    """After Ctrl-C: whether a checkpoint is there to resume (and which epoch), in one sentence."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return "no checkpoint had been written yet, so there is nothing to resume: run the command again to start over."
+    try:
+        epoch = read_checkpoint(path).get("epoch", "?")
+    except CheckpointError:
+        return f"{path} cannot be read, so there is nothing to resume: delete it and run the command again."
+    return f"the last checkpoint, {path} (epoch {epoch}), is kept: run the same command with --resume to continue."
+
+
+# --------------------------------------------------------------------------- parser
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (defaults from the profile)",
+        description="Train one model with the notebooks' fit(); unset options come from the profile "
+        "(quick on CPU, class on a GPU, or --profile).",
+    )
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help=f"{' | '.join(PROFILES)} (default: $SENET_PROFILE, else by device)",
+    )
+    p.add_argument("--model", help="model name (default: the profile's SE model); see `models`")
+    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
+    p.add_argument("--data-dir", help="where to look for / download the dataset")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
+    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
+    p.add_argument(
+        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
+    )
+    g = p.add_argument_group("recipe (TrainConfig)")
+    m = p.add_argument_group("model")
+    m.add_argument("--norm", choices=NORMS)
+    m.add_argument("--reduction", type=int, help="SE reduction ratio r (default 16)")
+    o = p.add_argument_group("output")
+    o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")
+    o.add_argument("--run-name", help="run folder name (default: as train_or_load names it)")
+    o.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
+    add_config_flags({"recipe": g, "output": o})
+    o.add_argument("--record", action="store_true", help="also write a results record to the results folder")
+    o.add_argument("--results-dir", help="where --record writes (default: the results folder)")
+    p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,338 @@
+"""CIFAR-10/100 from disk: where copies are searched, the restricted reading of the pickled batches,
+checksums and the torchvision download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..env import REPO_ROOT, get_paths
+from ..safe_pickle import CorruptFileError, load_cifar_pickle
+from .dataset import DATASETS, DataWarning, ImageDataset, ImageSplit, channel_stats
+
+#: Where Kaggle mounts attached datasets; searched up to :data:`KAGGLE_MAX_DEPTH` levels deep.
+KAGGLE_INPUT = Path("/kaggle/input")
+
+KAGGLE_MAX_DEPTH = 4
+
+
+# --------------------------------------------------------------------------- CIFAR layout
+@dataclass(frozen=True)
+class _CifarSpec:
+    name: str
+    label: str
+    folder: str  # e.g. "cifar-10-batches-py"
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+    labels_key: str
+    names_key: str
+    url: str
+    archive: str
+    archive_md5: str
+    md5: dict[str, str]  # file name → official MD5
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train_files, *self.test_files, self.meta_file)
+
+
+@cache
+def _spec(name: str) -> _CifarSpec:
+    """The layout, URL and official checksums of ``name``, as torchvision's dataset classes declare them."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls, label, labels_key = {
+        "cifar10": (CIFAR10, "CIFAR-10", "labels"),
+        "cifar100": (CIFAR100, "CIFAR-100", "fine_labels"),
+    }[name]
+    md5 = {f: m for f, m in [*cls.train_list, *cls.test_list]}
+    md5[cls.meta["filename"]] = cls.meta["md5"]
+    return _CifarSpec(
+        name=name,
+        label=label,
+        folder=cls.base_folder,
+        train_files=tuple(f for f, _ in cls.train_list),
+        test_files=tuple(f for f, _ in cls.test_list),
+        meta_file=cls.meta["filename"],
+        labels_key=labels_key,
+        names_key=cls.meta["key"],
+        url=cls.url,
+        archive=cls.filename,
+        archive_md5=cls.tgz_md5,
+        md5=md5,
+    )
+
+
+def _check_name(name: str, allow_auto: bool = False) -> str:
+    key = name.strip().lower().replace("-", "").replace("_", "") if isinstance(name, str) else name
+    valid = DATASETS + (("auto",) if allow_auto else ())
+    if key not in valid:
+        raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(valid)}.")
+    return key
+
+
+def _check_cifar_name(name: str) -> str:
+    key = _check_name(name)
+    if key not in ("cifar10", "cifar100"):
+        raise ValueError(f"{name!r} is not a CIFAR dataset: use 'cifar10' or 'cifar100'.")
+    return key
+
+
+def _kaggle_dirs() -> list[Path]:
+    """Every folder under :data:`KAGGLE_INPUT`, breadth first, at most :data:`KAGGLE_MAX_DEPTH` levels deep."""
+    if not KAGGLE_INPUT.is_dir():
+        return []
+    found, level = [], [KAGGLE_INPUT]
+    for _ in range(KAGGLE_MAX_DEPTH + 1):
+        found.extend(level)
+        nxt = []
+        for folder in level:
+            try:
+                nxt.extend(sorted(p for p in folder.iterdir() if p.is_dir()))
+            except OSError:
+                continue
+        level = nxt
+    return found
+
+
+def search_dirs(name: str, root: str | Path | None = None) -> list[Path]:
+    """The folders searched for ``name``'s standard-layout folder, in order.
+
+    ``root`` (default: the data folder, ``$SENET_DATA_DIR``), then the checkout's ``data/``,
+    then ``/kaggle/input`` and every folder below it up to a few levels deep.
+    """
+    _check_cifar_name(name)
+    first = Path(root).expanduser().resolve() if root is not None else get_paths(create=False).data
+    candidates = [first]
+    if REPO_ROOT is not None:
+        candidates.append(REPO_ROOT / "data")
+    candidates.extend(_kaggle_dirs())
+    seen, ordered = set(), []
+    for folder in candidates:
+        if folder not in seen:
+            seen.add(folder)
+            ordered.append(folder)
+    return ordered
+
+
+def _missing(folder: Path, spec: _CifarSpec) -> list[str]:
+    return [f for f in spec.files if not (folder / f).is_file()]
+
+
+def find_cifar(name: str, root: str | Path | None = None) -> Path | None:
+    """The first folder of :func:`search_dirs` that holds a complete copy of ``name``
+    (e.g. the parent of ``cifar-10-batches-py/``), or None."""
+    spec = _spec(_check_cifar_name(name))
+    for folder in search_dirs(name, root):
+        if not _missing(folder / spec.folder, spec):
+            return folder
+        if folder.name == spec.folder and not _missing(folder, spec):  # pointed at the layout folder itself
+            return folder.parent
+    return None
+
+
+def _describe_search(folders: list[Path]) -> str:
+    """The searched folders, with the Kaggle tree summarised."""
+    plain = [str(f) for f in folders if not f.is_relative_to(KAGGLE_INPUT)]
+    kaggle = [f for f in folders if f.is_relative_to(KAGGLE_INPUT)]
+    if kaggle:
+        plain.append(
+            f"{KAGGLE_INPUT} and {len(kaggle) - 1} folders below it (up to {KAGGLE_MAX_DEPTH} levels)"
+        )
+    return ", ".join(plain)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- CIFAR reading
+def _str(value: object) -> str:
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)
+
+
+def _read_dict(path: Path) -> dict[str, object]:
+    """A CIFAR file as a dict with ``str`` keys (the official files have Python 2 ``str`` keys,
+    re-packed copies may have ``bytes`` keys)."""
+    obj = load_cifar_pickle(path)
+    if not isinstance(obj, dict):
+        raise CorruptFileError(
+            f"{path} holds a {type(obj).__name__}, not the dict a CIFAR file holds: delete it and download again."
+        )
+    return {_str(k): v for k, v in obj.items()}
+
+
+def _read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``data`` uint8 ``[N, 3072]``, labels ``[N]`` and file names (possibly empty) of one batch file, validated."""
+    entry = _read_dict(path)
+    names = entry.get("filenames")
+    names = [_str(n) for n in names] if isinstance(names, list) else []
+    data, labels = entry.get("data"), entry.get(labels_key)
+    problem = None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        problem = "its 'data' is not a uint8 array of shape [N, 3072]"
+    elif labels is None:
+        problem = f"it has no {labels_key!r} entry"
+    else:
+        labels = np.asarray(labels)
+        if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+            problem = f"its {labels_key!r} are not {data.shape[0]} integers"
+        elif labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            problem = f"its labels fall outside 0..{num_classes - 1}"
+    if problem:
+        raise CorruptFileError(
+            f"{path} is not a valid CIFAR batch ({problem}): delete it and download again."
+        )
+    return data, labels.astype(np.int64), names
+
+
+#: File names the project's JPEG pack gives its images (``../shared/tools/cifar10_jpeg.py``: quality 75).
+_JPEG_Q75_NAME = re.compile(r"(train|test)_\d{5}\.jpg")
+
+
+def _read_split(
+    folder: Path, files: tuple[str, ...], spec: _CifarSpec, num_classes: int
+) -> tuple[ImageSplit, list[str]]:
+    parts = [_read_batch(folder / f, spec.labels_key, num_classes) for f in files]
+    data = np.concatenate([d for d, _, _ in parts]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([lab for _, lab, _ in parts])
+    names = [n for _, _, batch_names in parts for n in batch_names]
+    return ImageSplit(torch.from_numpy(data), torch.from_numpy(labels)), names
+
+
+def _copy_kind(names: list[str]) -> str | None:
+    """``"JPEG q75 copy"`` for the project's JPEG pack, ``"JPEG copy"`` when every image is named
+    ``*.jpg`` (the official files name PNGs), else None."""
+    if not names or not all(n.lower().endswith(".jpg") for n in names):
+        return None
+    return "JPEG q75 copy" if all(_JPEG_Q75_NAME.fullmatch(n) for n in names) else "JPEG copy"
+
+
+#: How many classes each CIFAR dataset has (its meta file must list exactly these).
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
+def _load_cifar(name: str, parent: Path) -> ImageDataset:
+    """Read a complete standard-layout copy below ``parent`` (checksums compared, unpickled safely)."""
+    spec = _spec(name)
+    folder = parent / spec.folder
+    differ = [f for f in spec.files if _md5(folder / f) != spec.md5[f]]
+    meta = _read_dict(folder / spec.meta_file)
+    names = meta.get(spec.names_key)
+    if not isinstance(names, list) or not names:
+        raise CorruptFileError(
+            f"{folder / spec.meta_file} has no {spec.names_key!r} list of class names: delete it and download again."
+        )
+    if len(names) != _NUM_CLASSES[name]:
+        raise CorruptFileError(
+            f"{folder / spec.meta_file} lists {len(names)} class names but {spec.label} has "
+            f"{_NUM_CLASSES[name]} classes: the file is damaged or belongs to another dataset; delete it and "
+            "download again."
+        )
+    classes = [_str(n) for n in names]
+    train, train_names = _read_split(folder, spec.train_files, spec, len(classes))
+    test, test_names = _read_split(folder, spec.test_files, spec, len(classes))
+    label, notes = spec.label, []
+    if differ:
+        kind = _copy_kind(train_names + test_names)
+        label = f"{spec.label} ({kind or 'checksums differ from the official files'})"
+        notes.append(f"MD5 differs from the official release: {', '.join(differ)}")
+        if kind:
+            notes.append(
+                f"{kind}: every image is stored under a .jpg name (the official files hold PNG names)"
+            )
+        warnings.warn(
+            f"{folder}: {len(differ)} of {len(spec.files)} files differ from the official {spec.label} release "
+            f"({', '.join(differ)}); using them anyway and labelling results {label!r}. For official numbers, "
+            "delete the folder and download the dataset again.",
+            DataWarning,
+            stacklevel=4,  # the caller of load_dataset
+        )
+    mean, std = channel_stats(train.images)
+    return ImageDataset(
+        name=name,
+        classes=classes,
+        train=train,
+        test=test,
+        mean=mean,
+        std=std,
+        source=str(folder),
+        synthetic=False,
+        label=label,
+        notes=notes,
+    )
+
+
+def _download(name: str, dest: Path) -> None:
+    """Download and unpack ``name`` into ``dest`` through torchvision (archive MD5 checked)."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    spec = _spec(name)
+    dest.mkdir(parents=True, exist_ok=True)
+    download_and_extract_archive(
+        spec.url, str(dest), filename=spec.archive, md5=spec.archive_md5, remove_finished=True
+    )
+
+
+def _placement_help(spec: _CifarSpec) -> str:
+    files = ", ".join(spec.files)
+    return (
+        f"put the unpacked {spec.folder}/ folder ({files}) in one of those folders or point "
+        f"SENET_DATA_DIR at the folder that contains it (see data/README.md); "
+        'the "synthetic" dataset works offline (load_dataset("synthetic"), or --dataset synthetic)'
+    )
+
+
+def _incomplete_copies(folders: list[Path], spec: _CifarSpec) -> str:
+    """``" (… lacks data_batch_3)"`` for each searched folder holding a partial copy, else ``""``."""
+    found = []
+    for folder in folders:
+        for candidate in (
+            (folder / spec.folder, folder) if folder.name == spec.folder else (folder / spec.folder,)
+        ):
+            missing = _missing(candidate, spec) if candidate.is_dir() else []
+            if missing:
+                found.append(f"{candidate} lacks {', '.join(missing)}")
+                break
+    return f" (an incomplete copy: {'; '.join(found)})" if found else ""
+
+
+def _get_cifar(name: str, root: str | Path | None, download: bool) -> ImageDataset:
+    """Find ``name`` locally, else download it; raise FileNotFoundError naming the folders searched."""
+    spec = _spec(name)
+    found = find_cifar(name, root)
+    if found is not None:
+        return _load_cifar(name, found)
+    searched = search_dirs(name, root)
+    if not download:
+        raise FileNotFoundError(
+            f"{spec.label} was not found in {_describe_search(searched)}{_incomplete_copies(searched, spec)} "
+            f"and downloading is off (download=False, --no-download): {_placement_help(spec)}."
+        )
+    dest = searched[0]
+    try:
+        _download(name, dest)
+    except Exception as err:  # offline: URLError / OSError / RuntimeError, depending on the failure
+        raise FileNotFoundError(
+            f"{spec.label} was not found in {_describe_search(searched)}{_incomplete_copies(searched, spec)} "
+            f"and could not be downloaded to {dest} ({type(err).__name__}: {err}): {_placement_help(spec)}."
+        ) from err
+    if _missing(dest / spec.folder, spec):
+        raise FileNotFoundError(
+            f"The {spec.label} download into {dest} is incomplete (missing "
+            f"{', '.join(_missing(dest / spec.folder, spec))}): delete {dest / spec.folder} and try again."
+        )
+    return _load_cifar(name, dest)

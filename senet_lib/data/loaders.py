@@ -1,0 +1,259 @@
+"""The two input pipelines: :class:`DeviceLoader` (a split on the device, augmented there) and
+:class:`TorchLoader` (torchvision transforms in a ``DataLoader``), built by :func:`make_loaders`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .augment import _EpochDraws, _mix, cutout, random_crop
+from .dataset import PIPELINES, ImageDataset, ImageSplit, _normalize, _stats_tensors
+
+
+# --------------------------------------------------------------------------- loaders
+class _LoaderBase:
+    """What both pipelines share: their arguments, batch counting, epochs and output placement.
+
+    A pipeline takes the split (uint8 NCHW), ``batch_size``, the ``device`` its batches land on,
+    the normalisation ``mean`` / ``std``, and for training (``train=True``) the augmentation:
+    ``padding`` for the random crop, ``flip``, ``cutout`` squares of that side (``cutout_count``
+    per image), all drawn from ``seed`` and the epoch; ``channels_last`` sets the batches' memory
+    format. Subclasses set up their source in :meth:`_load`.
+    """
+
+    def __init__(
+        self,
+        split: ImageSplit,
+        batch_size: int,
+        device: torch.device | str,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        train: bool = False,
+        cutout: int = 0,
+        cutout_count: int = 1,
+        channels_last: bool = False,
+        seed: int = 0,
+        padding: int = 4,
+        flip: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if train and batch_size > len(split):
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the {len(split)} training samples, so an epoch "
+                "would have no full batch: use a smaller batch_size or more data."
+            )
+        if cutout < 0 or cutout_count < 1 or padding < 0:
+            raise ValueError(
+                f"cutout must be >= 0, cutout_count >= 1 and padding >= 0 (got {cutout}, {cutout_count}, {padding})."
+            )
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.train = train
+        self.cutout, self.cutout_count = cutout, cutout_count
+        self.padding, self.flip = padding, flip
+        self.channels_last = channels_last
+        self.seed = seed
+        self.epoch = 0
+        self.num_samples = len(split)
+        self._load(split)
+
+    def _load(self, split: ImageSplit) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        if self.train:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch ``epoch`` (its shuffle and augmentations)."""
+        self.epoch = epoch
+
+    def _next_epoch(self) -> int:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return epoch
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class DeviceLoader(_LoaderBase):
+    """Batches from a split held on the device, augmented there with tensor operations.
+
+    The uint8 split is copied to ``device`` once. For each training batch: gather the samples,
+    crop at per-sample offsets of the zero-padded images (:func:`random_crop`), flip half of
+    them, cut out ``cutout_count`` squares (:func:`cutout`), then normalise to float32. All
+    random choices of an epoch are drawn on the CPU from ``(seed, epoch)``, so a run is
+    reproducible and the same on every device. Test loaders (``train=False``) only normalise,
+    in order, keeping the last partial batch.
+    """
+
+    def _load(self, split: ImageSplit) -> None:
+        self.images = split.images.to(self.device)
+        self.labels = split.labels.to(self.device)
+        self._mean, self._std = _stats_tensors(self.mean, self.std, self.device)  # built once, not per batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self._next_epoch()
+        draws = None
+        if self.train:
+            size = (self.images.shape[2], self.images.shape[3])
+            draws = _EpochDraws.draw(
+                self.num_samples, size, self.padding, self.cutout_count, self.seed, epoch
+            ).to(self.device)
+        for b in range(len(self)):
+            span = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            if draws is None:
+                x, y = self.images[span], self.labels[span]
+            else:
+                idx = draws.order[span]
+                x, y = self.images[idx], self.labels[idx]
+                x = random_crop(x, draws.offsets[span], self.padding)
+                if self.flip:
+                    x = torch.where(draws.flips[span, None, None, None], x.flip(3), x)
+                x = cutout(x, draws.centres[span], self.cutout)
+            yield self._finish(_normalize(x, self._mean, self._std)), y
+
+
+class _TransformedSplit(torch.utils.data.Dataset):
+    """Map-style dataset: PIL image → ``transforms.v2`` → cutout → normalised tensor.
+
+    Each training sample's augmentation is seeded from ``(seed, epoch, index)``, so results do
+    not depend on the number of worker processes.
+    """
+
+    def __init__(self, loader: TorchLoader, split: ImageSplit) -> None:
+        from torchvision.transforms import v2
+
+        self.hwc = split.images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.labels = split.labels
+        self.train, self.seed, self.epoch = loader.train, loader.seed, 0
+        self.cutout, self.cutout_count = loader.cutout, loader.cutout_count
+        size = self.hwc.shape[1:3]
+        augment = [v2.RandomCrop(size, padding=loader.padding)] if loader.padding else []
+        augment += [v2.RandomHorizontalFlip()] if loader.flip else []
+        self.augment = v2.Compose([*augment, v2.PILToTensor()])
+        self.to_float = v2.Compose(
+            [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(loader.mean), list(loader.std))]
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        if not self.train:
+            x = torch.from_numpy(self.hwc[index]).permute(2, 0, 1)
+            return self.to_float(x), self.labels[index]
+        with torch.random.fork_rng(devices=[]):
+            gen = torch.default_generator.manual_seed(_mix(self.seed, self.epoch, index))
+            x = self.augment(Image.fromarray(self.hwc[index]))
+            h, w = x.shape[1:]
+            centres = torch.stack(
+                [
+                    torch.randint(0, h, (self.cutout_count,), generator=gen),
+                    torch.randint(0, w, (self.cutout_count,), generator=gen),
+                ],
+                dim=-1,
+            )
+        x = cutout(x[None], centres[None], self.cutout)[0]
+        return self.to_float(x), self.labels[index]
+
+
+class TorchLoader(_LoaderBase):
+    """The textbook pipeline: ``torchvision.transforms.v2`` on PIL images in a ``DataLoader``
+    (``num_workers`` processes), batches moved to ``device``. Same augmentations and output as
+    :class:`DeviceLoader`, computed per sample on the CPU."""
+
+    def __init__(self, split: ImageSplit, *args: Any, num_workers: int = 0, **kwargs: Any) -> None:
+        """The arguments of :class:`_LoaderBase`, and ``num_workers`` ``DataLoader`` processes."""
+        self.num_workers = num_workers
+        super().__init__(split, *args, **kwargs)
+
+    def _load(self, split: ImageSplit) -> None:
+        self.dataset = _TransformedSplit(self, split)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self._next_epoch()
+        self.dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.train,
+            drop_last=self.train,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(_mix(self.seed, epoch)),
+        )
+        non_blocking = self.device.type == "cuda"
+        for x, y in loader:
+            yield (
+                self._finish(x.to(self.device, non_blocking=non_blocking)),
+                y.to(self.device, non_blocking=non_blocking),
+            )
+
+
+def _default_workers(device: torch.device) -> int:
+    """0 on the CPU (workers would compete with training for the same cores), else up to 4."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def make_loaders(
+    data: ImageDataset,
+    batch_size: int,
+    device: torch.device,
+    pipeline: str = "auto",
+    cutout: int = 0,
+    cutout_count: int = 1,
+    channels_last: bool = False,
+    num_workers: int | None = None,
+    seed: int = 0,
+) -> tuple[DeviceLoader | TorchLoader, DeviceLoader | TorchLoader]:
+    """(train loader, test loader) for ``data`` on ``device``.
+
+    Both yield ``(x, y)``: float32 normalised ``[B, 3, 32, 32]`` and int64 labels on ``device``;
+    ``len()`` is batches per epoch and ``.num_samples`` the split size. The train loader
+    reshuffles every epoch (deterministic given ``seed`` and the epoch), augments (random crop
+    with 4-pixel zero padding, horizontal flip, optional ``cutout_count`` Cutout squares of
+    ``cutout`` pixels) and drops the last partial batch; the test loader keeps every sample,
+    in order, without augmentation.
+
+    ``pipeline``: ``"device"`` (:class:`DeviceLoader`), ``"torch"`` (:class:`TorchLoader`), or
+    ``"auto"`` = device everywhere: batched tensor augmentation costs a few per cent of a step, on
+    the CPU too, where per-image PIL transforms in the main process cost about a third of it.
+    ``num_workers`` is for the torch pipeline (default: 0 on cpu, up to 4 elsewhere).
+    """
+    if pipeline not in PIPELINES:
+        raise ValueError(f"Unknown pipeline {pipeline!r}: use one of {', '.join(PIPELINES)}.")
+    device = torch.device(device)
+    if pipeline == "auto":
+        pipeline = "device"
+    common = {
+        "batch_size": batch_size,
+        "device": device,
+        "mean": data.mean,
+        "std": data.std,
+        "channels_last": channels_last,
+        "seed": seed,
+    }
+    augment = {"cutout": cutout, "cutout_count": cutout_count}
+    if pipeline == "device":
+        return (
+            DeviceLoader(data.train, train=True, **augment, **common),
+            DeviceLoader(data.test, train=False, **common),
+        )
+    workers = _default_workers(device) if num_workers is None else num_workers
+    return (
+        TorchLoader(data.train, train=True, num_workers=workers, **augment, **common),
+        TorchLoader(data.test, train=False, num_workers=workers, **common),
+    )

@@ -1,0 +1,61 @@
+"""Per-class excitation statistics of a trained SE network (paper §7.2, Fig. 6 and Fig. 7).
+
+The paper feeds 50 validation images of each class through SE-ResNet-50 and plots, per SE
+block, the mean excitation ``s`` of each class over 50 sampled channels (Fig. 6) and, within one
+class, the mean ± standard deviation (Fig. 7). This module computes those numbers:
+
+* :class:`ExcitationRecorder` hooks the gate of every SE block (or the chosen ones) and
+  accumulates, per class, the count, mean and spread of ``s`` while batches stream through the
+  model. It keeps running float64 moments (Chan et al.'s pairwise update of Welford's
+  algorithm), never the activations themselves, so memory does not grow with the data.
+* :func:`class_excitations` samples ``images_per_class`` images of each class and returns an
+  :class:`ExcitationStats`: plain NumPy arrays that save to and load from ``.npz`` or ``.pt``.
+* Analysis numbers: :func:`class_specificity`, :func:`saturation`, :func:`similarity`,
+  :func:`summary_table`, and the paper's panel choice :func:`paper_blocks`.
+* Channel importance: :func:`top_channels`, :func:`accuracy_with_channels_off` and
+  :func:`knockout_comparison` (switch off the most excited channels of a class vs random ones).
+
+Blocks are named as in the paper, ``SE_<stage>_<block>`` with stages numbered as in Table 1
+(conv2_x is stage 2) and blocks counted from 1.
+"""
+
+from ..models.modes import eval_mode
+from ..se import parse_block_name
+from .analysis import (
+    SATURATION_HIGH,
+    SATURATION_LOW,
+    channel_order,
+    class_specificity,
+    sample_channels,
+    saturation,
+    similarity,
+    summary_table,
+    top_channels,
+)
+from .blocks import paper_blocks, select_blocks
+from .knockout import KnockoutResult, accuracy_with_channels_off, knockout_comparison
+from .recorder import ExcitationRecorder, class_excitations, image_excitations
+from .stats import ExcitationStats
+
+__all__ = [
+    "parse_block_name",
+    "paper_blocks",
+    "select_blocks",
+    "eval_mode",
+    "ExcitationStats",
+    "ExcitationRecorder",
+    "class_excitations",
+    "image_excitations",
+    "SATURATION_LOW",
+    "SATURATION_HIGH",
+    "class_specificity",
+    "saturation",
+    "similarity",
+    "summary_table",
+    "sample_channels",
+    "channel_order",
+    "top_channels",
+    "accuracy_with_channels_off",
+    "KnockoutResult",
+    "knockout_comparison",
+]

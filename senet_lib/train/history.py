@@ -1,0 +1,78 @@
+"""The per-epoch history of a run: :class:`History`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from ..checkpoint import (
+    atomic_write_json,
+)
+
+
+class HistoryRow(TypedDict, total=False):
+    """One epoch of a :class:`History` (accuracies are fractions in [0, 1])."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float  # at the epoch's first step
+    seconds: float  # train + test
+    images_per_sec: float  # training throughput
+
+
+class History:
+    """Per-epoch training records: dicts with ``epoch`` (1-based), ``train_loss``, ``train_acc``,
+    ``test_loss``, ``test_acc``, ``lr`` (at the epoch's first step), ``seconds`` (train + test)
+    and ``images_per_sec`` (training throughput)."""
+
+    KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]] | None = None) -> None:
+        self.rows: list[HistoryRow] = [HistoryRow(**r) for r in rows or []]
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(HistoryRow(**row))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[HistoryRow]:
+        return iter(self.rows)
+
+    def __getitem__(self, index: int) -> HistoryRow:
+        return self.rows[index]
+
+    def __repr__(self) -> str:
+        best = self.best_test_acc
+        return f"History({len(self)} epochs" + (f", best test acc {best:.4f})" if best is not None else ")")
+
+    def column(self, key: str) -> list[Any]:
+        """One value per epoch, e.g. ``history.column("test_acc")``."""
+        return [row.get(key) for row in self.rows]
+
+    def to_list(self) -> list[HistoryRow]:
+        return [HistoryRow(**r) for r in self.rows]
+
+    @property
+    def best_test_acc(self) -> float | None:
+        values = [v for v in self.column("test_acc") if v is not None]
+        return max(values) if values else None
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.rows[-1].get("test_acc") if self.rows else None
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(r.get("seconds", 0.0) for r in self.rows))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The rows as a JSON list; also written (atomically) to ``path`` when given."""
+        if path is not None:
+            atomic_write_json(path, self.rows)
+        return json.dumps(self.rows, indent=2)

@@ -1,0 +1,83 @@
+"""Optimizer parameter groups and learning-rate schedules (step, cosine, one-cycle) as one step-wise factor."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+# --------------------------------------------------------------------------- optimizer and schedule
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = True) -> list[dict]:
+    """SGD parameter groups; with ``decay_norm_and_bias=False`` every 0-/1-D parameter (biases,
+    norm-layer scales and shifts) goes into a second group with ``weight_decay=0``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay, "group": "all"}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [
+        {"params": decay, "weight_decay": weight_decay, "group": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "group": "no_decay"},
+    ]
+
+
+class LRFactor:
+    """Multiplier of the base LR at optimizer step ``s`` (0-based) for the step and cosine schedules.
+
+    * ``step``: ``gamma ** (milestones passed)``, where milestone ``m`` is passed from epoch
+      index ``m`` on (i.e. after ``m`` full epochs), times the warm-up ramp.
+    * ``cosine``: linear warm-up ``(s + 1) / W`` over ``W`` steps, then
+      ``0.5 * (1 + cos(pi * (s - W) / (T - W)))``, reaching 0 at ``s = T``.
+
+    A plain-attribute callable so that ``LambdaLR.state_dict`` stores it as values.
+    """
+
+    def __init__(
+        self, kind: str, steps_per_epoch: int, total_steps: int, warmup_steps: int, milestones, gamma: float
+    ) -> None:
+        self.kind = kind
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.milestones = tuple(int(m) for m in milestones)
+        self.gamma = float(gamma)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            warm = (step + 1) / self.warmup_steps
+            if self.kind == "cosine":
+                return warm
+        else:
+            warm = 1.0
+        if self.kind == "step":
+            epoch = step // self.steps_per_epoch
+            return warm * self.gamma ** sum(epoch >= m for m in self.milestones)
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step LR scheduler for ``config.schedule``.
+
+    ``onecycle`` is :class:`torch.optim.lr_scheduler.OneCycleLR` with peak ``config.lr``, its
+    rising phase ``warmup_epochs`` long (30 % of the run when 0) and momentum held at
+    ``config.momentum`` (no momentum cycling).
+    """
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total,
+            pct_start=warmup / total if warmup else 0.3,
+            cycle_momentum=False,
+        )
+    factor = LRFactor(config.schedule, steps_per_epoch, total, warmup, config.milestones, config.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,216 @@
+"""The per-step machinery: :class:`Trainer` (forward, backward, mixed precision, metrics, evaluation, state)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..env import (
+    get_precision,
+)
+from ..models.modes import eval_mode
+from .config import TrainConfig
+from .optim import build_scheduler, parameter_groups
+from .runtime import compile_reason, resolve_channels_last
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; ``epoch`` and ``step`` (1-based) say where."""
+
+    def __init__(self, message: str, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+
+
+# --------------------------------------------------------------------------- per-step machinery
+class Trainer:
+    """Optimizer, LR schedule, mixed precision and the loss for one model: one call per step.
+
+    :meth:`train_step` never waits for the device: running loss/accuracy sums and the first
+    step with a non-finite loss are kept as device tensors and read by :meth:`metrics` and
+    :meth:`check_finite`, which the caller calls when it wants to synchronise.
+    """
+
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, device: str | torch.device, steps_per_epoch: int
+    ) -> None:
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be at least 1 (got {steps_per_epoch}).")
+        self.config = config
+        self.device = torch.device(device)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.precision = get_precision(self.device, config.precision)
+        self.channels_last = resolve_channels_last(self.device, config)
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(model, config.weight_decay, config.decay_norm_and_bias),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+        )
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
+        self.forward = self._maybe_compile(model)
+        self.cutmix = self._build_cutmix(model) if config.cutmix > 0 else None
+        self._cutmix_rng = torch.Generator().manual_seed(config.seed)
+        self.step = 0  # optimizer steps taken so far (all epochs)
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        self.reset_metrics()
+
+    # ----------------------------------------------------------------- construction helpers
+    def _maybe_compile(self, model: nn.Module) -> nn.Module:
+        if not self.config.compile:
+            return model
+        reason = compile_reason(self.device)
+        if reason is not None:
+            print(f"compile=True ignored: {reason}; training without torch.compile.")
+            return model
+        return torch.compile(model)
+
+    @staticmethod
+    def _build_cutmix(model: nn.Module) -> nn.Module:
+        from torchvision.transforms import v2
+
+        num_classes = (getattr(model, "arch_config", None) or {}).get("num_classes")
+        if num_classes is None:
+            raise ValueError("cutmix needs a model built by senet_lib.create_model (to know num_classes).")
+        return v2.CutMix(alpha=1.0, num_classes=int(num_classes))
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step will use (first parameter group)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ----------------------------------------------------------------- training
+    def reset_metrics(self) -> None:
+        """Zero the running training loss/accuracy sums (call at the start of each epoch)."""
+        self._loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
+        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self._seen = 0
+
+    def _prepare(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the batch ``(x, y)``; returns the detached loss (no host sync)."""
+        if not self.model.training:
+            self.model.train()
+        x, y = self._prepare(x, y)
+        targets = y
+        if self.cutmix is not None and float(torch.rand((), generator=self._cutmix_rng)) < self.config.cutmix:
+            x, targets = self.cutmix(x, y)
+        with self.precision.autocast(self.device):
+            logits = self.forward(x)
+            loss = self.criterion(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self._step_scheduler()
+        loss = loss.detach()
+        self._track(loss, logits.detach(), y)
+        self.step += 1
+        return loss
+
+    def _step_scheduler(self) -> None:
+        if self.scheduler.last_epoch >= self.total_steps:
+            return  # e.g. a benchmark running past the planned steps: hold the last LR
+        with warnings.catch_warnings():
+            # With fp16 the scaler skips steps with overflowing gradients; the schedule still advances.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+            self.scheduler.step()
+
+    def _track(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self._loss_sum += loss.float() * n
+        self._correct += (logits.argmax(dim=1) == y).sum()
+        self._seen += n
+        bad_now = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(bad_now, torch.full_like(self._first_bad, self.step), self._first_bad)
+
+    @property
+    def images_seen(self) -> int:
+        """Training images since :meth:`reset_metrics`."""
+        return self._seen
+
+    def metrics(self) -> tuple[float, float]:
+        """Mean training loss and accuracy since :meth:`reset_metrics` (synchronises)."""
+        if self._seen == 0:
+            return float("nan"), float("nan")
+        return float(self._loss_sum) / self._seen, int(self._correct) / self._seen
+
+    def first_nonfinite_step(self) -> int | None:
+        """The 0-based global step whose loss was first NaN/inf, or None (synchronises)."""
+        bad = int(self._first_bad)
+        return None if bad < 0 else bad
+
+    def check_finite(self, note: str = "") -> None:
+        """Raise :class:`TrainingDiverged` if any loss so far was NaN/inf (synchronises).
+
+        The message names the epoch and step (1-based) and what to try; ``note`` is appended.
+        """
+        bad = self.first_nonfinite_step()
+        if bad is None:
+            return
+        epoch, step = bad // self.steps_per_epoch + 1, bad % self.steps_per_epoch + 1
+        message = (
+            f"Training diverged: the loss became NaN or infinite at epoch {epoch}, step {step} of "
+            f"{self.steps_per_epoch}; lower the learning rate (lr={self.config.lr:g}), add warm-up epochs, "
+            f"or train in fp32 (precision={self.precision.name})."
+        )
+        raise TrainingDiverged(f"{message} {note}".strip(), epoch=epoch, step=step)
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of the model over ``loader`` (eval mode, autocast)."""
+        loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        with eval_mode(self.model):
+            for x, y in loader:
+                x, y = self._prepare(x, y)
+                with self.precision.autocast(self.device):
+                    logits = self.forward(x)
+                loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+                correct += (logits.argmax(dim=1) == y).sum()
+                seen += y.shape[0]
+        if seen == 0:
+            raise ValueError("The evaluation loader yielded no batches: give it a non-empty test split.")
+        return float(loss_sum) / seen, int(correct) / seen
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer, scheduler, scaler, step count and CutMix RNG: tensors and plain values only."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "cutmix_rng": self._cutmix_rng.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the optimizer before the scheduler)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state.get("step", 0))
+        if state.get("cutmix_rng") is not None:
+            self._cutmix_rng.set_state(state["cutmix_rng"].cpu())
