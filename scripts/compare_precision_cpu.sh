@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1"}
+PRECISIONS=${PRECISIONS:-"bf16 fp32"}
 for seed in $SEEDS; do
-  for precision in bf16 fp32; do
+  for precision in $PRECISIONS; do
     run="precision-${precision}-se_resnet20-cifar10-n10000-e8-seed${seed}"
     if [ -f "checkpoints/${run}/record.json" ]; then
       echo "skip ${run}: finished"
