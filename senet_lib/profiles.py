@@ -6,7 +6,7 @@
            CIFAR-10 with a short schedule, long enough for SE to pull ahead.
 ``cpu``    full CIFAR-10 on a CPU with native bf16 (AMX / AVX512-BF16): ResNet-20 vs SE-ResNet-20,
            40 epochs of one-cycle SGD (Nesterov, label smoothing 0.1), about 50 minutes a network
-           on 2 cores in bf16 + channels-last. The recipe the pretrained networks were trained with.
+           on 2 cores in bf16. The recipe the pretrained networks were trained with.
 ``paper``  the seeds' full recipe: SGD 0.9, lr 0.1 ÷10 at epochs 30/60/90, 100 epochs,
            weight decay 5e-4, batch 128.
 

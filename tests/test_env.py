@@ -49,14 +49,15 @@ def test_precision_choices(monkeypatch):
 
 
 def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
-    """bf16 + channels-last on a CPU with native bf16 matrix units, fp32 + NCHW on one without;
+    """bf16 on a CPU with native bf16 matrix units, fp32 on one without, channels-first either way;
     the reason is said either way, and SENET_PRECISION wins over the capability."""
     cpu = torch.device("cpu")
     monkeypatch.delenv("SENET_PRECISION", raising=False)
     monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["AMX-BF16", "AVX512-BF16"])
     with_units = env.get_precision(cpu)
     assert with_units.name == "bf16" and with_units.dtype == torch.bfloat16 and not with_units.use_grad_scaler
-    assert "AMX-BF16" in with_units.reason and env.default_channels_last(cpu, with_units)
+    assert "AMX-BF16" in with_units.reason and not env.default_channels_last(cpu, with_units)
+    assert env.default_channels_last(torch.device("cuda"), with_units)
     monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
     without = env.get_precision(cpu)
     assert without.name == "fp32" and "no native bf16" in without.reason
