@@ -117,3 +117,22 @@ def test_unknown_gate_message():
         ValueError, match="Unknown gate 'softmax': use one of sigmoid, hardsigmoid, tanh, relu"
     ):
         SqueezeExcitation(16, gate="softmax")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_squeeze_is_the_mean_in_every_dtype_and_layout(dtype, channels_last):
+    # a large map of large values: a bf16 accumulator or an fp16 sum would miss or overflow here
+    torch.manual_seed(2)
+    x32 = 90.0 + torch.rand(2, 8, 32, 32)  # sum over 32×32 > 65504, the fp16 maximum
+    x = x32.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    z = squeeze(x)
+    assert z.dtype == dtype and z.shape == (2, 8)
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(z.float(), x.float().mean((2, 3)), rtol=1e-2, atol=0.0)
+    # and its gradient is the mean's: 1/(H·W) everywhere
+    xg = x32.clone().requires_grad_(True)
+    squeeze(xg).sum().backward()
+    torch.testing.assert_close(xg.grad, torch.full_like(x32, 1 / (32 * 32)))
