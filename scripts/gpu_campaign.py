@@ -1,0 +1,745 @@
+#!/usr/bin/env python
+"""The GPU campaign of issue #11: one named stage per device-tool command, within 9 minutes.
+
+    python scripts/gpu_campaign.py prepare-carry [--wheels]      # here, before every device call
+    python scripts/gpu_campaign.py run STAGE --out $OUT          # on the GPU machine
+    python scripts/gpu_campaign.py run STAGE --out /tmp/x --dry-run   # anywhere: what it would run
+    python scripts/gpu_campaign.py collect /work/.device/...     # here: merge what came back
+
+Stages: smoke (pytest -m cuda), bench (SE-ResNet-50 / ResNet-50, every variant), headline
+(SE-ResNet-50 then ResNet-50, profile ``gpu``), small (ResNet-20/56/110 and pre-activation
+ResNet-164, with and without SE, profile ``he2016``, in parallel), ablation (``python -m senet_lib
+ablate``), figures (notebook 06 from the trained SE-ResNet-50, and SE-ResNet-56 when its weights
+are in pretrained/). A stage skips what ``results/`` (or ``figures/``) already holds, resumes runs
+whose checkpoints are on the machine (``.gpu_state/runs``, kept while it stays warm) or came back
+earlier (``.gpu_carry/state``), interrupts what still runs when its time is up, and writes at most
+8 files to ``--out`` (see ``gpu_transfer.py``). README, "GPU campaign", has the command lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gpu_jobs as jobs_mod  # noqa: E402
+import gpu_transfer as transfer  # noqa: E402
+from gpu_jobs import RECORD, Budget, Job, Process, run_jobs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))  # senet_lib, without installing it (the GPU machine has no install)
+STAGES = ("smoke", "bench", "headline", "small", "ablation", "figures")
+STATE = ".gpu_state"  # on the GPU machine: ignored, not carried, so kept between calls while it is warm
+HEADLINE_MODELS = ("se_resnet50", "resnet50")
+SMALL_MODELS = ("resnet20", "resnet56", "resnet110", "preact_resnet164")
+PROFILES = {"headline": "gpu", "small": "he2016"}
+#: ``python -m senet_lib ablate``'s folders; check them against its --help once that command is merged.
+ABLATE_ARGS = ("--dataset", "cifar10", "--results-dir", "{results}", "--save-dir", "{runs}", "--resume")
+LOG_TAIL = 256 * 1024
+DEFAULT_STATE_BUDGET = 34 * 1024 * 1024  # without .gpu_carry/commit.json's own figure
+SMALL_ALL = tuple(m for base in SMALL_MODELS for m in ("se_" + base, base))
+#: fp16 weights file sizes in bytes (measured with export_weights), for the room they take in the next carry.
+WEIGHT_BYTES = {
+    "resnet20": 576_000,
+    "se_resnet20": 592_000,
+    "resnet56": 1_811_000,
+    "se_resnet56": 1_857_000,
+    "resnet110": 3_662_000,
+    "se_resnet110": 3_755_000,
+    "preact_resnet164": 3_742_000,
+    "se_preact_resnet164": 4_212_000,
+}  # fmt: skip  (export_weights of each untrained model, plus its sidecar's few KiB below)
+
+
+class CampaignError(Exception):
+    """A stage cannot run as asked; the message says what to do."""
+
+
+@dataclass
+class Context:
+    root: Path
+    work: Path  # this command's records, weights, figures and logs, bundled into --out at the end
+    python: str = sys.executable
+    seeds: tuple[int, ...] = (0,)
+    extra: tuple[str, ...] = ()
+    records: list[dict[str, Any]] = field(default_factory=list)
+    commit: str = "unknown"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / STATE / "runs"
+
+
+# --------------------------------------------------------------------------- what results/ holds
+def load_records(*folders: Path) -> list[dict[str, Any]]:
+    records = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def _on_cuda(record: dict[str, Any]) -> bool:
+    return str(record.get("device") or "").startswith("cuda")
+
+
+def finished_run(records: list[dict[str, Any]], model: str, profile: str, seed: int) -> dict[str, Any] | None:
+    """A finished CUDA training record of ``model`` with ``profile`` and ``seed`` on real CIFAR-10."""
+    for r in records:
+        data, arch = r.get("dataset") or {}, r.get("model") or {}
+        if (
+            r.get("kind") == "train"
+            and arch.get("name") == model
+            and (r.get("profile") or (r.get("environment") or {}).get("profile")) == profile
+            and r.get("seed") == seed
+            and data.get("name") == "cifar10"
+            and not data.get("synthetic")
+            and r.get("epochs") == (r.get("recipe") or {}).get("epochs")
+            and _on_cuda(r)
+        ):
+            return r
+    return None
+
+
+def twin(model: str) -> str:
+    return model[3:] if model.startswith("se_") else "se_" + model
+
+
+def remaining_seconds(records: list[dict[str, Any]], job: Job) -> float | None:
+    """Seconds ``job`` still needs, from a finished record of the same model (else its SE/plain twin)
+    and profile, less the share of epochs already done; None when no such record exists."""
+    for model in (job.model, twin(job.model or "")):
+        for r in records:
+            if (
+                r.get("kind") == "train"
+                and (r.get("model") or {}).get("name") == model
+                and r.get("profile") == job.profile
+                and _on_cuda(r)
+            ):
+                epochs = (r.get("recipe") or {}).get("epochs") or r.get("epochs") or 1
+                return float(r.get("wall_time_s", 0.0)) * max(0.0, 1 - job.epochs_done / epochs)
+    return None
+
+
+# --------------------------------------------------------------------------- checks
+def require_profile(name: str, stage: str) -> None:
+    from senet_lib.env import PROFILES as known
+
+    if name not in known:
+        raise CampaignError(
+            f"the {stage} stage trains with the '{name}' profile, which this commit's senet_lib does not have "
+            f"(it has {', '.join(known)}): merge the branch that adds it, then run the stage again."
+        )
+
+
+def require_ablate() -> None:
+    from senet_lib.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if "ablate" not in sub.choices:
+        raise CampaignError(
+            "`python -m senet_lib ablate` does not exist in this commit: merge the branch that adds notebook 07's "
+            "grid command, then run the ablation stage again."
+        )
+
+
+@functools.cache
+def state_bytes(model: str) -> int:
+    """Bytes of a resumable checkpoint of ``model`` (fp32 weights and SGD momentum, buffers, slack)."""
+    from senet_lib.models import create_model
+
+    net = create_model(model, 10)
+    params = sum(p.numel() for p in net.parameters())
+    return 8 * params + 4 * sum(b.numel() for b in net.buffers()) + 256 * 1024
+
+
+# --------------------------------------------------------------------------- stages
+def _train_job(ctx: Context, model: str, profile: str, seed: int, **kwargs: Any) -> Job:
+    name = f"{model}-cifar10-{profile}-seed{seed}"
+    argv = [
+        ctx.python,
+        "-m",
+        "senet_lib",
+        "train",
+        "--profile",
+        profile,
+        "--model",
+        model,
+        "--dataset",
+        "cifar10",
+    ]
+    argv += ["--seed", str(seed), "--full-data", "--no-download", "--resume", "--record", "--no-progress"]
+    argv += ["--results-dir", str(ctx.work / "results"), "--save-dir", str(ctx.runs), "--run-name", name]
+    job = Job(
+        name,
+        argv + list(ctx.extra),
+        model=model,
+        seed=seed,
+        profile=profile,
+        run_dir=ctx.runs / name,
+        **kwargs,
+    )
+    done = finished_run(ctx.records, model, profile, seed)
+    if done is not None:
+        job.skip = f"results/ holds it ({done.get('run_name') or done.get('created')})"
+    job.estimate = lambda: remaining_seconds(ctx.records + load_records(ctx.work / "results"), job)
+    return job
+
+
+def plan_smoke(ctx: Context) -> list[Job]:
+    xml = ctx.work / "logs" / "smoke.xml"
+    argv = [ctx.python, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-p", "no:cacheprovider"]
+    job = Job("smoke", argv + ["--junitxml", str(xml)] + list(ctx.extra))
+    for r in ctx.records:
+        if (
+            r.get("kind") == "cuda-smoke"
+            and r.get("commit") == ctx.commit
+            and r.get("passed")
+            and not r.get("failed")
+        ):
+            job.skip = f"results/ holds a passing smoke record for commit {ctx.commit}"
+    return [job]
+
+
+def plan_bench(ctx: Context) -> list[Job]:
+    argv = [ctx.python, "-m", "senet_lib", "bench", "--profile-trace", "--out", str(ctx.work / "results")]
+    job = Job("bench", argv + list(ctx.extra))
+    for r in ctx.records:
+        models = set((r.get("settings") or {}).get("models") or ())
+        if r.get("kind") == "benchmark" and _on_cuda(r) and models >= set(HEADLINE_MODELS):
+            job.skip = (
+                f"results/ holds a CUDA benchmark of {', '.join(HEADLINE_MODELS)} ({r.get('device_name')})"
+            )
+    return [job]
+
+
+def plan_headline(ctx: Context) -> list[Job]:
+    return [_train_job(ctx, m, PROFILES["headline"], s) for s in ctx.seeds for m in HEADLINE_MODELS]
+
+
+def plan_small(ctx: Context) -> list[Job]:
+    jobs = []
+    for seed in ctx.seeds:
+        for base in SMALL_MODELS:
+            for model in ("se_" + base, base):
+                job = _train_job(ctx, model, PROFILES["small"], seed, carry_state=True)
+                job.state_bytes = state_bytes(model)
+                jobs.append(job)
+    return jobs
+
+
+def plan_ablation(ctx: Context) -> list[Job]:
+    folders = {"results": ctx.work / "results", "runs": ctx.runs}
+    argv = [ctx.python, "-m", "senet_lib", "ablate", *(a.format(**folders) for a in ABLATE_ARGS)]
+    return [Job("ablation", argv + list(ctx.extra))]
+
+
+def plan_figures(ctx: Context) -> list[Job]:
+    jobs, se50 = [], ctx.runs / f"se_resnet50-cifar10-{PROFILES['headline']}-seed{ctx.seeds[0]}"
+    sources = [("se_resnet50", se50 / jobs_mod.CHECKPOINT, ctx.work / "figures")]
+    small = sorted((ctx.root / "pretrained").glob(f"se_resnet56_cifar10_*ep_seed{ctx.seeds[0]}.pt"))
+    if small:
+        sources.append(("se_resnet56", small[-1], ctx.work / "figures" / "se_resnet56"))
+    for model, checkpoint, figures in sources:
+        notebook = ctx.work / "logs" / f"06_{model}.ipynb"
+        argv = [
+            ctx.python,
+            "-m",
+            "papermill",
+            "notebooks/06_excitation_per_class.ipynb",
+            str(notebook),
+            "-k",
+            "python3",
+        ]
+        for name, value in (("CHECKPOINT", checkpoint), ("DATASET", "cifar10"), ("TRAIN_SUBSET", "None")):
+            argv += ["-p", name, str(value)]
+        argv += ["-p", "TEST_SUBSET", "None", "-p", "IMAGES_PER_CLASS", "50", *ctx.extra]
+        env = {
+            "MPLBACKEND": "Agg",
+            "SENET_FIGURES_DIR": str(figures),
+            "SENET_RESULTS_DIR": str(ctx.root / STATE / "nb06"),
+        }
+        job = Job(
+            f"figures-{model}",
+            argv,
+            model=model,
+            env=env | {"SENET_CHECKPOINT_DIR": str(ctx.root / STATE / "nb06")},
+        )
+        shown = (
+            ctx.root
+            / "figures"
+            / ("" if model == "se_resnet50" else model)
+            / "06_fig6_class_excitations.json"
+        )
+        if shown.is_file() and json.loads(shown.read_text()).get("model") == model:
+            job.skip = f"{shown.relative_to(ctx.root)} already shows {model}"
+        elif model == "se_resnet50" and not (se50 / RECORD).is_file():
+            job.skip = (
+                f"no finished SE-ResNet-50 run on this machine ({se50.relative_to(ctx.root)}): its weights are too "
+                "large to travel, so run the headline stage on the same warm machine just before"
+            )
+        jobs.append(job)
+    return jobs
+
+
+PLANNERS = {s: globals()[f"plan_{s}"] for s in STAGES}
+#: What each stage needs from senet_lib that other branches add (raises CampaignError when missing).
+CHECKS = {
+    "headline": lambda: require_profile(PROFILES["headline"], "headline"),
+    "small": lambda: require_profile(PROFILES["small"], "small"),
+    "ablation": require_ablate,
+}
+NEEDS_CIFAR = {"headline", "small", "ablation", "figures"}
+
+
+# --------------------------------------------------------------------------- on the GPU machine
+def restore_state(root: Path, log=print) -> list[str]:
+    """Copy runs that came back from an earlier session (``.gpu_carry/state``) into ``.gpu_state/runs``
+    where the machine holds none of them, or fewer epochs of them."""
+    restored, runs = [], root / STATE / "runs"
+    carried = root / transfer.CARRY / "state"
+    for run in sorted(p for p in carried.iterdir() if p.is_dir()) if carried.is_dir() else []:
+        here = Job(run.name, [], run_dir=runs / run.name)
+        there = Job(run.name, [], run_dir=run)
+        if (runs / run.name / RECORD).is_file() or here.epochs_done >= there.epochs_done:
+            continue
+        shutil.rmtree(runs / run.name, ignore_errors=True)
+        shutil.copytree(run, runs / run.name)
+        restored.append(run.name)
+        log(f"restored {run.name} (epoch {there.epochs_done}) from {transfer.CARRY}/state")
+    return restored
+
+
+def ensure_cifar(ctx: Context, log=print) -> None:
+    """Unpack the carried CIFAR-10 pack into ``data/`` unless it is there (about 25 s)."""
+    if (ctx.root / "data" / "cifar-10-batches-py" / "batches.meta").is_file():
+        return
+    tool = ctx.root / transfer.CARRY / "shared" / "tools" / "cifar10_jpeg.py"
+    if not tool.is_file():
+        raise CampaignError(
+            f"{tool.relative_to(ctx.root)} is missing: run `python scripts/gpu_campaign.py prepare-carry` on your "
+            f"machine and name {transfer.CARRY} in the device tool's carry."
+        )
+    log("unpacking CIFAR-10 (JPEG q75 copy) into data/")
+    subprocess.run([ctx.python, str(tool), str(ctx.root / "data")], check=True)
+
+
+def ensure_papermill(ctx: Context, jobs: list[Job], log=print) -> None:
+    """Make papermill and a Jupyter kernel importable for the figures jobs (from ``.gpu_wheels``)."""
+    check = [ctx.python, "-c", "import papermill, ipykernel"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return
+    wheels = sorted((ctx.root / transfer.WHEELS).glob("*.whl"))
+    if not wheels:
+        raise CampaignError(
+            "papermill is not installed on this machine: run `python scripts/gpu_campaign.py prepare-carry --wheels` "
+            f"on yours and name {transfer.WHEELS} in the device tool's carry."
+        )
+    site = Path("/tmp/senet_site")
+    pip = [
+        ctx.python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(site),
+    ]
+    subprocess.run([*pip, "--upgrade", *map(str, wheels)], check=True)
+    path = os.pathsep.join([str(site), str(ctx.root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for job in jobs:
+        job.env["PYTHONPATH"] = path
+    log(f"installed {len(wheels)} wheels from {transfer.WHEELS} into {site}")
+
+
+def device_info(python: str) -> dict[str, Any]:
+    """GPU, driver, torch, CUDA and cuDNN versions: what the records' own fields leave out."""
+    code = (
+        "import json, torch; c = torch.cuda.is_available(); print(json.dumps({'torch': torch.__version__, "
+        "'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version(), 'cuda_available': c, "
+        "'gpu': torch.cuda.get_device_name(0) if c else None, 'gpu_count': torch.cuda.device_count()}))"
+    )
+    info: dict[str, Any] = {"host": platform.node(), "cpus": os.cpu_count()}
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    info |= json.loads(done.stdout) if done.returncode == 0 else {"torch_error": done.stderr[-500:]}
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+        info["nvidia_smi"] = subprocess.run(query, capture_output=True, text=True).stdout.strip()
+    return info
+
+
+def smoke_record(ctx: Context, job: Job, info: dict[str, Any]) -> Path | None:
+    """``results/smoke_*.json`` from pytest's JUnit XML, on a CUDA machine only (elsewhere all skip)."""
+    xml = ctx.work / "logs" / "smoke.xml"
+    if not info.get("cuda_available") or not xml.is_file():
+        return None
+    suite = ET.parse(xml).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    record = {
+        "kind": "cuda-smoke",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": "cuda",
+        "device_name": info.get("gpu"),
+        "commit": ctx.commit,
+        "command": shlex.join(job.argv[1:]),
+        "passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
+        "failed": counts["failures"] + counts["errors"],
+        "skipped": counts["skipped"],
+        "wall_time_s": job.seconds,
+        "gpu_campaign": info,
+    }
+    path = (
+        ctx.work / "results" / f"smoke_cuda_{record['created'][:19].replace(':', '').replace('-', '')}Z.json"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def stamp_records(ctx: Context, jobs: list[Job], info: dict[str, Any], stage: str) -> None:
+    """Add what the records leave out (GPU, driver, CUDA/cuDNN, concurrent runs) and the commit the
+    GPU machine cannot ask git for, to every record this command wrote."""
+    concurrent = {j.key: j.concurrent for j in jobs}
+    for path in sorted((ctx.work / "results").glob("*.json")):
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "gpu_campaign" in record:
+            continue
+        if record.get("commit") in (None, "unknown"):
+            record["commit"] = ctx.commit
+        if isinstance(record.get("environment"), dict) and record["environment"].get("commit") in (
+            None,
+            "unknown",
+        ):
+            record["environment"]["commit"] = ctx.commit
+        run = record.get("run_name")
+        record["gpu_campaign"] = info | {"stage": stage, "concurrent_runs": concurrent.get(run)}
+        path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def export_weights(ctx: Context, job: Job, log=print) -> None:
+    """fp16 weights and sidecar of a finished small run into the bundle's ``pretrained/``."""
+    argv = [ctx.python, str(ctx.root / "scripts" / "export_pretrained.py"), str(job.run_dir), "--out"]
+    done = subprocess.run([*argv, str(ctx.work / "pretrained")], capture_output=True, text=True)
+    log((done.stdout or done.stderr).strip())
+
+
+# --------------------------------------------------------------------------- back to $OUT
+def _trim_logs(work: Path) -> None:
+    for path in (work / "logs").glob("*.log") if (work / "logs").is_dir() else []:
+        if path.stat().st_size > LOG_TAIL:
+            data = path.read_bytes()[-LOG_TAIL:]
+            path.write_bytes(b"[... cut: the last %d bytes follow]\n" % LOG_TAIL + data)
+
+
+def pack(ctx: Context, out: Path, state_budget: int, log=print) -> dict[str, Any]:
+    """Write ``bundle.tar`` and ``state.tar.NN`` into ``out``; return what the manifest says of them.
+
+    The bundle holds this command's records, weights, figures and logs (executed notebooks, then
+    logs, are left out if it would pass one file's limit). The state holds the unfinished runs on
+    this machine, most advanced first, as many as fit ``state_budget`` bytes and the files left.
+    """
+    _trim_logs(ctx.work)
+    members = {str(p.relative_to(ctx.work)): p for p in sorted(ctx.work.rglob("*")) if p.is_file()}
+    dropped = []
+    for suffix in (".ipynb", ".log", ".xml"):
+        if len(transfer.tar_bytes(members)) <= transfer.PIECE_BYTES:
+            break
+        for name in [n for n in members if n.endswith(suffix)]:
+            dropped.append(name)
+            del members[name]
+    bundle = transfer.tar_bytes(members)
+    if len(bundle) > transfer.MAX_FILE_BYTES:
+        raise CampaignError(
+            f"the bundle is {len(bundle) / transfer.MiB:.1f} MiB even without logs: look at {ctx.work}."
+        )
+    files = {}
+    if members:
+        (out / transfer.BUNDLE).write_bytes(bundle)
+        files[transfer.BUNDLE] = transfer.sha256(out / transfer.BUNDLE)
+    runs = (
+        [j for j in (Job(p.name, [], run_dir=p) for p in sorted(ctx.runs.iterdir())) if j.holds_state]
+        if ctx.runs.is_dir()
+        else []
+    )
+    room = min(
+        state_budget, 60 * transfer.MiB - len(bundle), (transfer.MAX_FILES_BACK - 3) * transfer.PIECE_BYTES
+    )
+    chosen, left, used = {}, [], 0
+    for job in sorted(runs, key=lambda j: -j.epochs_done):
+        size = sum(
+            (job.run_dir / n).stat().st_size
+            for n in (jobs_mod.CHECKPOINT, jobs_mod.HISTORY)
+            if (job.run_dir / n).is_file()
+        )
+        if used + size > room:
+            left.append(job.key)
+            log(
+                f"{job.key}: its state ({size / transfer.MiB:.1f} MiB) does not fit what can come back; it stays on this machine only"
+            )
+            continue
+        used += size
+        for name in (jobs_mod.CHECKPOINT, jobs_mod.HISTORY):
+            if (job.run_dir / name).is_file():
+                chosen[f"{job.key}/{name}"] = job.run_dir / name
+    if chosen:
+        for name in transfer.write_pieces(transfer.tar_bytes(chosen), out, transfer.STATE_PREFIX):
+            files[name] = transfer.sha256(out / name)
+    finished = (
+        sorted(p.name for p in ctx.runs.iterdir() if (p / RECORD).is_file()) if ctx.runs.is_dir() else []
+    )
+    return {
+        "files": files,
+        "state_runs": sorted({n.split("/")[0] for n in chosen}),
+        "left_on_device": left,
+        "finished_runs": finished,
+        "dropped_from_bundle": dropped,
+    }
+
+
+# --------------------------------------------------------------------------- one stage
+def _commit(root: Path) -> str:
+    if (root / ".git").exists():
+        from senet_lib.env import git_commit
+
+        return git_commit()
+    return transfer.device_commit(root)
+
+
+def print_plan(stage: str, jobs: list[Job], max_parallel: int, state_budget: int, log=print) -> None:
+    log(
+        f"stage {stage}: {len(jobs)} job(s), at most {max_parallel} at once, state budget {state_budget / transfer.MiB:.0f} MiB"
+    )
+    wave = {j.key for j in jobs_mod.first_wave(jobs, max_parallel, state_budget)}
+    for job in jobs:
+        if job.skip:
+            log(f"  [skip]   {job.key}: {job.skip}")
+            continue
+        what = f"resume after epoch {job.epochs_done}" if job.holds_state else "new"
+        when = "starts first" if job.key in wave else "waits"
+        state = f", state {job.state_bytes / transfer.MiB:.1f} MiB" if job.carry_state else ""
+        log(f"  [run]    {job.key} ({what}, {when}{state}): {shlex.join(job.argv)}")
+
+
+def run_stage(
+    stage: str,
+    out: Path,
+    *,
+    root: Path = ROOT,
+    seeds: tuple[int, ...] = (0,),
+    budget_s: float = 540.0,
+    max_parallel: int | None = None,
+    state_budget_mib: float | None = None,
+    overcommit: bool = False,
+    export_seeds: tuple[int, ...] = (0,),
+    dry_run: bool = False,
+    extra: tuple[str, ...] = (),
+    launch=None,
+    log=print,
+    clock=None,
+    sleep=None,
+) -> int:
+    """Plan ``stage``, run it within ``budget_s`` seconds and write what comes back into ``out``."""
+    budget = Budget(budget_s, clock=clock or time.monotonic)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    work = root / STATE / "work" / f"{stage}-{started[:19].replace(':', '')}"
+    ctx = Context(
+        root, work, seeds=seeds, extra=extra, records=load_records(root / "results"), commit=_commit(root)
+    )
+    room = transfer.carried_room(root)
+    if state_budget_mib is not None:
+        state_budget = int(state_budget_mib * transfer.MiB)
+    else:
+        state_budget = room if room is not None else DEFAULT_STATE_BUDGET
+    # Weights exported now join the tracked tree, so they take room from the state of the next call.
+    new_weights = (
+        sum(WEIGHT_BYTES.get(m, 0) for s in export_seeds if s in seeds for m in SMALL_ALL)
+        if stage == "small"
+        else 0
+    )
+    state_budget = max(0, state_budget - new_weights)
+    parallel = max_parallel or (16 if stage == "small" else 1)
+    if not dry_run:
+        CHECKS.get(stage, lambda: None)()
+        restore_state(root, log)
+    jobs = PLANNERS[stage](ctx)
+    for job in jobs:
+        job.export = stage == "small" and job.seed in export_seeds
+        if overcommit:
+            job.carry_state = False  # its state may stay on this machine only: lost if it goes cold
+    print_plan(stage, jobs, parallel, state_budget, log)
+    todo = [j for j in jobs if not j.skip]
+    if dry_run:
+        log("dry run: nothing was started.")
+        CHECKS.get(stage, lambda: None)()  # a missing profile or command still fails the dry run
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in ("results", "pretrained", "figures", "logs"):
+        (work / folder).mkdir(parents=True, exist_ok=True)
+    if stage in NEEDS_CIFAR and todo:
+        ensure_cifar(ctx, log)
+    if stage == "figures" and todo:
+        ensure_papermill(ctx, todo, log)
+    info = device_info(ctx.python)
+    if not todo:
+        log("nothing to do: every job is skipped.")
+    log(f"device: {json.dumps(info)}; commit {ctx.commit}")
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, min(parallel, len(todo)))))
+    for job in todo:
+        pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+        job.env = {
+            "OMP_NUM_THREADS": threads,
+            "SENET_COMMIT": ctx.commit,
+            "PYTHONPATH": pythonpath,
+            **job.env,
+        }
+
+    def finished(job: Job) -> None:
+        if job.export:
+            export_weights(ctx, job, log)
+        if stage == "smoke":
+            path = smoke_record(ctx, job, info)
+            log(
+                f"smoke record: {path}"
+                if path
+                else "no CUDA here: every test skipped, no smoke record written"
+            )
+
+    launch = launch or (lambda job: Process(job, work / "logs" / f"{job.key}.log", root))
+    run_jobs(
+        jobs,
+        budget,
+        launch,
+        max_parallel=parallel,
+        state_budget=state_budget,
+        log=log,
+        on_finish=finished,
+        sleep=sleep or time.sleep,
+    )
+    for job in todo:
+        log(
+            f"{job.key}: {job.status} after {job.seconds:.0f} s, epoch {job.epochs_done}"
+            + (f", exit {job.rc}" if job.rc else "")
+        )
+    stamp_records(ctx, jobs, info, stage)
+    packed = pack(ctx, out, state_budget, log)
+    manifest = {
+        "stage": stage,
+        "started": started,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest |= {"commit": ctx.commit, "device": info, "seeds": list(seeds), "budget_s": budget_s}
+    manifest |= {"elapsed_s": round(budget.elapsed(), 1), "jobs": [j.describe() for j in jobs], **packed}
+    (out / transfer.MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    return 1 if any(j.status == "failed" for j in jobs) else 0
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run one stage within the time budget (on the GPU machine)")
+    p.add_argument("stage", choices=STAGES)
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for what comes back ($OUT on the GPU machine)"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument(
+        "--budget-s", type=float, default=540.0, help="seconds for the whole command (default 540)"
+    )
+    p.add_argument("--max-parallel", type=int, help="processes at once (default: 16 for small, else 1)")
+    p.add_argument(
+        "--state-budget-mib",
+        type=float,
+        help="resume state that may travel back (default: the room .gpu_carry/commit.json leaves, else 34)",
+    )
+    p.add_argument(
+        "--overcommit",
+        action="store_true",
+        help="start runs past the state budget (their state stays on the GPU machine: lost if it goes cold)",
+    )
+    p.add_argument(
+        "--export-seeds", type=int, nargs="*", default=[0], help="seeds whose weights go to pretrained/"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the commands; run nothing")
+    p.add_argument(
+        "--extra", nargs=argparse.REMAINDER, default=[], help="arguments added to every job's command"
+    )
+    p = sub.add_parser("prepare-carry", help=f"fill {transfer.CARRY}/ (and {transfer.WHEELS}/) here")
+    p.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the project's shared/ folder")
+    p.add_argument("--wheels", action="store_true", help="also download the figures stage's wheels")
+    p = sub.add_parser("collect", help="merge a fetched $OUT into results/, pretrained/, figures/")
+    p.add_argument("fetched", type=Path)
+    args = parser.parse_args(argv)
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    try:
+        if args.command == "prepare-carry":
+            summary = transfer.prepare_carry(ROOT, args.shared)
+            if args.wheels:
+                log(f"wheels: {', '.join(transfer.download_wheels(ROOT, sys.executable))}")
+                summary["wheels"] = transfer.folder_bytes(ROOT / transfer.WHEELS)
+            total = summary["tree"] + summary["carry"]
+            log(
+                f"{transfer.CARRY}: {summary['carry'] / transfer.MiB:.1f} MiB (commit {summary['commit']}, "
+                f"state of {len(summary['state_runs'])} run(s)); working tree {summary['tree'] / transfer.MiB:.1f} MiB; "
+                f"{transfer.WHEELS}: {summary['wheels'] / transfer.MiB:.1f} MiB"
+            )
+            if total + summary["wheels"] > transfer.CARRY_WARN_BYTES:
+                log(
+                    f"WARNING: tree + carry is {(total + summary['wheels']) / transfer.MiB:.1f} MiB, near the 64 MiB "
+                    f"the device tool sends: carry {transfer.WHEELS} only for the figures stage."
+                )
+            return 0
+        if args.command == "collect":
+            done = transfer.collect(args.fetched, ROOT)
+            for what, names in done.items():
+                log(f"{what}: {len(names)}" + "".join(f"\n  {n}" for n in names))
+            log("next: python scripts/build_results.py, then commit results/, pretrained/, figures/.")
+            return 0
+        rc = run_stage(
+            args.stage, args.out, seeds=tuple(args.seeds), budget_s=args.budget_s, max_parallel=args.max_parallel,
+            state_budget_mib=args.state_budget_mib, overcommit=args.overcommit,
+            export_seeds=tuple(args.export_seeds), dry_run=args.dry_run, extra=tuple(args.extra), log=log,
+        )  # fmt: skip
+    except (CampaignError, transfer.TransferError) as err:
+        log(f"gpu_campaign: {err}")
+        rc = 2
+    if args.command == "run" and not args.dry_run:
+        args.out.mkdir(parents=True, exist_ok=True)
+        manifest = args.out / transfer.MANIFEST
+        if rc == 2 and not manifest.exists():
+            manifest.write_text(
+                json.dumps({"stage": args.stage, "error": lines[-1], "files": {}}, indent=1) + "\n"
+            )
+        (args.out / "log.txt").write_text("\n".join(lines) + "\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
