@@ -12,7 +12,7 @@ ResNet-164, with and without SE, profile ``he2016``, in parallel), ablation (``p
 ablate``), figures (notebook 06 from the trained SE-ResNet-50, and SE-ResNet-56 when its weights
 are in pretrained/). A stage skips what ``results/`` (or ``figures/``) already holds, resumes runs
 whose checkpoints are on the machine (``.gpu_state/runs``, kept while it stays warm) or came back
-earlier (``.gpu_carry/state``), interrupts what still runs when its time is up, and writes at most
+earlier (``.gpu_resume``), interrupts what still runs when its time is up, and writes at most
 8 files to ``--out`` (see ``gpu_transfer.py``). README, "GPU campaign", has the command lines.
 """
 
@@ -312,10 +312,10 @@ NEEDS_CIFAR = {"headline", "small", "ablation", "figures"}
 
 # --------------------------------------------------------------------------- on the GPU machine
 def restore_state(root: Path, log=print) -> list[str]:
-    """Copy runs that came back from an earlier session (``.gpu_carry/state``) into ``.gpu_state/runs``
+    """Copy runs that came back from an earlier call (``.gpu_resume``) into ``.gpu_state/runs``
     where the machine holds none of them, or fewer epochs of them."""
     restored, runs = [], root / STATE / "runs"
-    carried = root / transfer.CARRY / "state"
+    carried = root / transfer.RESUME
     for run in sorted(p for p in carried.iterdir() if p.is_dir()) if carried.is_dir() else []:
         here = Job(run.name, [], run_dir=runs / run.name)
         there = Job(run.name, [], run_dir=run)
@@ -324,7 +324,7 @@ def restore_state(root: Path, log=print) -> list[str]:
         shutil.rmtree(runs / run.name, ignore_errors=True)
         shutil.copytree(run, runs / run.name)
         restored.append(run.name)
-        log(f"restored {run.name} (epoch {there.epochs_done}) from {transfer.CARRY}/state")
+        log(f"restored {run.name} (epoch {there.epochs_done}) from {transfer.RESUME}")
     return restored
 
 
@@ -542,8 +542,22 @@ def print_plan(stage: str, jobs: list[Job], max_parallel: int, state_budget: int
         log(f"  [run]    {job.key} ({what}, {when}{state}): {shlex.join(job.argv)}")
 
 
-def run_stage(
-    stage: str,
+def state_budget_for(root: Path, stages: tuple[str, ...], seeds, export_seeds, state_budget_mib) -> int:
+    """Bytes of resume state that may travel back: ``--state-budget-mib``, else the room
+    ``.gpu_carry/commit.json`` leaves (else 34 MiB), less the weights the small stage adds to
+    pretrained/ (they join the tree that the next call sends)."""
+    room = transfer.carried_room(root)
+    if state_budget_mib is not None:
+        budget = int(state_budget_mib * transfer.MiB)
+    else:
+        budget = room if room is not None else DEFAULT_STATE_BUDGET
+    if "small" in stages:
+        budget -= sum(WEIGHT_BYTES.get(m, 0) for s in export_seeds if s in seeds for m in SMALL_ALL)
+    return max(0, budget)
+
+
+def run_stages(
+    stages: tuple[str, ...],
     out: Path,
     *,
     root: Path = ROOT,
@@ -560,54 +574,71 @@ def run_stage(
     clock=None,
     sleep=None,
 ) -> int:
-    """Plan ``stage``, run it within ``budget_s`` seconds and write what comes back into ``out``."""
+    """Run ``stages`` one after the other within ``budget_s`` seconds in all (each planned when the
+    one before has ended, so ``headline figures`` finds the SE-ResNet-50 just trained), then write
+    what comes back into ``out``."""
     budget = Budget(budget_s, clock=clock or time.monotonic)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    work = root / STATE / "work" / f"{stage}-{started[:19].replace(':', '')}"
-    ctx = Context(
-        root, work, seeds=seeds, extra=extra, records=load_records(root / "results"), commit=_commit(root)
-    )
-    room = transfer.carried_room(root)
-    if state_budget_mib is not None:
-        state_budget = int(state_budget_mib * transfer.MiB)
-    else:
-        state_budget = room if room is not None else DEFAULT_STATE_BUDGET
-    # Weights exported now join the tracked tree, so they take room from the state of the next call.
-    new_weights = (
-        sum(WEIGHT_BYTES.get(m, 0) for s in export_seeds if s in seeds for m in SMALL_ALL)
-        if stage == "small"
-        else 0
-    )
-    state_budget = max(0, state_budget - new_weights)
-    parallel = max_parallel or (16 if stage == "small" else 1)
+    name = "+".join(stages)
+    work = root / STATE / "work" / f"{name}-{started[:19].replace(':', '')}"
+    records = load_records(root / "results")
+    ctx = Context(root, work, seeds=seeds, extra=extra, records=records, commit=_commit(root))
+    state_budget = state_budget_for(root, stages, seeds, export_seeds, state_budget_mib)
     if not dry_run:
-        CHECKS.get(stage, lambda: None)()
+        for stage in stages:  # fail before any work, not after minutes of it
+            CHECKS.get(stage, lambda: None)()
         restore_state(root, log)
-    jobs = PLANNERS[stage](ctx)
-    for job in jobs:
-        job.export = stage == "small" and job.seed in export_seeds
-        if overcommit:
-            job.carry_state = False  # its state may stay on this machine only: lost if it goes cold
-    print_plan(stage, jobs, parallel, state_budget, log)
-    todo = [j for j in jobs if not j.skip]
+        out.mkdir(parents=True, exist_ok=True)
+        for folder in ("results", "pretrained", "figures", "logs"):
+            (work / folder).mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {}
+    jobs: list[Job] = []
+    for stage in stages:
+        parallel = max_parallel or (16 if stage == "small" else 1)
+        planned = PLANNERS[stage](ctx)
+        for job in planned:
+            job.export = stage == "small" and job.seed in export_seeds
+            if overcommit:
+                job.carry_state = False  # its state may stay on this machine only: lost if it goes cold
+        print_plan(stage, planned, parallel, state_budget, log)
+        jobs += planned
+        if dry_run:
+            continue
+        todo = [j for j in planned if not j.skip]
+        if stage in NEEDS_CIFAR and todo:
+            ensure_cifar(ctx, log)
+        if stage == "figures" and todo:
+            ensure_papermill(ctx, todo, log)
+        if not info:
+            info = device_info(ctx.python)
+            log(f"device: {json.dumps(info)}; commit {ctx.commit}")
+        _run_planned(ctx, stage, todo, budget, info, parallel, state_budget, launch, log, sleep)
     if dry_run:
         log("dry run: nothing was started.")
-        CHECKS.get(stage, lambda: None)()  # a missing profile or command still fails the dry run
+        for stage in stages:  # a missing profile or command still fails the dry run
+            CHECKS.get(stage, lambda: None)()
         return 0
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in ("results", "pretrained", "figures", "logs"):
-        (work / folder).mkdir(parents=True, exist_ok=True)
-    if stage in NEEDS_CIFAR and todo:
-        ensure_cifar(ctx, log)
-    if stage == "figures" and todo:
-        ensure_papermill(ctx, todo, log)
-    info = device_info(ctx.python)
+    stamp_records(ctx, jobs, info, name)
+    packed = pack(ctx, out, state_budget, log)
+    manifest = {
+        "stage": name,
+        "started": started,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest |= {"commit": ctx.commit, "device": info, "seeds": list(seeds), "budget_s": budget_s}
+    manifest |= {"elapsed_s": round(budget.elapsed(), 1), "jobs": [j.describe() for j in jobs], **packed}
+    (out / transfer.MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    return 1 if any(j.status == "failed" for j in jobs) else 0
+
+
+def _run_planned(ctx, stage, todo, budget, info, parallel, state_budget, launch, log, sleep) -> None:
+    """Run one stage's jobs (environment, hooks after each finishes) and log how each ended."""
     if not todo:
-        log("nothing to do: every job is skipped.")
-    log(f"device: {json.dumps(info)}; commit {ctx.commit}")
+        log(f"{stage}: nothing to do, every job is skipped.")
+        return
     threads = str(max(1, (os.cpu_count() or 1) // max(1, min(parallel, len(todo)))))
+    pythonpath = os.pathsep.join(p for p in (str(ctx.root), os.environ.get("PYTHONPATH")) if p)
     for job in todo:
-        pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
         job.env = {
             "OMP_NUM_THREADS": threads,
             "SENET_COMMIT": ctx.commit,
@@ -626,33 +657,14 @@ def run_stage(
                 else "no CUDA here: every test skipped, no smoke record written"
             )
 
-    launch = launch or (lambda job: Process(job, work / "logs" / f"{job.key}.log", root))
+    launch = launch or (lambda job: Process(job, ctx.work / "logs" / f"{job.key}.log", ctx.root))
     run_jobs(
-        jobs,
-        budget,
-        launch,
-        max_parallel=parallel,
-        state_budget=state_budget,
-        log=log,
-        on_finish=finished,
+        todo, budget, launch, max_parallel=parallel, state_budget=state_budget, log=log, on_finish=finished,
         sleep=sleep or time.sleep,
-    )
+    )  # fmt: skip
     for job in todo:
-        log(
-            f"{job.key}: {job.status} after {job.seconds:.0f} s, epoch {job.epochs_done}"
-            + (f", exit {job.rc}" if job.rc else "")
-        )
-    stamp_records(ctx, jobs, info, stage)
-    packed = pack(ctx, out, state_budget, log)
-    manifest = {
-        "stage": stage,
-        "started": started,
-        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    manifest |= {"commit": ctx.commit, "device": info, "seeds": list(seeds), "budget_s": budget_s}
-    manifest |= {"elapsed_s": round(budget.elapsed(), 1), "jobs": [j.describe() for j in jobs], **packed}
-    (out / transfer.MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-    return 1 if any(j.status == "failed" for j in jobs) else 0
+        rc = f", exit {job.rc}" if job.rc else ""
+        log(f"{job.key}: {job.status} after {job.seconds:.0f} s, epoch {job.epochs_done}{rc}")
 
 
 # --------------------------------------------------------------------------- command line
@@ -660,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run one stage within the time budget (on the GPU machine)")
-    p.add_argument("stage", choices=STAGES)
+    p.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=" | ".join(STAGES))
     p.add_argument(
         "--out", type=Path, required=True, help="folder for what comes back ($OUT on the GPU machine)"
     )
@@ -704,17 +716,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.wheels:
                 log(f"wheels: {', '.join(transfer.download_wheels(ROOT, sys.executable))}")
                 summary["wheels"] = transfer.folder_bytes(ROOT / transfer.WHEELS)
-            total = summary["tree"] + summary["carry"]
+            mib = {k: summary[k] / transfer.MiB for k in ("tree", "carry", "resume", "wheels")}
             log(
-                f"{transfer.CARRY}: {summary['carry'] / transfer.MiB:.1f} MiB (commit {summary['commit']}, "
-                f"state of {len(summary['state_runs'])} run(s)); working tree {summary['tree'] / transfer.MiB:.1f} MiB; "
-                f"{transfer.WHEELS}: {summary['wheels'] / transfer.MiB:.1f} MiB"
+                f"commit {summary['commit']}; working tree {mib['tree']:.1f} MiB, {transfer.CARRY} {mib['carry']:.1f}, "
+                f"{transfer.RESUME} {mib['resume']:.1f} ({len(summary['state_runs'])} runs), "
+                f"{transfer.WHEELS} {mib['wheels']:.1f}"
             )
-            if total + summary["wheels"] > transfer.CARRY_WARN_BYTES:
-                log(
-                    f"WARNING: tree + carry is {(total + summary['wheels']) / transfer.MiB:.1f} MiB, near the 64 MiB "
-                    f"the device tool sends: carry {transfer.WHEELS} only for the figures stage."
-                )
+            for stages, extra in (("small, ablation", "resume"), ("figures", "wheels")):
+                sent = mib["tree"] + mib["carry"] + mib[extra]
+                if sent > transfer.CARRY_WARN_BYTES / transfer.MiB:
+                    log(
+                        f"WARNING: a {stages} call would send {sent:.1f} MiB, near the device tool's 64 MiB limit."
+                    )
             return 0
         if args.command == "collect":
             done = transfer.collect(args.fetched, ROOT)
@@ -722,8 +735,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{what}: {len(names)}" + "".join(f"\n  {n}" for n in names))
             log("next: python scripts/build_results.py, then commit results/, pretrained/, figures/.")
             return 0
-        rc = run_stage(
-            args.stage, args.out, seeds=tuple(args.seeds), budget_s=args.budget_s, max_parallel=args.max_parallel,
+        rc = run_stages(
+            tuple(args.stages), args.out, seeds=tuple(args.seeds), budget_s=args.budget_s, max_parallel=args.max_parallel,
             state_budget_mib=args.state_budget_mib, overcommit=args.overcommit,
             export_seeds=tuple(args.export_seeds), dry_run=args.dry_run, extra=tuple(args.extra), log=log,
         )  # fmt: skip
@@ -735,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = args.out / transfer.MANIFEST
         if rc == 2 and not manifest.exists():
             manifest.write_text(
-                json.dumps({"stage": args.stage, "error": lines[-1], "files": {}}, indent=1) + "\n"
+                json.dumps({"stage": "+".join(args.stages), "error": lines[-1], "files": {}}, indent=1) + "\n"
             )
         (args.out / "log.txt").write_text("\n".join(lines) + "\n")
     return rc

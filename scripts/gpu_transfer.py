@@ -1,10 +1,12 @@
 """What travels to and from the GPU machine for ``scripts/gpu_campaign.py``.
 
 Out (``carry``): ``.gpu_carry/`` holds the CIFAR-10 JPEG pack and its unpacker in the layout of
-``../shared`` (``shared/data/cifar10-jpeg/*.xz`` beside ``shared/tools/cifar10_jpeg.py``), the commit
-the tree was prepared from (``commit.json``) and the resume state of unfinished small runs that came
-back from an earlier session (``state/<run folder>/``). ``.gpu_wheels/`` holds the wheels the figures
-stage needs (papermill and a Jupyter kernel), which the GPU machine lacks.
+``../shared`` (``shared/data/cifar10-jpeg/*.xz`` beside ``shared/tools/cifar10_jpeg.py``) and the commit
+the tree was prepared from (``commit.json``); ``.gpu_resume/<run folder>/`` the resume state of
+unfinished runs that came back from an earlier call (carried by the small and ablation stages);
+``.gpu_wheels/`` the wheels the figures stage needs (papermill and a Jupyter kernel), which the GPU
+machine lacks. Each is carried only by the stages that need it: the tree and what is carried must
+stay under 64 MiB.
 
 Back (``$OUT``): at most 8 files of at most 16 MiB: ``campaign.json`` (what ran, what it left),
 ``log.txt``, ``bundle.tar`` (records, small weights, figures, logs) and ``state.tar.NN`` (the
@@ -26,6 +28,7 @@ from typing import Any
 
 MiB = 1024 * 1024
 CARRY = ".gpu_carry"
+RESUME = ".gpu_resume"
 WHEELS = ".gpu_wheels"
 PACK_FILES = ("data/cifar10-jpeg/train.npz.xz", "data/cifar10-jpeg/test.npz.xz", "tools/cifar10_jpeg.py")
 #: The device tool's limits on what comes back from $OUT (its README): 8 files, 16 MiB each.
@@ -85,8 +88,9 @@ def prepare_carry(root: Path, shared: Path) -> dict[str, Any]:
     not ignore the folder, so that it never lands in a commit or travels twice.
     """
     carry = root / CARRY
-    if subprocess.run(["git", "-C", str(root), "check-ignore", "-q", CARRY + "/x"]).returncode != 0:
-        raise TransferError(f"git does not ignore {CARRY}/: add '{CARRY}/' to .gitignore first.")
+    for folder in (CARRY, RESUME, WHEELS):
+        if subprocess.run(["git", "-C", str(root), "check-ignore", "-q", folder + "/x"]).returncode != 0:
+            raise TransferError(f"git does not ignore {folder}/: add '{folder}/' to .gitignore first.")
     for rel in PACK_FILES:
         src, dst = shared / rel, carry / "shared" / rel
         if not src.is_file():
@@ -112,7 +116,8 @@ def prepare_carry(root: Path, shared: Path) -> dict[str, Any]:
     pack = sum((carry / "shared" / rel).stat().st_size for rel in PACK_FILES)
     commit["state_room_bytes"] = state_room(sizes["tree"], pack)
     (carry / "commit.json").write_text(json.dumps(commit, indent=1) + "\n")
-    return {"commit": commit["commit"], "state_runs": sorted(_state_runs(carry)), **sizes}
+    sizes["resume"] = folder_bytes(root / RESUME)
+    return {"commit": commit["commit"], "state_runs": sorted(_state_runs(root / RESUME)), **sizes}
 
 
 def state_room(tree: int, pack: int, limit: int = 64 * MiB, margin: int = 2 * MiB) -> int:
@@ -153,8 +158,7 @@ def download_wheels(root: Path, python: str) -> list[str]:
     return sorted(p.name for p in dest.glob("*.whl"))
 
 
-def _state_runs(carry: Path) -> list[str]:
-    state = carry / "state"
+def _state_runs(state: Path) -> list[str]:
     return [p.name for p in state.iterdir() if p.is_dir()] if state.is_dir() else []
 
 
@@ -196,7 +200,7 @@ def collect(fetched: Path, root: Path) -> dict[str, list[str]]:
     Records go to ``results/`` (one already there, by name or by run and creation time, is kept),
     weights with their sidecars to ``pretrained/`` (never overwritten), figures to ``figures/``
     (regenerated: replaced), logs to ``build/gpu_campaign/``; the unfinished runs' state to
-    ``.gpu_carry/state/`` (replacing older state of the same run), and the state of runs the
+    ``.gpu_resume/`` (replacing older state of the same run), and the state of runs the
     command finished is removed from there. Running it twice changes nothing the second time.
     """
     manifest_path = fetched / MANIFEST
@@ -232,7 +236,7 @@ def collect(fetched: Path, root: Path) -> dict[str, list[str]]:
         _extract((fetched / BUNDLE).read_bytes(), unpacked)
         _merge_bundle(unpacked, root, done)
     pieces = sorted(n for n in manifest.get("files", {}) if n.startswith(STATE_PREFIX))
-    state = root / CARRY / "state"
+    state = root / RESUME
     if pieces:
         data = b"".join((fetched / n).read_bytes() for n in pieces)
         incoming = staging / "state"

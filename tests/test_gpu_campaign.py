@@ -238,7 +238,7 @@ def test_prepare_carry_copies_the_pack_in_the_tools_layout(tmp_path):
         (shared / rel).write_bytes(b"p" * 100)
     with pytest.raises(transfer.TransferError, match="does not ignore .gpu_carry"):
         transfer.prepare_carry(root, shared)
-    (root / ".gitignore").write_text(".gpu_carry/\n")
+    (root / ".gitignore").write_text(".gpu_carry/\n.gpu_resume/\n.gpu_wheels/\n")
     summary = transfer.prepare_carry(root, shared)
     for rel in transfer.PACK_FILES:
         assert (root / ".gpu_carry" / "shared" / rel).read_bytes() == b"p" * 100
@@ -253,7 +253,7 @@ def test_prepare_carry_copies_the_pack_in_the_tools_layout(tmp_path):
 
 
 def test_restore_state_takes_the_more_advanced_copy(tmp_path):
-    carried = tmp_path / ".gpu_carry" / "state"
+    carried = tmp_path / ".gpu_resume"
     _run_folder(carried / "a", 4)
     _run_folder(carried / "b", 2)
     runs = tmp_path / ".gpu_state" / "runs"
@@ -298,7 +298,7 @@ def test_pack_then_collect_merges_and_is_idempotent(ctx, tmp_path):
     assert all((out / n).stat().st_size <= transfer.MAX_FILE_BYTES for n in packed["files"])
 
     repo = tmp_path / "repo"
-    (repo / ".gpu_carry" / "state" / "resnet20-cifar10-he2016-seed0").mkdir(parents=True)  # finished now
+    (repo / ".gpu_resume" / "resnet20-cifar10-he2016-seed0").mkdir(parents=True)  # finished now
     done = transfer.collect(out, repo)
     record = json.loads((repo / "results" / "train_resnet20.json").read_text())
     assert record["commit"] == record["environment"]["commit"] == "abc123"
@@ -307,7 +307,7 @@ def test_pack_then_collect_merges_and_is_idempotent(ctx, tmp_path):
     assert (repo / "figures" / "06_x.png").is_file()
     log = next((repo / "build" / "gpu_campaign").rglob("resnet20.log")).read_bytes()
     assert len(log) < campaign.LOG_TAIL + 100 and log.startswith(b"[... cut")
-    state = repo / ".gpu_carry" / "state"
+    state = repo / ".gpu_resume"
     assert sorted(p.name for p in state.iterdir()) == ["se_resnet56-cifar10-he2016-seed0"]
     assert (state / "se_resnet56-cifar10-he2016-seed0" / "checkpoint.pt").stat().st_size == 3 * MiB
     assert done["results"] == ["results/train_resnet20.json"] and done["state"]
@@ -382,8 +382,8 @@ def test_small_stage_end_to_end_with_fake_trainings(tmp_path, monkeypatch):
         return FakeProcess(job, clock, 100 if "resnet20" in job.key else 10_000, [])
 
     out = tmp_path / "out"
-    rc = campaign.run_stage(
-        "small", out, root=root, seeds=(0, 1), state_budget_mib=60, launch=launch, log=lambda s: None,
+    rc = campaign.run_stages(
+        ("small",), out, root=root, seeds=(0, 1), state_budget_mib=60, launch=launch, log=lambda s: None,
         clock=clock, sleep=clock.sleep,
     )  # fmt: skip
     manifest = json.loads((out / "campaign.json").read_text())
