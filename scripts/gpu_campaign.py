@@ -50,18 +50,6 @@ PROFILES = {"headline": "gpu", "small": "he2016"}
 ABLATE_ARGS = ("--dataset", "cifar10", "--results-dir", "{results}", "--save-dir", "{runs}", "--resume")
 LOG_TAIL = 256 * 1024
 DEFAULT_STATE_BUDGET = 34 * 1024 * 1024  # without .gpu_carry/commit.json's own figure
-SMALL_ALL = tuple(m for base in SMALL_MODELS for m in ("se_" + base, base))
-#: fp16 weights file sizes in bytes (measured with export_weights), for the room they take in the next carry.
-WEIGHT_BYTES = {
-    "resnet20": 576_000,
-    "se_resnet20": 592_000,
-    "resnet56": 1_811_000,
-    "se_resnet56": 1_857_000,
-    "resnet110": 3_662_000,
-    "se_resnet110": 3_755_000,
-    "preact_resnet164": 3_742_000,
-    "se_preact_resnet164": 4_212_000,
-}  # fmt: skip  (export_weights of each untrained model, plus its sidecar's few KiB below)
 
 
 class CampaignError(Exception):
@@ -200,6 +188,8 @@ def _train_job(ctx: Context, model: str, profile: str, seed: int, **kwargs: Any)
     done = finished_run(ctx.records, model, profile, seed)
     if done is not None:
         job.skip = f"results/ holds it ({done.get('run_name') or done.get('created')})"
+    elif (job.run_dir / RECORD).is_file():
+        job.skip = "finished on this machine by an earlier call, whose fetched files hold its record"
     job.estimate = lambda: remaining_seconds(ctx.records + load_records(ctx.work / "results"), job)
     return job
 
@@ -542,18 +532,16 @@ def print_plan(stage: str, jobs: list[Job], max_parallel: int, state_budget: int
         log(f"  [run]    {job.key} ({what}, {when}{state}): {shlex.join(job.argv)}")
 
 
-def state_budget_for(root: Path, stages: tuple[str, ...], seeds, export_seeds, state_budget_mib) -> int:
+def state_budget_for(root: Path, state_budget_mib: float | None) -> int:
     """Bytes of resume state that may travel back: ``--state-budget-mib``, else the room
-    ``.gpu_carry/commit.json`` leaves (else 34 MiB), less the weights the small stage adds to
-    pretrained/ (they join the tree that the next call sends)."""
+    ``.gpu_carry/commit.json`` leaves beside the tree and the CIFAR pack (else 34 MiB).
+
+    A run that finishes frees its state (8 bytes a parameter) and adds its fp16 weights (2 bytes a
+    parameter) to pretrained/, and so to the tree the next call sends: what travels only shrinks."""
     room = transfer.carried_room(root)
     if state_budget_mib is not None:
-        budget = int(state_budget_mib * transfer.MiB)
-    else:
-        budget = room if room is not None else DEFAULT_STATE_BUDGET
-    if "small" in stages:
-        budget -= sum(WEIGHT_BYTES.get(m, 0) for s in export_seeds if s in seeds for m in SMALL_ALL)
-    return max(0, budget)
+        return int(state_budget_mib * transfer.MiB)
+    return room if room is not None else DEFAULT_STATE_BUDGET
 
 
 def run_stages(
@@ -583,7 +571,7 @@ def run_stages(
     work = root / STATE / "work" / f"{name}-{started[:19].replace(':', '')}"
     records = load_records(root / "results")
     ctx = Context(root, work, seeds=seeds, extra=extra, records=records, commit=_commit(root))
-    state_budget = state_budget_for(root, stages, seeds, export_seeds, state_budget_mib)
+    state_budget = state_budget_for(root, state_budget_mib)
     if not dry_run:
         for stage in stages:  # fail before any work, not after minutes of it
             CHECKS.get(stage, lambda: None)()
@@ -605,6 +593,11 @@ def run_stages(
         if dry_run:
             continue
         todo = [j for j in planned if not j.skip]
+        if any(j.status == "failed" for j in jobs):
+            for job in todo:
+                job.status = "not started: an earlier stage of this command failed (fix it first)"
+            log(f"{stage}: not started, an earlier stage of this command failed")
+            continue
         if stage in NEEDS_CIFAR and todo:
             ensure_cifar(ctx, log)
         if stage == "figures" and todo:

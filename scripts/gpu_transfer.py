@@ -105,6 +105,7 @@ def prepare_carry(root: Path, shared: Path) -> dict[str, Any]:
         dst.unlink(missing_ok=True)
         shutil.copy2(src, dst)
         dst.chmod(0o644)
+    (root / RESUME).mkdir(exist_ok=True)  # named in carry by the small and ablation stages
     tracked = [n for n in _git(root, "ls-files", "-z").split("\0") if n]
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
     commit = {

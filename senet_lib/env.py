@@ -292,10 +292,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def git_commit(short: bool = False) -> str:
-    """The checkout's commit (``+dirty`` when there are uncommitted changes), or ``"unknown"``.
-
-    Where git cannot tell (a copy of the tree with no ``.git``, as on a lent GPU machine), the commit
-    the copy was made from, given as ``$SENET_COMMIT`` (``scripts/gpu_campaign.py`` sets it)."""
+    """The checkout's commit (``+dirty`` when there are uncommitted changes); where git cannot tell (a copy
+    with no ``.git``, as on a lent GPU machine) ``$SENET_COMMIT``, else ``"unknown"``."""
     fallback = os.environ.get("SENET_COMMIT") or "unknown"
     if REPO_ROOT is None:
         return fallback

@@ -383,7 +383,7 @@ def test_small_stage_end_to_end_with_fake_trainings(tmp_path, monkeypatch):
 
     out = tmp_path / "out"
     rc = campaign.run_stages(
-        ("small",), out, root=root, seeds=(0, 1), state_budget_mib=60, launch=launch, log=lambda s: None,
+        ("small",), out, root=root, seeds=(0, 1), state_budget_mib=39, launch=launch, log=lambda s: None,
         clock=clock, sleep=clock.sleep,
     )  # fmt: skip
     manifest = json.loads((out / "campaign.json").read_text())
@@ -394,3 +394,33 @@ def test_small_stage_end_to_end_with_fake_trainings(tmp_path, monkeypatch):
         k for k, s in status.items() if s != "finished"
     }
     assert manifest["elapsed_s"] <= 540 and set(manifest["files"]) <= {p.name for p in out.iterdir()}
+
+
+def test_a_failed_stage_stops_the_next_and_finished_runs_are_not_redone(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    monkeypatch.setattr(campaign, "device_info", lambda python: {"cuda_available": False})
+    monkeypatch.setattr(campaign, "_commit", lambda root: "abc")
+    clock, started = Clock(), []
+
+    class Failing(FakeProcess):
+        def poll(self):
+            self.rc = 1
+            return self.rc
+
+    def launch(job):
+        return Failing(job, clock, 0, started)
+
+    out = tmp_path / "out"
+    rc = campaign.run_stages(
+        ("smoke", "bench"), out, root=root, launch=launch, log=lambda s: None, clock=clock, sleep=clock.sleep
+    )
+    manifest = json.loads((out / "campaign.json").read_text())
+    assert rc == 1 and started == ["smoke"] and manifest["stage"] == "smoke+bench"
+    assert [j["status"] for j in manifest["jobs"]] == [
+        "failed",
+        "not started: an earlier stage of this command failed (fix it first)",
+    ]
+    ctx = campaign.Context(root, tmp_path / "w")
+    _run_folder(ctx.runs / "se_resnet50-cifar10-gpu-seed0", 3, finished=True)
+    se, plain = campaign.plan_headline(ctx)
+    assert se.skip.startswith("finished on this machine") and plain.skip is None
