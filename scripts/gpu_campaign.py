@@ -49,6 +49,7 @@ PROFILES = {"headline": "gpu", "small": "he2016"}
 #: ``python -m senet_lib ablate``'s folders; check them against its --help once that command is merged.
 ABLATE_ARGS = ("--dataset", "cifar10", "--results-dir", "{results}", "--save-dir", "{runs}", "--resume")
 LOG_TAIL = 256 * 1024
+BUNDLE_PIECES = 3  # at most 45 MiB of records, weights and figures a call (8 small nets' weights: 20 MB)
 DEFAULT_STATE_BUDGET = 34 * 1024 * 1024  # without .gpu_carry/commit.json's own figure
 
 
@@ -444,41 +445,37 @@ def _trim_logs(work: Path) -> None:
 
 
 def pack(ctx: Context, out: Path, state_budget: int, log=print) -> dict[str, Any]:
-    """Write ``bundle.tar`` and ``state.tar.NN`` into ``out``; return what the manifest says of them.
+    """Write ``bundle.tar.NN`` and ``state.tar.NN`` into ``out``; return what the manifest says of them.
 
     The bundle holds this command's records, weights, figures and logs (executed notebooks, then
-    logs, are left out if it would pass one file's limit). The state holds the unfinished runs on
+    logs, are left out if it would pass ``BUNDLE_PIECES`` pieces). The state holds the unfinished runs on
     this machine, most advanced first, as many as fit ``state_budget`` bytes and the files left.
     """
     _trim_logs(ctx.work)
     members = {str(p.relative_to(ctx.work)): p for p in sorted(ctx.work.rglob("*")) if p.is_file()}
-    dropped = []
+    dropped, limit = [], BUNDLE_PIECES * transfer.PIECE_BYTES
     for suffix in (".ipynb", ".log", ".xml"):
-        if len(transfer.tar_bytes(members)) <= transfer.PIECE_BYTES:
+        if len(transfer.tar_bytes(members)) <= limit:
             break
         for name in [n for n in members if n.endswith(suffix)]:
             dropped.append(name)
             del members[name]
-    bundle = transfer.tar_bytes(members)
-    if len(bundle) > transfer.MAX_FILE_BYTES:
+    bundle = transfer.tar_bytes(members) if members else b""
+    if len(bundle) > limit:
         raise CampaignError(
             f"the bundle is {len(bundle) / transfer.MiB:.1f} MiB even without logs: look at {ctx.work}."
         )
-    files = {}
-    if members:
-        (out / transfer.BUNDLE).write_bytes(bundle)
-        files[transfer.BUNDLE] = transfer.sha256(out / transfer.BUNDLE)
+    files = {n: transfer.sha256(out / n) for n in transfer.write_pieces(bundle, out, transfer.BUNDLE_PREFIX)}
     runs = (
         [j for j in (Job(p.name, [], run_dir=p) for p in sorted(ctx.runs.iterdir())) if j.holds_state]
         if ctx.runs.is_dir()
         else []
     )
-    room = min(
-        state_budget, 60 * transfer.MiB - len(bundle), (transfer.MAX_FILES_BACK - 3) * transfer.PIECE_BYTES
-    )
+    pieces_left = transfer.MAX_FILES_BACK - 2 - len(files)  # campaign.json and log.txt come back too
+    room = min(state_budget, 60 * transfer.MiB - len(bundle), pieces_left * transfer.PIECE_BYTES)
     chosen, left, used = {}, [], 0
     for job in sorted(runs, key=lambda j: -j.epochs_done):
-        size = sum(
+        size = 2048 + sum(  # tar headers
             (job.run_dir / n).stat().st_size
             for n in (jobs_mod.CHECKPOINT, jobs_mod.HISTORY)
             if (job.run_dir / n).is_file()

@@ -9,8 +9,8 @@ machine lacks. Each is carried only by the stages that need it: the tree and wha
 stay under 64 MiB.
 
 Back (``$OUT``): at most 8 files of at most 16 MiB: ``campaign.json`` (what ran, what it left),
-``log.txt``, ``bundle.tar`` (records, small weights, figures, logs) and ``state.tar.NN`` (the
-unfinished runs' folders, one tar cut in pieces). :func:`collect` merges such a folder into the
+``log.txt``, ``bundle.tar.NN`` (records, small weights, figures, logs) and ``state.tar.NN`` (the
+unfinished runs' folders), each one tar cut in pieces of at most 15 MiB. :func:`collect` merges such a folder into the
 repository.
 """
 
@@ -38,7 +38,7 @@ PIECE_BYTES = 15 * MiB  # a little under the limit
 #: The working tree plus carried paths may not exceed 64 MiB; warn before that.
 CARRY_WARN_BYTES = 60 * MiB
 MANIFEST = "campaign.json"
-BUNDLE = "bundle.tar"
+BUNDLE_PREFIX = "bundle.tar."
 STATE_PREFIX = "state.tar."
 #: Figures stage: notebook 06 through papermill. The GPU machine has none of these (its package list,
 #: .library/device/KINDS.md); everything else they need (pyyaml, requests, tqdm, ...) it has.
@@ -164,9 +164,10 @@ def _state_runs(state: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- back: $OUT
-def write_pieces(data: bytes, out: Path, prefix: str, piece: int = PIECE_BYTES) -> list[str]:
-    """Cut ``data`` into ``prefix00``, ``prefix01``, ... of at most ``piece`` bytes in ``out``."""
-    names = []
+def write_pieces(data: bytes, out: Path, prefix: str, piece: int | None = None) -> list[str]:
+    """Cut ``data`` into ``prefix00``, ``prefix01``, ... of at most ``piece`` bytes (default
+    :data:`PIECE_BYTES`) in ``out``."""
+    names, piece = [], piece or PIECE_BYTES
     for i, start in enumerate(range(0, len(data), piece)):
         name = f"{prefix}{i:02d}"
         (out / name).write_bytes(data[start : start + piece])
@@ -231,10 +232,11 @@ def collect(fetched: Path, root: Path) -> dict[str, list[str]]:
     staging = root / "build" / "gpu_campaign" / f"{manifest['stage']}-{manifest['started'].replace(':', '')}"
     staging.mkdir(parents=True, exist_ok=True)
     shutil.copy2(manifest_path, staging / MANIFEST)
-    if (fetched / BUNDLE).is_file():
+    bundle = sorted(n for n in manifest.get("files", {}) if n.startswith(BUNDLE_PREFIX))
+    if bundle:
         unpacked = staging / "bundle"
         shutil.rmtree(unpacked, ignore_errors=True)
-        _extract((fetched / BUNDLE).read_bytes(), unpacked)
+        _extract(b"".join((fetched / n).read_bytes() for n in bundle), unpacked)
         _merge_bundle(unpacked, root, done)
     pieces = sorted(n for n in manifest.get("files", {}) if n.startswith(STATE_PREFIX))
     state = root / RESUME

@@ -424,3 +424,22 @@ def test_a_failed_stage_stops_the_next_and_finished_runs_are_not_redone(tmp_path
     _run_folder(ctx.runs / "se_resnet50-cifar10-gpu-seed0", 3, finished=True)
     se, plain = campaign.plan_headline(ctx)
     assert se.skip.startswith("finished on this machine") and plain.skip is None
+
+
+def test_a_large_bundle_comes_back_in_pieces(ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(transfer, "PIECE_BYTES", 64 * 1024)
+    _fake_command(ctx)
+    out = tmp_path / "out"
+    out.mkdir()
+    (ctx.work / "pretrained" / "big_seed0.pt").write_bytes(b"x" * 200_000)  # over 3 pieces of 64 KiB
+    with pytest.raises(campaign.CampaignError, match="even without logs"):
+        campaign.pack(ctx, out, state_budget=0, log=lambda s: None)
+    weights = bytes(range(256)) * 560  # 143 kB: three pieces once the log is left out
+    (ctx.work / "pretrained" / "big_seed0.pt").write_bytes(weights)
+    packed = campaign.pack(ctx, out, state_budget=0, log=lambda s: None)
+    bundle = [n for n in packed["files"] if n.startswith("bundle.tar.")]
+    assert len(bundle) == 3 and packed["state_runs"] == []
+    assert any(n.endswith(".log") for n in packed["dropped_from_bundle"])  # the logs made room
+    (out / "campaign.json").write_text(json.dumps({"stage": "small", "started": "t", **packed}))
+    transfer.collect(out, tmp_path / "repo")
+    assert (tmp_path / "repo" / "pretrained" / "big_seed0.pt").read_bytes() == weights
