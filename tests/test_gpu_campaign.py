@@ -26,6 +26,7 @@ def _load(name: str):
 campaign = _load("gpu_campaign")
 jobs_mod = sys.modules["gpu_jobs"]
 transfer = sys.modules["gpu_transfer"]
+device = sys.modules["gpu_device"]
 Job, Budget = jobs_mod.Job, jobs_mod.Budget
 
 
@@ -273,7 +274,7 @@ def _fake_command(ctx) -> None:
     (ctx.work / "results" / "train_resnet20.json").write_text(json.dumps(record))
     (ctx.work / "pretrained" / "resnet20_cifar10_3ep_seed0.pt").write_bytes(b"fp16")
     (ctx.work / "figures" / "06_x.png").write_bytes(b"png")
-    (ctx.work / "logs" / "resnet20.log").write_bytes(b"l" * (campaign.LOG_TAIL + 10))
+    (ctx.work / "logs" / "resnet20.log").write_bytes(b"l" * (device.LOG_TAIL + 10))
     _run_folder(ctx.runs / "resnet20-cifar10-he2016-seed0", 3, finished=True)
     _run_folder(ctx.runs / "se_resnet56-cifar10-he2016-seed0", 2, size=3 * MiB)
     _run_folder(ctx.runs / "resnet110-cifar10-he2016-seed0", 1, size=6 * MiB)
@@ -306,7 +307,7 @@ def test_pack_then_collect_merges_and_is_idempotent(ctx, tmp_path):
     assert (repo / "pretrained" / "resnet20_cifar10_3ep_seed0.pt").read_bytes() == b"fp16"
     assert (repo / "figures" / "06_x.png").is_file()
     log = next((repo / "build" / "gpu_campaign").rglob("resnet20.log")).read_bytes()
-    assert len(log) < campaign.LOG_TAIL + 100 and log.startswith(b"[... cut")
+    assert len(log) < device.LOG_TAIL + 100 and log.startswith(b"[... cut")
     state = repo / ".gpu_resume"
     assert sorted(p.name for p in state.iterdir()) == ["se_resnet56-cifar10-he2016-seed0"]
     assert (state / "se_resnet56-cifar10-he2016-seed0" / "checkpoint.pt").stat().st_size == 3 * MiB
