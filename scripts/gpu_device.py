@@ -89,20 +89,15 @@ def ensure_papermill(ctx: Context, jobs: list[Job], log=print) -> None:
             f"on yours and name {transfer.WHEELS} in the device tool's carry."
         )
     site = Path("/tmp/senet_site")
-    pip = [
-        ctx.python,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--no-index",
-        "--no-deps",
-        "--no-compile",
-        "--target",
-        str(site),
-    ]
-    subprocess.run([*pip, "--upgrade", *map(str, wheels)], check=True)
-    path = os.pathsep.join([str(site), str(ctx.root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    pip = [ctx.python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--upgrade"]
+    subprocess.run([*pip, "--target", str(site), *map(str, wheels)], check=True)
+    path = os.pathsep.join(p for p in (str(site), str(ctx.root), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    if done.returncode != 0:
+        raise CampaignError(
+            f"papermill still cannot be imported after installing {transfer.WHEELS} ({done.stderr.strip()[-300:]}): "
+            "download its wheels again with `prepare-carry --wheels` for this machine's Python."
+        )
     for job in jobs:
         job.env["PYTHONPATH"] = path
     log(f"installed {len(wheels)} wheels from {transfer.WHEELS} into {site}")

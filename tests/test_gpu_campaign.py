@@ -444,3 +444,40 @@ def test_a_large_bundle_comes_back_in_pieces(ctx, tmp_path, monkeypatch):
     (out / "campaign.json").write_text(json.dumps({"stage": "small", "started": "t", **packed}))
     transfer.collect(out, tmp_path / "repo")
     assert (tmp_path / "repo" / "pretrained" / "big_seed0.pt").read_bytes() == weights
+
+
+def test_figures_without_papermill_or_its_wheels_says_what_to_carry(ctx, monkeypatch):
+    ctx.python = sys.executable
+    real_run = subprocess.run
+
+    def no_papermill(argv, **kwargs):  # this machine has no papermill, whatever is installed here
+        if argv[-1] == "import papermill, ipykernel":
+            return subprocess.CompletedProcess(
+                argv, 1, "", "ModuleNotFoundError: No module named 'papermill'"
+            )
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(device.subprocess, "run", no_papermill)
+    with pytest.raises(
+        campaign.CampaignError, match="prepare-carry --wheels.*name .gpu_wheels in the device"
+    ):
+        campaign.ensure_papermill(ctx, [], log=lambda s: None)
+
+
+def test_cifar_is_unpacked_from_the_carried_pack_once(ctx):
+    ctx.python = sys.executable
+    with pytest.raises(campaign.CampaignError, match="prepare-carry.*name .gpu_carry in the device"):
+        campaign.ensure_cifar(ctx, log=lambda s: None)
+    tool = ctx.root / ".gpu_carry" / "shared" / "tools" / "cifar10_jpeg.py"
+    tool.parent.mkdir(parents=True)
+    tool.write_text(  # a stand-in for the shared unpacker: same argument, same layout, counts its runs
+        "import sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[1]) / 'cifar-10-batches-py'\n"
+        "out.mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'batches.meta').write_text('meta')\n"
+        "with open(pathlib.Path(__file__).with_name('runs'), 'a') as f: f.write('x')\n"
+    )
+    campaign.ensure_cifar(ctx, log=lambda s: None)
+    campaign.ensure_cifar(ctx, log=lambda s: None)
+    assert (ctx.root / "data" / "cifar-10-batches-py" / "batches.meta").read_text() == "meta"
+    assert tool.with_name("runs").read_text() == "x"  # unpacked once: the second call found it there
