@@ -96,14 +96,16 @@ class Handle(Protocol):
 
 
 class Process:
-    """A job's process in its own session (so SIGINT reaches it and its children only)."""
+    """A job's process in its own process group (SIGINT reaches it and its children only), but in the
+    command's session: if the command is killed, the device tool ends it too (a new session would
+    outlive the command and hold the GPU)."""
 
     def __init__(self, job: Job, log: Path, cwd: Path):
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
         self.popen = subprocess.Popen(
-            job.argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            job.argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, process_group=0
         )
 
     def poll(self) -> int | None:
