@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine (see README "Quick start"):
 #   make tutorial   create .venv, install, run every notebook headless (quick profile) into build/
 #   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
-# Other targets: make install, make lint, make format, make clean.
+# Other targets: make install, make lint, make format, make clean;
+#   make gpu-carry (before every GPU-machine call) and make gpu-collect FETCHED=<folder> (README "GPU campaign").
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
 	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
 	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
 
-.PHONY: install tutorial test lint format clean
+.PHONY: install tutorial test lint format clean gpu-carry gpu-collect
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +53,13 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
+
+# The GPU campaign (scripts/gpu_campaign.py): the CIFAR-10 pack, its unpacker and the commit into the ignored
+# .gpu_carry/ that the device tool carries; then what a call fetched merged into results/, pretrained/, figures/.
+SHARED ?= ../shared
+gpu-carry:
+	$(PYTHON) scripts/gpu_campaign.py prepare-carry --shared $(SHARED)
+
+gpu-collect:
+	@test -n "$(FETCHED)" || { echo "give the fetched folder: make gpu-collect FETCHED=<files_at of the reply>"; exit 2; }
+	$(PYTHON) scripts/gpu_campaign.py collect $(FETCHED)

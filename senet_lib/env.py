@@ -292,9 +292,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def git_commit(short: bool = False) -> str:
-    """The checkout's commit (``+dirty`` when there are uncommitted changes), or ``"unknown"``."""
+    """The checkout's commit (``+dirty`` when there are uncommitted changes); where git cannot tell (a copy
+    with no ``.git``, as on a lent GPU machine) ``$SENET_COMMIT``, else ``"unknown"``."""
+    fallback = os.environ.get("SENET_COMMIT") or "unknown"
     if REPO_ROOT is None:
-        return "unknown"
+        return fallback
     try:
         args = ["git", "-C", str(REPO_ROOT), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
         commit = subprocess.run(args, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
@@ -306,7 +308,7 @@ def git_commit(short: bool = False) -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
     return commit + ("+dirty" if dirty else "")
 
 

@@ -135,3 +135,14 @@ def test_save_figure_writes_png_pdf_and_provenance():
     assert meta["dataset"] == "synthetic" and meta["figure"] == "unit_test_plot" and "commit" in meta
     with pytest.raises(ValueError, match="Figure name"):
         save_figure(fig, "../escape")
+
+
+def test_git_commit_falls_back_to_senet_commit_without_git(monkeypatch):
+    """A copy of the tree with no .git (a lent GPU machine) reports the commit it was made from."""
+    from senet_lib import env as env_module
+
+    monkeypatch.setattr(env_module, "REPO_ROOT", None)
+    monkeypatch.delenv("SENET_COMMIT", raising=False)
+    assert env_module.git_commit() == "unknown"
+    monkeypatch.setenv("SENET_COMMIT", "abc123+modified")
+    assert env_module.git_commit() == "abc123+modified"
