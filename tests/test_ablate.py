@@ -218,3 +218,52 @@ def test_cifar100_trains_evaluates_and_ablates_from_the_command_line(tmp_path, c
     assert cli.main([*ablate, *data, *tiny, *save]) == 0
     records = [json.loads(p.read_text()) for p in (tmp_path / "res").glob("ablation_gate_*.json")]
     assert len(records) == 2 and {r["dataset"]["name"] for r in records} == {"cifar100"}
+
+
+# --------------------------------------------------------------------------- the results builder
+def _builder():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "build_results.py"
+    spec = importlib.util.spec_from_file_location("build_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ablation_record(variant: str, seed: int, acc: float, name: str = "cifar100") -> dict:
+    label = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}[name]
+    return {
+        "kind": "train",
+        "ablation": "reduction",
+        "variant": variant,
+        "model": {"name": "se_resnet20", "num_classes": 100},
+        "dataset": {"name": name, "label": label, "train_size": 50000},
+        "recipe": {"epochs": 40, "schedule": "onecycle", "lr": 0.2, "batch_size": 128, "momentum": 0.9},
+        "seed": seed,
+        "device_name": "Test CPU",
+        "commit": "abc123",
+        "final_test_acc": acc,
+        "best_test_acc": acc,
+        "wall_time_s": 60.0,
+        "history": [],
+        "cost": {"params": 272_095, "macs": 41_000_000},
+        "_file": f"ablation_reduction_{variant}_{seed}.json",
+    }
+
+
+def test_results_builder_tables_ablation_grids_and_cifar100(tmp_path):
+    builder = _builder()
+    records = [
+        _ablation_record("reduction=4", 0, 0.70),
+        _ablation_record("reduction=4", 1, 0.72),
+        _ablation_record("reduction=16", 0, 0.69),
+    ]
+    text = builder.train_section(records, tmp_path, write_figures=False)
+    assert "*reduction* on CIFAR-100 (train 50000)" in text and "Test CPU" in text
+    assert "| reduction=4 | se_resnet20 | 0, 1 | 71.00 ± 1.41 | 272,095 | 41.0 |" in text
+    assert "| reduction=16 | se_resnet20 | 0 | 69.00 |" in text
+    assert "SE paper v4, Table 5" in text  # CIFAR-100 references appear with CIFAR-100 records
+    cifar10 = builder.train_section([_ablation_record("reduction=4", 0, 0.9, "cifar10")], tmp_path, False)
+    assert "Table 5" not in cifar10 and "*reduction* on CIFAR-10 " in cifar10

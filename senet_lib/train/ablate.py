@@ -109,7 +109,7 @@ class Ablation:
 def _cost(
     model_name: str, options: Mapping[str, Any], num_classes: int, size: tuple[int, int]
 ) -> tuple[int, int]:
-    """(parameters, multiply-accumulates of one image) of a variant."""
+    """(parameters, multiply-accumulates of one image of ``size``) of a variant, as its record keeps them."""
     model = create_model(model_name, num_classes, **options)
     return count_parameters(model), count_macs(model, (1, 3, *size)).total
 
@@ -146,9 +146,16 @@ def _train_one(
             run_environment(_resolve_device(device), config, profile),
             run.history.total_seconds,
         )
-        record = {**record, "kind": "train", "ablation": ablation, "variant": label, "run_name": run_name}
-        if profile:
-            record["profile"] = profile
+        size = (int(data.train.images.shape[-2]), int(data.train.images.shape[-1]))
+        params, macs = _cost(model_name, options, data.num_classes, size)
+        record = {
+            **record,
+            "kind": "train",
+            "ablation": ablation,
+            "variant": label,
+            "run_name": run_name,
+            "cost": {"params": params, "macs": macs, "input_size": [1, 3, *size]},
+        }
         atomic_write_json(path, record)
     return {
         "ablation": ablation,
@@ -161,6 +168,8 @@ def _train_one(
         "epochs": int(record["epochs"]),
         "wall_time_s": float(record["wall_time_s"]),
         "device": record.get("device_name") or record.get("device"),
+        "params": int(record["cost"]["params"]),
+        "macs": int(record["cost"]["macs"]),
         "record": path.name,
     }
 
@@ -191,7 +200,8 @@ def run_ablation(
 
     Each run is :func:`train_or_load`'s (run folders under ``checkpoint_dir``, named from model,
     options, data, recipe and seed): a finished run is loaded, a stopped one resumed. Its record
-    (``kind: train`` plus ``ablation``, ``variant`` and ``run_name``) goes to
+    (``kind: train`` plus ``ablation``, ``variant``, ``run_name`` and ``cost``: parameters and
+    multiply-accumulates of one image) goes to
     ``<results_dir>/ablation_<ablation>_<run name>.json`` once; a run whose record is there is
     not touched again. ``workers > 1`` trains that many runs at a time in separate processes
     (spawned; each gets ``cpu_count // workers`` threads), e.g. several small runs on one GPU.
