@@ -267,3 +267,30 @@ def test_results_builder_tables_ablation_grids_and_cifar100(tmp_path):
     assert "SE paper v4, Table 5" in text  # CIFAR-100 references appear with CIFAR-100 records
     cifar10 = builder.train_section([_ablation_record("reduction=4", 0, 0.9, "cifar10")], tmp_path, False)
     assert "Table 5" not in cifar10 and "*reduction* on CIFAR-10 " in cifar10
+
+
+def test_recorded_grids_are_read_back_and_plotted(tiny_data, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from senet_lib.plots.ablation import plot_ablation
+    from senet_lib.train import recorded_ablations
+
+    grid = ablation_grid("nosqueeze", "se_resnet20", baseline=False)
+    result = run_ablation(
+        grid, tiny_data, tiny_config(max_steps_per_epoch=1), ablation="nosqueeze", results_dir=tmp_path
+    )
+    runs = recorded_ablations(tmp_path, ablation="nosqueeze", dataset="synthetic")
+    assert sorted(runs["record"]) == sorted(result.runs["record"])
+    assert (
+        runs.set_index("variant")["macs"]["se_squeeze=none"]
+        > runs.set_index("variant")["macs"]["se_squeeze=avg"]
+    )
+    assert recorded_ablations(tmp_path, ablation="gate").empty
+    assert recorded_ablations(tmp_path, dataset="cifar100").empty
+    fig = plot_ablation(summarize(runs, order=list(grid)), "Table 16", {"se_squeeze=avg": 22.28})
+    assert "paper: 22.28 % err." in fig.axes[0].get_xticklabels()[0].get_text()
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == list(grid)
+    (tmp_path / "ablation_broken.json").write_text("{")
+    with pytest.raises(AblationError, match="ablation_broken.json is not valid JSON"):
+        recorded_ablations(tmp_path)

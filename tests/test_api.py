@@ -197,6 +197,7 @@ PUBLIC_API = {
         "eval_mode",
         "module_mode",
     ),
+    "senet_lib.plots.ablation": ("plot_ablation",),
     "senet_lib.plots.architecture": (
         "COLORS",
         "PLACEMENT_TITLES",
@@ -290,6 +291,7 @@ PUBLIC_API = {
         "fit",
         "resolve_channels_last",
         "run_environment",
+        "recorded_ablations",
         "run_ablation",
         "run_folder",
         "run_record",

@@ -13,7 +13,15 @@ history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or
 """
 
 from ..env import environment_record
-from .ablate import ABLATIONS, Ablation, AblationError, ablation_grid, run_ablation, summarize
+from .ablate import (
+    ABLATIONS,
+    Ablation,
+    AblationError,
+    ablation_grid,
+    recorded_ablations,
+    run_ablation,
+    summarize,
+)
 from .config import MAX_SEED, PRECISIONS, RUNTIME_FIELDS, SCHEDULES, ConfigError, TrainConfig
 from .history import History, HistoryRow
 from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
@@ -57,6 +65,7 @@ __all__ = [
     "run_environment",
     "run_folder",
     "seeded_model",
+    "recorded_ablations",
     "run_ablation",
     "run_record",
     "summarize",

@@ -36,7 +36,15 @@ if TYPE_CHECKING:
 
     from ..data import ImageDataset
 
-__all__ = ["ABLATIONS", "Ablation", "AblationError", "ablation_grid", "run_ablation", "summarize"]
+__all__ = [
+    "ABLATIONS",
+    "Ablation",
+    "AblationError",
+    "ablation_grid",
+    "recorded_ablations",
+    "run_ablation",
+    "summarize",
+]
 
 #: A grid: variant label → (model name, ``create_model`` options).
 Grid = Mapping[str, tuple[str, Mapping[str, Any]]]
@@ -157,12 +165,21 @@ def _train_one(
             "cost": {"params": params, "macs": macs, "input_size": [1, 3, *size]},
         }
         atomic_write_json(path, record)
+    return _row(record, path.name, label)
+
+
+def _row(record: Mapping[str, Any], file_name: str, label: str | None = None) -> dict[str, Any]:
+    """One row of the per-run table from an ablation record (accuracies in %)."""
+    model = record.get("model") or {}
+    options = {k: v for k, v in model.items() if k not in ("name", "num_classes")}
     return {
-        "ablation": ablation,
-        "variant": label,
-        "model": model_name,
+        "ablation": record["ablation"],
+        "variant": label or record["variant"],
+        "model": model.get("name"),
         "options": json.dumps(options, sort_keys=True),
-        "seed": config.seed,
+        "dataset": (record.get("dataset") or {}).get("label"),
+        "train_size": (record.get("dataset") or {}).get("train_size"),
+        "seed": int(record["seed"]),
         "final_acc": 100 * float(record["final_test_acc"]),
         "best_acc": 100 * float(record["best_test_acc"]),
         "epochs": int(record["epochs"]),
@@ -170,7 +187,7 @@ def _train_one(
         "device": record.get("device_name") or record.get("device"),
         "params": int(record["cost"]["params"]),
         "macs": int(record["cost"]["macs"]),
-        "record": path.name,
+        "record": file_name,
     }
 
 
@@ -253,6 +270,29 @@ def run_ablation(
 
     runs = pd.DataFrame(rows)
     return Ablation(runs=runs, summary=summarize(runs, order=list(grid)))
+
+
+def recorded_ablations(
+    folder: str | Path | None = None, ablation: str | None = None, dataset: str | None = None
+) -> pd.DataFrame:
+    """The per-run table of every ablation record in ``folder`` (default: the results folder),
+    optionally of one ``ablation`` and one dataset name (``"cifar10"``); empty when there is none.
+    Records of several recipes or data sizes are all listed: group them before averaging."""
+    import pandas as pd
+
+    folder = Path(folder) if folder is not None else get_paths().results
+    rows = []
+    for path in sorted(folder.glob("ablation_*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise AblationError(f"{path} is not valid JSON ({err}): repair or delete it.") from err
+        if ablation is not None and record.get("ablation") != ablation:
+            continue
+        if dataset is not None and (record.get("dataset") or {}).get("name") != dataset:
+            continue
+        rows.append(_row(record, path.name))
+    return pd.DataFrame(rows)
 
 
 def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
