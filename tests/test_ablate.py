@@ -39,6 +39,8 @@ def test_grids_name_the_papers_variants():
     grid = ablation_grid("reduction", "se_resnet20", values=[4, 16, 64])
     assert list(grid) == ["no SE", "reduction=4", "reduction=16", "reduction=64"]
     assert grid["no SE"] == ("resnet20", {}) and grid["reduction=64"] == ("se_resnet20", {"reduction": 64})
+    # the default value is the standard SE network, one run shared by every grid
+    assert grid["reduction=16"] == ablation_grid("placement")["se_placement=standard"] == ("se_resnet20", {})
     stages = ablation_grid("stages", "se_resnet50", baseline=False)
     assert [opts.get("se_stages") for _, opts in stages.values()] == [[2], [3], [4], [5], None]
     assert list(ablation_grid("inner", baseline=False).values())[1] == (

@@ -61,6 +61,16 @@ ABLATIONS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
 }
 
 
+#: ``create_model``'s defaults for the options the ablations vary: a variant at the default is built
+#: without the option, so grids share its runs (``reduction=16`` of Table 10 is ``standard`` of Table 14).
+_DEFAULTS: dict[str, Any] = {
+    "reduction": 16,
+    "se_squeeze": "avg",
+    "se_gate": "sigmoid",
+    "se_placement": "standard",
+}
+
+
 class AblationError(ValueError, UserError):
     """A grid that cannot be built or run (unknown ablation, model or value)."""
 
@@ -77,7 +87,9 @@ def ablation_grid(
 
     ``values`` replaces the table's values (e.g. ``reduction`` 4, 16, 64); for ``stages`` each
     value is one stage number or ``"all"``. With ``baseline`` the plain network (no SE) is the
-    first variant, labelled ``"no SE"``. Labels read ``"reduction=16"``, ``"se_stages=3"``, …
+    first variant, labelled ``"no SE"``. Labels read ``"reduction=16"``, ``"se_stages=3"``, …; a
+    value equal to ``create_model``'s default is left out of the options, so the standard SE
+    network is one run shared by every grid.
     """
     if name not in ABLATIONS:
         raise AblationError(f"Unknown ablation {name!r}: use one of {', '.join(ABLATIONS)}.")
@@ -94,7 +106,8 @@ def ablation_grid(
         if name == "stages":
             options = {} if value == "all" else {option: [int(value)]}
         else:
-            options = {option: int(value) if option == "reduction" else value}
+            value = int(value) if option == "reduction" else value
+            options = {} if _DEFAULTS.get(option) == value else {option: value}
         grid[f"{option}={value}"] = (model, options)
     for label, (model_name, options) in grid.items():
         try:
