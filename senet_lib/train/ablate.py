@@ -265,20 +265,16 @@ def run_ablation(
     ]
     if workers == 1:
         _init_worker(data, None)
-        rows = [_train_one(task) for task in tasks]
+        try:
+            rows = [_train_one(task) for task in tasks]
+        finally:
+            _WORKER_DATA.clear()  # keep no reference to the dataset after the grid
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(data, threads)
         ) as pool:
             rows = list(pool.map(_train_one, tasks))
-    size = (int(data.train.images.shape[-2]), int(data.train.images.shape[-1]))
-    costs = {
-        label: _cost(model_name, options, data.num_classes, size)
-        for label, (model_name, options) in grid.items()
-    }
-    for row in rows:
-        row["params"], row["macs"] = costs[row["variant"]]
     import pandas as pd
 
     runs = pd.DataFrame(rows)
