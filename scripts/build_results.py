@@ -23,7 +23,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Other people's CIFAR-10 numbers (test accuracy %, = 100 − error), from ../shared/PAPER_FACTS.md.
+#: Other people's numbers (test accuracy %, = 100 − error) per dataset, from ../shared/PAPER_FACTS.md.
+REFERENCES_CIFAR100: list[tuple[str, str, str]] = [
+    ("ResNet-110 → SE-ResNet-110", "73.12 → 76.15", "SE paper v4, Table 5 (single runs; flip + crop)"),
+    ("ResNet-164 → SE-ResNet-164", "75.67 → 78.69", "SE paper v4, Table 5 (pre-activation ResNet-164)"),
+]
 REFERENCES: list[tuple[str, str, str]] = [
     ("ResNet-110 → SE-ResNet-110", "93.63 → 94.79", "SE paper v4, Table 4 (single runs; flip + crop)"),
     ("ResNet-164 → SE-ResNet-164", "94.54 → 95.61", "SE paper v4, Table 4 (pre-activation ResNet-164)"),
@@ -91,7 +95,9 @@ def _recipe_text(record: dict[str, Any]) -> str:
 def train_section(records: list[dict[str, Any]], figures: Path, write_figures: bool = True) -> str:
     """Markdown tables (one per dataset + recipe) with links to their curve figures in ``figures``
     (drawn and saved unless ``write_figures`` is False)."""
-    if not records:
+    ablations = [r for r in records if r.get("ablation")]
+    records = [r for r in records if not r.get("ablation")]
+    if not records and not ablations:
         return '_No training runs are recorded in `results/` yet. See "Recording results" below._'
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -134,7 +140,50 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
         "|---|---|---|",
         *[f"| {m} | {a} | {s} |" for m, a, s in REFERENCES],
     ]
+    if any((r.get("dataset") or {}).get("name") == "cifar100" for r in records + ablations):
+        lines += [
+            "",
+            "The paper's CIFAR-100 test accuracies (%), for comparison; its recipes differ from ours:",
+            "",
+            "| models | accuracy (%) | source |",
+            "|---|---|---|",
+            *[f"| {m} | {a} | {s} |" for m, a, s in REFERENCES_CIFAR100],
+        ]
+    if ablations:
+        lines += ["", ablation_section(ablations)]
     return "\n".join(lines)
+
+
+def ablation_section(records: list[dict[str, Any]]) -> str:
+    """One table per ablation grid (``python -m senet_lib ablate`` / notebook 07): per variant the
+    seeds, final test accuracy (mean ± std), parameters and multiply-accumulates of one image."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[(record["ablation"], *_recipe_key(record))].append(record)
+    lines = ["**Ablation grids** (paper §6; `python -m senet_lib ablate`, notebook 07):", ""]
+    for key, group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        first = group[0]
+        devices = sorted({str(r.get("device_name") or r.get("device")) for r in group})
+        commits = sorted({str(r.get("commit", "unknown"))[:12] for r in group})
+        lines += [
+            f"*{key[0]}* on {key[1]} (train {key[2]}), {_recipe_text(first)}. Device: {', '.join(devices)}; "
+            f"commit {', '.join(commits)}.",
+            "",
+            "| variant | model | seeds | final test acc. (%) | parameters | MACs (M) | records |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        variants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in sorted(group, key=lambda r: (r.get("created", ""), r["_file"])):
+            variants[r["variant"]].append(r)
+        for variant, runs in variants.items():
+            cost = runs[0].get("cost") or {}
+            lines.append(
+                f"| {variant} | {runs[0]['model']['name']} | {', '.join(str(r.get('seed')) for r in runs)} "
+                f"| {_pct([r['final_test_acc'] for r in runs])} | {cost.get('params', '—'):,} "
+                f"| {cost.get('macs', 0) / 1e6:.1f} | {len(runs)} file(s) `{runs[0]['_file']}`… |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, folder: Path, name: str) -> None:
@@ -269,6 +318,12 @@ NOTEBOOKS: list[tuple[str, str, str, str]] = [
         "excitation per class",
         "channel attention per class and per depth",
         "§7.2, Fig. 6–7",
+    ),
+    (
+        "07_ablations",
+        "ablations",
+        "the paper's ablations trained: r, squeeze, gate, stages, placement, NoSqueeze; CIFAR-100",
+        "§6, Tables 10–16",
     ),
 ]
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "squeeze",
 ]
 
-SQUEEZES = ("avg", "max", "avgmax")
+SQUEEZES = ("avg", "max", "avgmax", "none")
 GATES = ("sigmoid", "hardsigmoid", "tanh", "relu")
 
 
@@ -46,7 +47,8 @@ def squeeze(x: Tensor, mode: str = "avg") -> Tensor:
 
     ``avg`` is the paper's Eq. 2: a mean over H and W. (A plain reduction works on every backend
     and spatial size; ``adaptive_avg_pool2d`` does not on MPS.) ``max`` takes the spatial maximum
-    (paper Table 11); ``avgmax`` is the average of the two.
+    (paper Table 11); ``avgmax`` is the average of the two. ``none`` returns the feature maps
+    unchanged (paper Table 16, "NoSqueeze"): the excitation then runs at every position.
     """
     if x.dim() != 4:
         raise ValueError(f"squeeze expects [N, C, H, W] feature maps, got shape {tuple(x.shape)}.")
@@ -56,6 +58,8 @@ def squeeze(x: Tensor, mode: str = "avg") -> Tensor:
         return x.amax(dim=(2, 3))
     if mode == "avgmax":
         return 0.5 * (_spatial_mean(x) + x.amax(dim=(2, 3)))
+    if mode == "none":
+        return x
     raise ValueError(f"Unknown squeeze {mode!r}: use one of {', '.join(SQUEEZES)}.")
 
 
@@ -74,7 +78,11 @@ def _spatial_mean(x: Tensor) -> Tensor:
 
 
 def scale(u: Tensor, s: Tensor) -> Tensor:
-    """Eq. 4: multiply each channel map ``u[:, c]`` by its scalar ``s[:, c]``."""
+    """Eq. 4: multiply each channel map ``u[:, c]`` by its scalar ``s[:, c]``.
+
+    A ``[N, C, H, W]`` excitation (no squeeze, paper Table 16) multiplies element by element."""
+    if s.dim() == 4:
+        return u * s.to(u.dtype)
     return u * s[:, :, None, None].to(u.dtype)
 
 
@@ -115,7 +123,12 @@ class Squeeze(nn.Module):
 
 
 class Excitation(nn.Module):
-    """Eq. 3: ``s = gate(fc2(relu(fc1(z))))`` with ``fc1: C → hidden`` and ``fc2: hidden → C``."""
+    """Eq. 3: ``s = gate(fc2(relu(fc1(z))))`` with ``fc1: C → hidden`` and ``fc2: hidden → C``.
+
+    Given ``[N, C]`` descriptors it is two FC layers; given ``[N, C, H, W]`` feature maps (no
+    squeeze, paper Table 16) the same weights act as two 1×1 convolutions at every position, so
+    the parameters are the same and the cost grows with H·W.
+    """
 
     def __init__(self, channels: int, hidden: int, gate: str = "sigmoid", bias: bool = True) -> None:
         super().__init__()
@@ -125,7 +138,14 @@ class Excitation(nn.Module):
         self.gate = make_gate(gate)
 
     def forward(self, z: Tensor) -> Tensor:
+        if z.dim() == 4:
+            return self.gate(_conv1x1(self.relu(_conv1x1(z, self.fc1)), self.fc2))
         return self.gate(self.fc2(self.relu(self.fc1(z))))
+
+
+def _conv1x1(x: Tensor, fc: nn.Linear) -> Tensor:
+    """``fc`` applied at every position of ``[N, C, H, W]`` maps: a 1×1 convolution with its weights."""
+    return F.conv2d(x, fc.weight[:, :, None, None], fc.bias)
 
 
 class SqueezeExcitation(nn.Module):
@@ -134,7 +154,9 @@ class SqueezeExcitation(nn.Module):
     Args:
         channels: C, the number of channels of the feature maps it recalibrates.
         reduction: r, the bottleneck ratio (paper default 16; Table 10 compares 2…32).
-        squeeze: ``avg`` (paper), ``max`` or ``avgmax`` (Table 11).
+        squeeze: ``avg`` (paper), ``max`` or ``avgmax`` (Table 11); ``none`` (Table 16): no pooling,
+            the excitation's FC layers act as 1×1 convolutions on the whole map and ``s`` is
+            ``[N, C, H, W]``.
         gate: ``sigmoid`` (paper), ``hardsigmoid``, ``tanh`` or ``relu`` (Table 12).
         bias: whether the two FC layers have biases (the paper's ablations in §6 use none).
         min_hidden: the smallest bottleneck width allowed.

@@ -43,55 +43,10 @@ def _dump(path: Path, obj: object, protocol: int = 2) -> None:
         pickle.dump(obj, fh, protocol=protocol)
 
 
-def write_fake_cifar(
-    parent: Path, name: str = "cifar10", per_file: int = 30, bytes_keys: bool = True, seed: int = 0
-):
-    """Write a standard-layout copy with ``per_file`` images per batch file; return what was written."""
-    rng = np.random.default_rng(seed)
-    key = (lambda k: k.encode()) if bytes_keys else (lambda k: k)
-    if name == "cifar10":
-        folder, train_files, test_files = (
-            parent / "cifar-10-batches-py",
-            [f"data_batch_{i}" for i in range(1, 6)],
-            ["test_batch"],
-        )
-        labels_key, num_classes = "labels", 10
-        meta_file, meta = (
-            "batches.meta",
-            {key("label_names"): [f"c{i}".encode() for i in range(10)], key("num_vis"): 3072},
-        )
-    else:
-        folder, train_files, test_files = parent / "cifar-100-python", ["train"], ["test"]
-        labels_key, num_classes = "fine_labels", 100
-        meta_file = "meta"
-        meta = {key("fine_label_names"): [f"f{i}" for i in range(100)], key("coarse_label_names"): ["x"] * 20}
-    folder.mkdir(parents=True)
-    written = {}
-    for split, files in (("train", train_files), ("test", test_files)):
-        datas, labels = [], []
-        for f in files:
-            d = rng.integers(0, 256, (per_file, 3072), dtype=np.uint8)
-            lab = [int(v) for v in np.arange(per_file) % num_classes]
-            _dump(
-                folder / f,
-                {
-                    key("batch_label"): b"fake",
-                    key(labels_key): lab,
-                    key("data"): d,
-                    key("filenames"): [b"x.png"] * per_file,
-                },
-            )
-            datas.append(d)
-            labels += lab
-        written[split] = (np.concatenate(datas).reshape(-1, 3, 32, 32), np.array(labels))
-    _dump(folder / meta_file, meta)
-    return written
-
-
 @pytest.fixture
-def fake10(tmp_path):
+def fake10(tmp_path, fake_cifar):
     root = tmp_path / "fake10"
-    return root, write_fake_cifar(root, "cifar10")
+    return root, fake_cifar(root, "cifar10")
 
 
 def _load_quiet(*args, **kwargs):
@@ -113,8 +68,8 @@ def _dataset_from(images: torch.Tensor, labels: torch.Tensor, mean=(0.5, 0.4, 0.
 
 # --------------------------------------------------------------------------- CIFAR reading
 @pytest.mark.parametrize("bytes_keys", [True, False], ids=["bytes-keys", "str-keys"])
-def test_fake_cifar10_loads_from_root(tmp_path, bytes_keys):
-    written = write_fake_cifar(tmp_path / "r", "cifar10", bytes_keys=bytes_keys)
+def test_fake_cifar10_loads_from_root(tmp_path, bytes_keys, fake_cifar):
+    written = fake_cifar(tmp_path / "r", "cifar10", bytes_keys=bytes_keys)
     ds = _load_quiet("cifar10", root=tmp_path / "r")
     assert ds.name == "cifar10" and not ds.synthetic and ds.num_classes == 10
     assert ds.classes == [f"c{i}" for i in range(10)]
@@ -128,12 +83,36 @@ def test_fake_cifar10_loads_from_root(tmp_path, bytes_keys):
     assert np.allclose(ds.std, pixels.std(axis=(0, 2, 3)), atol=1e-5)
 
 
-def test_fake_cifar100_loads_from_data_dir(isolated):
-    written = write_fake_cifar(isolated, "cifar100", per_file=200)
+def test_fake_cifar100_loads_from_data_dir(isolated, fake_cifar):
+    written = fake_cifar(isolated, "cifar100", per_file=200)
     ds = _load_quiet("cifar100")
     assert ds.num_classes == 100 and ds.classes[5] == "f5"
     assert np.array_equal(ds.train.labels.numpy(), written["train"][1])
     assert D.find_cifar("cifar100") == isolated
+    # superclasses kept: names from the meta file, labels per image, through a subset too
+    assert ds.coarse_classes == [f"super{i}" for i in range(20)]
+    assert np.array_equal(ds.test.coarse_labels.numpy(), written["test"][2])
+    sub = ds.subset(100, 100)
+    assert sub.coarse_classes == ds.coarse_classes
+    assert torch.equal(sub.train.coarse_labels, sub.train.labels // 5)
+    assert ds.superclass_of()["f7"] == "super1" and len(ds.superclass_of()) == 100
+
+
+def test_cifar100_without_coarse_labels_and_cifar10_have_no_superclasses(tmp_path, fake_cifar):
+    fake_cifar(tmp_path / "a", "cifar100", per_file=100, coarse=False)
+    ds = _load_quiet("cifar100", root=tmp_path / "a")
+    assert ds.coarse_classes is None and ds.train.coarse_labels is None and ds.superclass_of() is None
+    fake_cifar(tmp_path / "b", "cifar10", per_file=10)
+    assert _load_quiet("cifar10", root=tmp_path / "b").superclass_of() is None
+
+
+def test_cifar100_superclass_out_of_range_is_named(tmp_path, fake_cifar):
+    fake = fake_cifar(tmp_path, "cifar100", per_file=100)
+    batch = pickle.loads((fake.folder / "test").read_bytes())
+    batch[b"coarse_labels"][3] = 20
+    _dump(fake.folder / "test", batch)
+    with pytest.raises(CorruptFileError, match=r"'coarse_labels' fall outside 0\.\.19"):
+        _load_quiet("cifar100", root=tmp_path)
 
 
 def test_root_may_point_at_the_layout_folder_itself(fake10):
@@ -232,9 +211,9 @@ def test_wrongly_shaped_batch_is_rejected(fake10, payload, problem):
 
 
 # --------------------------------------------------------------------------- finding, offline, auto
-def test_search_dirs_order_and_kaggle_nesting(tmp_path, monkeypatch, isolated):
+def test_search_dirs_order_and_kaggle_nesting(tmp_path, monkeypatch, isolated, fake_cifar):
     kaggle = tmp_path / "kaggle_input"
-    write_fake_cifar(kaggle / "some-dataset" / "v2", "cifar10", per_file=10)
+    fake_cifar(kaggle / "some-dataset" / "v2", "cifar10", per_file=10)
     monkeypatch.setattr(D.cifar, "KAGGLE_INPUT", kaggle)
     monkeypatch.setattr(D.cifar, "REPO_ROOT", tmp_path / "repo")
     dirs = D.search_dirs("cifar10")

@@ -156,6 +156,8 @@ def test_recorder_rejects_bad_input(model, batch):
     images, labels = batch
     with pytest.raises(ValueError, match="no SE blocks"):
         ex.ExcitationRecorder(create_model("resnet20"))
+    with pytest.raises(ValueError, match=r"no squeeze \(se_squeeze='none'\).*not one value per channel"):
+        ex.ExcitationRecorder(create_model("se_resnet20", se_squeeze="none"))
     with pytest.raises(ValueError, match="SE_9_9"):
         ex.ExcitationRecorder(model, blocks=["SE_9_9"])
     with ex.ExcitationRecorder(model) as rec:

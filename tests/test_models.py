@@ -131,3 +131,105 @@ def test_bad_names_and_options_say_what_to_do():
         create_model("resnet20", norm="layernorm")
     with pytest.raises(ValueError, match="Unknown se_placement"):
         create_model("se_resnet20", se_placement="middle")
+
+
+# --------------------------------------------------------------------------- Tables 15 and 16
+#: Every registered family, written out here (not read from the library): units per stage, the
+#: planes of each stage and the expansion (output channels = planes × expansion).
+_FAMILIES = {
+    "resnet20": ((3, 3, 3), (16, 32, 64), 1),
+    "resnet32": ((5, 5, 5), (16, 32, 64), 1),
+    "resnet44": ((7, 7, 7), (16, 32, 64), 1),
+    "resnet56": ((9, 9, 9), (16, 32, 64), 1),
+    "resnet110": ((18, 18, 18), (16, 32, 64), 1),
+    "preact_resnet164": ((18, 18, 18), (16, 32, 64), 4),
+    "resnet50": ((3, 4, 6, 3), (64, 128, 256, 512), 4),
+    "resnet101": ((3, 4, 23, 3), (64, 128, 256, 512), 4),
+}
+
+
+def _expected_se_params(family: str, inner: bool, r: int = 16) -> int:
+    """Σ over units of 2·C·h + h + C (two FC layers with biases), C = the channels SE sees."""
+    depths, planes, expansion = _FAMILIES[family]
+    total = 0
+    for n, p in zip(depths, planes, strict=True):
+        c = p if inner else p * expansion
+        h = max(c // r, 1)
+        total += n * (2 * c * h + h + c)
+    return total
+
+
+def test_every_registered_model_is_in_the_family_table():
+    assert set(list_models()) == set(_FAMILIES) | {f"se_{n}" for n in _FAMILIES}
+
+
+@pytest.mark.parametrize("family", sorted(_FAMILIES))
+def test_se_after_3x3_and_no_squeeze_parameters_and_shapes(family):
+    plain = n_params(create_model(family, 100))
+    inner = create_model(f"se_{family}", 100, se_placement="3x3")
+    assert n_params(inner) - plain == _expected_se_params(family, inner=True)
+    nosq = create_model(f"se_{family}", 100, se_squeeze="none")
+    # No squeeze keeps the FC weights (as 1×1 convolutions): as many parameters as standard SE.
+    assert n_params(nosq) - plain == _expected_se_params(family, inner=False)
+    x = torch.randn(2, 3, 16, 16)  # small maps: the shapes are what is checked here
+    with torch.no_grad():
+        assert inner.eval()(x).shape == (2, 100) and nosq.eval()(x).shape == (2, 100)
+    # plain networks take the options and ignore them
+    assert n_params(create_model(family, 100, se_placement="3x3", se_squeeze="none")) == plain
+
+
+def test_table15_se_resnet50_size():
+    # 25,557,032 + Σ 2·p·(p/16) + p/16 + p over the 16 units; the paper prints 25.8 M (v4, Table 15)
+    model = create_model("se_resnet50", 1000, stem="imagenet", se_placement="3x3")
+    assert n_params(model) == 25_718_228
+    assert model.layer4[0].se.channels == 512 and model.layer1[0].se.channels == 64
+
+
+def test_se_after_3x3_sits_inside_the_branch():
+    model = create_model("se_resnet20", se_placement="3x3").eval()
+    block = model.layer2[0]
+    seen = {}
+    block.se.register_forward_hook(lambda m, i, o: seen.update(x=i[0].detach()))
+    block.conv2.register_forward_hook(lambda m, i, o: seen.update(conv2_in=i[0].detach()))
+    x = torch.randn(2, 16, 32, 32)
+    with torch.no_grad():
+        block(x)
+    expected_in = block.relu(block.bn1(block.conv1(x)))
+    torch.testing.assert_close(seen["x"], expected_in)
+    torch.testing.assert_close(seen["conv2_in"], block.se(expected_in))
+
+
+def test_no_squeeze_excites_every_position_with_1x1_convolutions():
+    from senet_lib.cost import count_macs
+
+    torch.manual_seed(0)
+    block = SqueezeExcitation(16, 4, squeeze="none")
+    x = torch.randn(2, 16, 5, 6)
+    seen = []
+    block.gate.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    out = block(x)
+    fc1, fc2 = block.excitation.fc1, block.excitation.fc2
+    h = torch.relu(torch.einsum("nchw,kc->nkhw", x, fc1.weight) + fc1.bias[:, None, None])
+    s = torch.sigmoid(torch.einsum("nkhw,ck->nchw", h, fc2.weight) + fc2.bias[:, None, None])
+    assert seen[0].shape == (2, 16, 5, 6)
+    torch.testing.assert_close(seen[0], s)
+    torch.testing.assert_close(out, x * s)
+    # cost: the excitation runs at every position: 2·C·h MACs per position instead of once
+    avg = count_macs(create_model("se_resnet20").eval(), (1, 3, 32, 32)).total
+    nosq = count_macs(create_model("se_resnet20", se_squeeze="none").eval(), (1, 3, 32, 32)).total
+    per_stage = [(16, 1, 32 * 32), (32, 2, 16 * 16), (64, 4, 8 * 8)]  # (C, C/16, H·W), 3 units each
+    assert nosq - avg == sum(3 * 2 * c * h * (hw - 1) for c, h, hw in per_stage)
+
+
+@pytest.mark.parametrize("variant", [{"se_placement": "3x3"}, {"se_squeeze": "none"}])
+def test_new_variants_with_gates_at_one_equal_the_plain_network(variant):
+    from senet_lib import override_gate
+
+    torch.manual_seed(0)
+    model = create_model("se_resnet20", **variant).eval()
+    plain = create_model("resnet20").eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".se." not in k})
+    x = torch.randn(2, 3, 32, 32)
+    with override_gate(list(se_blocks(model).values()), 1.0):
+        torch.testing.assert_close(model(x), plain(x))
+    assert not torch.allclose(model(x), plain(x))

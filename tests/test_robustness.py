@@ -278,22 +278,9 @@ def test_environment_errors_are_one_line_and_senet_debug_shows_the_traceback(cap
 
 
 # --------------------------------------------------------------------------- CIFAR fakes (3, 8, 9)
-def _fake_cifar10(parent: Path, per_file: int = 10, num_names: int = 10, value=lambda i: i) -> Path:
-    """A CIFAR-10 layout re-packed by Python 3 at protocol 2 (str keys); ``value`` maps labels."""
-    folder = parent / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            "batch_label": b"",  # an empty bytes: pickled as __builtin__.bytes()
-            "labels": [value(i % 10) for i in range(per_file)],
-            "data": rng.integers(0, 256, (per_file, 3072), dtype=np.uint8),
-            "filenames": [f"img_{i}.png".encode() for i in range(per_file)],  # bytes: _codecs.encode
-        }
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {"label_names": [f"c{i}".encode() for i in range(num_names)], "num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
+def _fake_cifar10(fake_cifar, parent: Path, **options) -> Path:
+    """A CIFAR-10 layout re-packed by Python 3 at protocol 2 with str keys (conftest's writer)."""
+    return fake_cifar(parent, "cifar10", per_file=10, bytes_keys=False, **options).folder
 
 
 class _Exploit:
@@ -301,8 +288,8 @@ class _Exploit:
         return (os.system, ("touch pwned-by-a-cifar-file",))
 
 
-def test_crafted_cifar_pickle_is_one_line_and_exit_2_in_the_cli(tmp_path, capsys, monkeypatch):
-    folder = _fake_cifar10(tmp_path / "cifar")
+def test_crafted_cifar_pickle_is_one_line_and_exit_2_in_the_cli(tmp_path, capsys, monkeypatch, fake_cifar):
+    folder = _fake_cifar10(fake_cifar, tmp_path / "cifar")
     (folder / "data_batch_2").write_bytes(pickle.dumps({"data": _Exploit(), "labels": [0]}, protocol=2))
     monkeypatch.chdir(tmp_path)
     args = ["train", *TINY, "--dataset", "cifar10", "--data-dir", str(tmp_path / "cifar"), "--no-download"]
@@ -529,15 +516,15 @@ def test_resuming_a_checkpoint_without_optimizer_state_is_one_sentence(tiny_data
 
 
 # --------------------------------------------------------------------------- 8 misleading messages
-def test_meta_file_with_another_class_count_names_it(tmp_path):
-    folder = _fake_cifar10(tmp_path, num_names=11)
+def test_meta_file_with_another_class_count_names_it(tmp_path, fake_cifar):
+    folder = _fake_cifar10(fake_cifar, tmp_path, num_names=11)
     with pytest.raises(CorruptFileError, match=r"batches\.meta lists 11 class names but CIFAR-10 has 10"):
         D.load_dataset("cifar10", root=tmp_path, download=False)
     assert (folder / "batches.meta").exists()
 
 
-def test_incomplete_cifar_folder_names_the_missing_files(tmp_path):
-    folder = _fake_cifar10(tmp_path)
+def test_incomplete_cifar_folder_names_the_missing_files(tmp_path, fake_cifar):
+    folder = _fake_cifar10(fake_cifar, tmp_path)
     (folder / "data_batch_3").unlink()
     (folder / "test_batch").unlink()
     with pytest.raises(FileNotFoundError) as info:
@@ -577,8 +564,8 @@ def test_ctrl_c_says_truly_whether_a_checkpoint_is_kept(tmp_path, capsys, monkey
 
 
 # --------------------------------------------------------------------------- 9 bytes in a CIFAR re-pack
-def test_cifar_repack_holding_bytes_and_numpy_labels_loads(tmp_path):
-    _fake_cifar10(tmp_path, value=np.int64)  # labels as numpy integers, as list(array) gives them
+def test_cifar_repack_holding_bytes_and_numpy_labels_loads(tmp_path, fake_cifar):
+    _fake_cifar10(fake_cifar, tmp_path, value=np.int64)  # labels as numpy integers, as list(array) gives them
     with pytest.warns(D.DataWarning, match="differ from the official"):
         ds = D.load_dataset("cifar10", root=tmp_path, download=False)
     assert len(ds.train) == 50 and ds.classes[3] == "c3" and ds.train.labels.tolist()[:3] == [0, 1, 2]

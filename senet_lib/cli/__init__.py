@@ -5,6 +5,8 @@
                from the profile (``--profile quick|class|paper``), every value can be overridden
 ``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
 ``bench``      training-throughput benchmark (:mod:`senet_lib.bench`), printed and recorded
+``ablate``     one of the paper's ablations (Tables 10–16) as a grid of variants × seeds
+               (:func:`senet_lib.train.run_ablation`), one record per run in the results folder
 ``models``     the model names :func:`senet_lib.create_model` knows
 ``data``       where CIFAR-10/100 were found and what ``--dataset auto`` will use
 =============  ===========================================================================
@@ -20,6 +22,7 @@ every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is 
 :func:`main`. Set ``SENET_DEBUG=1`` to see the traceback instead.
 """
 
+from .ablation import cmd_ablate
 from .benchmark import cmd_bench
 from .common import PROG, UsageError, check_dataset, check_model
 from .evaluation import cmd_evaluate, recorded_dataset

@@ -15,6 +15,7 @@ from ..models import list_models
 from ..train import (
     TrainingDiverged,
 )
+from .ablation import _add_ablate
 from .benchmark import _add_bench
 from .common import PROG, UsageError, _print_error
 from .evaluation import _add_evaluate
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_bench(sub)
+    _add_ablate(sub)
     p = sub.add_parser("models", help="list model names")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
     p.set_defaults(func=cmd_models)

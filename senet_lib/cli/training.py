@@ -117,13 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.record:
         check_writable(args.results_dir or env.paths.results, hint="pass a writable --results-dir")
     print(env)
-    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
-    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
-    if args.full_data:
-        train_subset = test_subset = None
-    data = load_run_data(
-        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
-    )
+    data = run_data_from_args(args, profile, dataset)
     model = seeded_model(model_name, data.num_classes, config.seed, **options)
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
@@ -161,6 +155,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         path = write_record(record, args.results_dir or env.paths.results)
         print(f"results    : {path}")
     return 0
+
+
+def run_data_from_args(args: argparse.Namespace, profile: Profile, dataset: str) -> Any:
+    """The run's data: ``dataset`` with the profile's subsets unless ``--train-subset``,
+    ``--test-subset`` or ``--full-data`` say otherwise (:func:`senet_lib.data.load_run_data`)."""
+    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
+    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
+    if args.full_data:
+        train_subset = test_subset = None
+    return load_run_data(
+        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
+    )
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--data-dir``, ``--no-download`` and the subset options of a training command."""
+    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
+    p.add_argument("--data-dir", help="where to look for / download the dataset")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
+    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
+    p.add_argument(
+        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
+    )
 
 
 def _fit_in_cli_words(
@@ -212,14 +230,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help=f"{' | '.join(PROFILES)} (default: $SENET_PROFILE, else by device)",
     )
     p.add_argument("--model", help="model name (default: the profile's SE model); see `models`")
-    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
-    p.add_argument("--data-dir", help="where to look for / download the dataset")
-    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
-    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
-    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
-    p.add_argument(
-        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
-    )
+    add_data_options(p)
     g = p.add_argument_group("recipe (TrainConfig)")
     m = p.add_argument_group("model")
     m.add_argument("--norm", choices=NORMS)

@@ -35,6 +35,8 @@ class _CifarSpec:
     meta_file: str
     labels_key: str
     names_key: str
+    coarse_key: str | None  # CIFAR-100's superclass labels ("coarse_labels"), None for CIFAR-10
+    coarse_names_key: str | None
     url: str
     archive: str
     archive_md5: str
@@ -65,6 +67,8 @@ def _spec(name: str) -> _CifarSpec:
         meta_file=cls.meta["filename"],
         labels_key=labels_key,
         names_key=cls.meta["key"],
+        coarse_key="coarse_labels" if name == "cifar100" else None,
+        coarse_names_key="coarse_label_names" if name == "cifar100" else None,
         url=cls.url,
         archive=cls.filename,
         archive_md5=cls.tgz_md5,
@@ -175,8 +179,11 @@ def _read_dict(path: Path) -> dict[str, object]:
     return {_str(k): v for k, v in obj.items()}
 
 
-def _read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``data`` uint8 ``[N, 3072]``, labels ``[N]`` and file names (possibly empty) of one batch file, validated."""
+def _read_batch(
+    path: Path, labels_key: str, num_classes: int, coarse: tuple[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """``data`` uint8 ``[N, 3072]``, labels ``[N]``, file names (possibly empty) and, with ``coarse``
+    = (key, number of superclasses), the superclass labels when the file has them; validated."""
     entry = _read_dict(path)
     names = entry.get("filenames")
     names = [_str(n) for n in names] if isinstance(names, list) else []
@@ -192,11 +199,20 @@ def _read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarr
             problem = f"its {labels_key!r} are not {data.shape[0]} integers"
         elif labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             problem = f"its labels fall outside 0..{num_classes - 1}"
+    coarse_labels = None
+    if problem is None and coarse is not None and entry.get(coarse[0]) is not None:
+        coarse_labels = np.asarray(entry[coarse[0]])
+        if coarse_labels.shape != (data.shape[0],) or not np.issubdtype(coarse_labels.dtype, np.integer):
+            problem = f"its {coarse[0]!r} are not {data.shape[0]} integers"
+        elif coarse_labels.size and (coarse_labels.min() < 0 or coarse_labels.max() >= coarse[1]):
+            problem = f"its {coarse[0]!r} fall outside 0..{coarse[1] - 1}"
+        else:
+            coarse_labels = coarse_labels.astype(np.int64)
     if problem:
         raise CorruptFileError(
             f"{path} is not a valid CIFAR batch ({problem}): delete it and download again."
         )
-    return data, labels.astype(np.int64), names
+    return data, labels.astype(np.int64), names, coarse_labels
 
 
 #: File names the project's JPEG pack gives its images (``../shared/tools/cifar10_jpeg.py``: quality 75).
@@ -204,13 +220,18 @@ _JPEG_Q75_NAME = re.compile(r"(train|test)_\d{5}\.jpg")
 
 
 def _read_split(
-    folder: Path, files: tuple[str, ...], spec: _CifarSpec, num_classes: int
+    folder: Path, files: tuple[str, ...], spec: _CifarSpec, num_classes: int, num_coarse: int | None = None
 ) -> tuple[ImageSplit, list[str]]:
-    parts = [_read_batch(folder / f, spec.labels_key, num_classes) for f in files]
-    data = np.concatenate([d for d, _, _ in parts]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([lab for _, lab, _ in parts])
-    names = [n for _, _, batch_names in parts for n in batch_names]
-    return ImageSplit(torch.from_numpy(data), torch.from_numpy(labels)), names
+    """One split; superclass labels are kept when ``num_coarse`` is given and every file has them."""
+    coarse_spec = (spec.coarse_key, num_coarse) if spec.coarse_key and num_coarse else None
+    parts = [_read_batch(folder / f, spec.labels_key, num_classes, coarse_spec) for f in files]
+    data = np.concatenate([d for d, _, _, _ in parts]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([lab for _, lab, _, _ in parts])
+    names = [n for _, _, batch_names, _ in parts for n in batch_names]
+    coarse = None
+    if coarse_spec and all(c is not None for *_, c in parts):
+        coarse = torch.from_numpy(np.concatenate([c for *_, c in parts]))
+    return ImageSplit(torch.from_numpy(data), torch.from_numpy(labels), coarse), names
 
 
 def _copy_kind(names: list[str]) -> str | None:
@@ -243,8 +264,14 @@ def _load_cifar(name: str, parent: Path) -> ImageDataset:
             "download again."
         )
     classes = [_str(n) for n in names]
-    train, train_names = _read_split(folder, spec.train_files, spec, len(classes))
-    test, test_names = _read_split(folder, spec.test_files, spec, len(classes))
+    coarse_names = meta.get(spec.coarse_names_key) if spec.coarse_names_key else None
+    coarse_classes = [_str(n) for n in coarse_names] if isinstance(coarse_names, list) and coarse_names else None
+    num_coarse = len(coarse_classes) if coarse_classes else None
+    train, train_names = _read_split(folder, spec.train_files, spec, len(classes), num_coarse)
+    test, test_names = _read_split(folder, spec.test_files, spec, len(classes), num_coarse)
+    if train.coarse_labels is None or test.coarse_labels is None:
+        coarse_classes = None
+        train.coarse_labels = test.coarse_labels = None
     label, notes = spec.label, []
     if differ:
         kind = _copy_kind(train_names + test_names)
@@ -273,6 +300,7 @@ def _load_cifar(name: str, parent: Path) -> ImageDataset:
         synthetic=False,
         label=label,
         notes=notes,
+        coarse_classes=coarse_classes,
     )
 
 

@@ -22,10 +22,12 @@ class DataWarning(UserWarning):
 # --------------------------------------------------------------------------- containers
 @dataclass(repr=False)
 class ImageSplit:
-    """One split: ``images`` uint8 ``[N, 3, H, W]`` (NCHW, CPU) and ``labels`` int64 ``[N]``."""
+    """One split: ``images`` uint8 ``[N, 3, H, W]`` (NCHW, CPU) and ``labels`` int64 ``[N]``;
+    ``coarse_labels`` int64 ``[N]`` where the dataset has superclasses (CIFAR-100's 20), else None."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    coarse_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -39,6 +41,13 @@ class ImageSplit:
                 f"got {list(self.labels.shape)}: pass one label per image."
             )
         self.labels = self.labels.to(torch.int64)
+        if self.coarse_labels is not None:
+            if self.coarse_labels.shape != self.labels.shape:
+                raise ValueError(
+                    f"coarse_labels must have shape [{len(self.labels)}] like the labels, got "
+                    f"{list(self.coarse_labels.shape)}: pass one superclass per image, or None."
+                )
+            self.coarse_labels = self.coarse_labels.to(torch.int64)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -48,7 +57,8 @@ class ImageSplit:
 
     def take(self, indices: torch.Tensor) -> ImageSplit:
         """The samples at ``indices``, in that order."""
-        return ImageSplit(self.images[indices], self.labels[indices])
+        coarse = None if self.coarse_labels is None else self.coarse_labels[indices]
+        return ImageSplit(self.images[indices], self.labels[indices], coarse)
 
 
 @dataclass(repr=False)
@@ -65,6 +75,7 @@ class ImageDataset:
     synthetic: bool
     label: str  # for figures and records, e.g. "CIFAR-10" or "synthetic shapes (not CIFAR)"
     notes: list[str] = field(default_factory=list)  # e.g. checksum mismatches, subset sizes
+    coarse_classes: list[str] | None = None  # superclass names (CIFAR-100's 20), indexing coarse_labels
 
     @property
     def num_classes(self) -> int:
@@ -100,7 +111,17 @@ class ImageDataset:
             synthetic=self.synthetic,
             label=self.label,
             notes=[*self.notes, f"class-balanced subset (train {train}, test {test}, seed {seed})"],
+            coarse_classes=None if self.coarse_classes is None else list(self.coarse_classes),
         )
+
+    def superclass_of(self) -> dict[str, str] | None:
+        """Each class's superclass name (CIFAR-100: fine → coarse, read from the training labels),
+        or None when the dataset has no superclasses."""
+        split = self.train
+        if self.coarse_classes is None or split.coarse_labels is None:
+            return None
+        pairs = torch.unique(torch.stack([split.labels, split.coarse_labels], dim=1), dim=0).tolist()
+        return {self.classes[fine]: self.coarse_classes[coarse] for fine, coarse in pairs}
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, 3, H, W]`` on any device → float32 ``(x / 255 - mean) / std`` on the same device."""

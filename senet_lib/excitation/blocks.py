@@ -29,11 +29,21 @@ def paper_blocks(names: Sequence[str]) -> list[str]:
 
 
 def select_blocks(model: nn.Module, blocks: Sequence[str] | None = None) -> dict[str, SqueezeExcitation]:
-    """The SE blocks of ``model`` named in ``blocks`` (all when None), in network order."""
+    """The SE blocks of ``model`` named in ``blocks`` (all when None), in network order.
+
+    Raises ``ValueError`` for a model without SE blocks, an unknown name, or blocks without a
+    squeeze (``se_squeeze="none"``, paper Table 16), whose excitation is a map, not one value
+    per channel."""
     available = se_blocks(model)
     if not available:
         raise ValueError(
             "This model has no SE blocks: use an SE model such as 'se_resnet20' or 'se_resnet50'."
+        )
+    if any(block.squeeze.mode == "none" for block in available.values()):
+        raise ValueError(
+            "This model's SE blocks have no squeeze (se_squeeze='none'): their excitation is a [N, C, H, W] "
+            "map, not one value per channel, so per-channel excitation statistics do not apply; analyse a "
+            "model with a squeeze (avg, max or avgmax)."
         )
     if blocks is None:
         return available

@@ -13,7 +13,15 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import SEConfig, conv_layer, init_weights, make_stages, norm_layer, residual_forward
+from .layers import (
+    SEConfig,
+    conv_layer,
+    init_weights,
+    inner_se,
+    make_stages,
+    norm_layer,
+    residual_forward,
+)
 
 
 class PadShortcut(nn.Module):
@@ -30,7 +38,8 @@ class PadShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """3×3 → 3×3 residual unit with an optional SE block."""
+    """3×3 → 3×3 residual unit with an optional SE block (``3x3`` placement: after the first 3×3
+    convolution, its norm and ReLU; the second one ends the branch, where ``standard`` sits)."""
 
     def __init__(
         self,
@@ -60,14 +69,16 @@ class BasicBlock(nn.Module):
         return self.bn2
 
     def _branch(self, x: Tensor) -> Tensor:
-        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        out = inner_se(self.relu(self.bn1(self.conv1(x))), self.se, self.placement)
+        return self.bn2(self.conv2(out))
 
     def forward(self, x: Tensor) -> Tensor:
         return residual_forward(x, self._branch, self.shortcut, self.se, self.placement, self.relu)
 
 
 class PreActBottleneck(nn.Module):
-    """BN-ReLU-1×1 → BN-ReLU-3×3 → BN-ReLU-1×1 (expansion 4); no activation after the sum."""
+    """BN-ReLU-1×1 → BN-ReLU-3×3 → BN-ReLU-1×1 (expansion 4); no activation after the sum.
+    The ``3x3`` placement puts SE on the 3×3 convolution's output (``planes`` channels)."""
 
     expansion = 4
 
@@ -95,7 +106,7 @@ class PreActBottleneck(nn.Module):
 
     def _branch(self, x: Tensor) -> Tensor:
         out = self.conv1(self.relu(self.bn1(x)))
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = inner_se(self.conv2(self.relu(self.bn2(out))), self.se, self.placement)
         return self.conv3(self.relu(self.bn3(out)))
 
     def _shortcut(self, x: Tensor) -> Tensor:

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from ..se import SqueezeExcitation, paper_name
 
 NORMS = ("batchnorm", "groupnorm", "groupnorm_ws")
-PLACEMENTS = ("standard", "pre", "post", "identity")
+#: Paper Fig. 5 / Table 14, and ``3x3``: inside the branch, after its 3×3 convolution (Table 15).
+PLACEMENTS = ("standard", "pre", "post", "identity", "3x3")
 
 
 class StdConv2d(nn.Conv2d):
@@ -76,11 +77,18 @@ class SEConfig:
                 "(numbered as in the paper's Table 1: conv2_x is stage 2)."
             )
 
-    def make(self, stage: int, block: int, in_channels: int, out_channels: int) -> SqueezeExcitation | None:
-        """The SE block for unit ``block`` (1-based) of ``stage``, or None where there is none."""
+    def make(
+        self, stage: int, block: int, in_channels: int, out_channels: int, inner_channels: int | None = None
+    ) -> SqueezeExcitation | None:
+        """The SE block for unit ``block`` (1-based) of ``stage``, or None where there is none.
+
+        It recalibrates ``in_channels`` for ``pre``, ``inner_channels`` (the 3×3 convolution's
+        output; default ``out_channels``) for ``3x3``, else ``out_channels``."""
         if not self.enabled or (self.stages is not None and stage not in self.stages):
             return None
-        channels = in_channels if self.placement == "pre" else out_channels
+        channels = {"pre": in_channels, "3x3": inner_channels or out_channels}.get(
+            self.placement, out_channels
+        )
         se = SqueezeExcitation(channels, self.reduction, **self.block_kwargs)
         se.paper_name = paper_name(stage, block)
         return se
@@ -108,7 +116,7 @@ def make_stages(
         for b in range(blocks):
             stride = 2 if (b == 0 and index > 0) else 1
             out_channels = planes * expansion
-            block_se = se.make(index + 2, b + 1, in_channels, out_channels)
+            block_se = se.make(index + 2, b + 1, in_channels, out_channels, inner_channels=planes)
             units.append(make_block(in_channels, planes, stride, block_se))
             in_channels = out_channels
         setattr(model, f"layer{index + 1}", nn.Sequential(*units))
@@ -127,10 +135,11 @@ def residual_forward(
 
     ``standard``: on the branch output, before the sum. ``pre``: on the branch input.
     ``post``: after the sum (and after ``after_sum``, the unit's final ReLU if it has one).
-    ``identity``: on the shortcut, in parallel to the branch.
+    ``identity``: on the shortcut, in parallel to the branch. ``3x3``: inside ``branch``, which
+    applies it itself (:func:`inner_se`), so here the unit is a plain one.
     """
     identity = shortcut(x)
-    if se is None:
+    if se is None or placement == "3x3":
         return after_sum(branch(x) + identity)
     if placement == "pre":
         return after_sum(branch(se(x)) + identity)
@@ -139,6 +148,12 @@ def residual_forward(
     if placement == "post":
         return se(after_sum(branch(x) + identity))
     return after_sum(se(branch(x)) + identity)
+
+
+def inner_se(x: Tensor, se: nn.Module | None, placement: str) -> Tensor:
+    """``se(x)`` for the ``3x3`` placement (paper Table 15), else ``x``: a branch calls it on the
+    output of its 3×3 convolution's stage."""
+    return se(x) if se is not None and placement == "3x3" else x
 
 
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:

@@ -4,8 +4,10 @@ Each registered builder takes ``num_classes`` and keyword options. Options share
 
 ``reduction`` (16)            SE bottleneck ratio r (paper Table 10)
 ``se_placement``              ``standard`` | ``pre`` | ``post`` | ``identity`` (paper Fig. 5, Table 14)
+                              | ``3x3``: inside the unit, after its 3×3 convolution (Table 15)
 ``se_stages`` (all)           which stages get SE, paper numbering (conv2_x is 2; Table 13)
-``se_squeeze`` / ``se_gate``  the block's squeeze and gate (Tables 11 and 12)
+``se_squeeze`` / ``se_gate``  the block's squeeze and gate (Tables 11 and 12); ``se_squeeze="none"``
+                              is the paper's NoSqueeze (Table 16): 1×1 convolutions, no pooling
 ``se_bias`` (True)            FC biases in the SE block (the paper's §6 ablations have none)
 ``norm``                      ``batchnorm`` | ``groupnorm`` | ``groupnorm_ws``
 ``zero_init_residual``        start each residual branch at zero

@@ -16,6 +16,7 @@ from .layers import (
     check_choice,
     conv_layer,
     init_weights,
+    inner_se,
     make_stages,
     norm_layer,
     residual_forward,
@@ -25,7 +26,9 @@ STEMS = ("cifar", "imagenet")
 
 
 class Bottleneck(nn.Module):
-    """1×1 → 3×3 (stride here, as torchvision's v1.5) → 1×1 with expansion 4, plus an SE block."""
+    """1×1 → 3×3 (stride here, as torchvision's v1.5) → 1×1 with expansion 4, plus an SE block
+    (``3x3`` placement, paper Table 15: after the 3×3 convolution, its norm and ReLU, on ``planes``
+    channels)."""
 
     expansion = 4
 
@@ -61,7 +64,7 @@ class Bottleneck(nn.Module):
 
     def _branch(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = inner_se(self.relu(self.bn2(self.conv2(out))), self.se, self.placement)
         return self.bn3(self.conv3(out))
 
     def _shortcut(self, x: Tensor) -> Tensor:

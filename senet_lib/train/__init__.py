@@ -13,6 +13,15 @@ history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or
 """
 
 from ..env import environment_record
+from .ablate import (
+    ABLATIONS,
+    Ablation,
+    AblationError,
+    ablation_grid,
+    recorded_ablations,
+    run_ablation,
+    summarize,
+)
 from .config import MAX_SEED, PRECISIONS, RUNTIME_FIELDS, SCHEDULES, ConfigError, TrainConfig
 from .history import History, HistoryRow
 from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
@@ -31,6 +40,9 @@ from .runtime import compile_reason, resolve_channels_last, run_environment
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [
+    "ABLATIONS",
+    "Ablation",
+    "AblationError",
     "CHECKPOINT_NAME",
     "ConfigError",
     "HISTORY_NAME",
@@ -45,6 +57,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "ablation_grid",
     "default_run_name",
     "environment_record",
     "fit",
@@ -52,7 +65,10 @@ __all__ = [
     "run_environment",
     "run_folder",
     "seeded_model",
+    "recorded_ablations",
+    "run_ablation",
     "run_record",
+    "summarize",
     "train_or_load",
     "write_record",
 ]

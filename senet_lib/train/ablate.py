@@ -1,0 +1,327 @@
+"""Ablation grids (paper §6, Tables 10–16): many ``create_model`` variants, one recipe, several seeds.
+
+:func:`ablation_grid` names the variants of one paper table for a CIFAR or ImageNet-style SE
+network; :func:`run_ablation` trains every (variant, seed) with :func:`train_or_load` (so a grid
+that was stopped goes on where it stopped, and finished runs are loaded), optionally in parallel
+processes, writes one record per run into the results folder and returns an :class:`Ablation`:
+a tidy per-run table and a per-variant summary (mean ± std, parameters, multiply-accumulates).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..checkpoint import atomic_write_json
+from ..cost import count_macs, count_parameters
+from ..env import get_paths
+from ..errors import UserError
+from ..models import create_model, list_models
+from .config import TrainConfig
+from .loop import _resolve_device
+from .records import RunRecord, run_record
+from .runs import default_run_name, train_or_load
+from .runtime import run_environment
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..data import ImageDataset
+
+__all__ = [
+    "ABLATIONS",
+    "Ablation",
+    "AblationError",
+    "ablation_grid",
+    "recorded_ablations",
+    "run_ablation",
+    "summarize",
+]
+
+#: A grid: variant label → (model name, ``create_model`` options).
+Grid = Mapping[str, tuple[str, Mapping[str, Any]]]
+
+#: The paper's ablations (§6) → (the table, the option varied, its default values).
+ABLATIONS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+    "reduction": ("Table 10", "reduction", (2, 4, 8, 16, 32)),
+    "squeeze": ("Table 11", "se_squeeze", ("max", "avg")),
+    "gate": ("Table 12", "se_gate", ("relu", "tanh", "sigmoid")),
+    "stages": ("Table 13", "se_stages", ()),  # the network's own stages, one at a time, then all
+    "placement": ("Table 14", "se_placement", ("standard", "pre", "post", "identity")),
+    "inner": ("Table 15", "se_placement", ("standard", "3x3")),
+    "nosqueeze": ("Table 16", "se_squeeze", ("avg", "none")),
+}
+
+
+#: ``create_model``'s defaults for the options the ablations vary: a variant at the default is built
+#: without the option, so grids share its runs (``reduction=16`` of Table 10 is ``standard`` of Table 14).
+_DEFAULTS: dict[str, Any] = {
+    "reduction": 16,
+    "se_squeeze": "avg",
+    "se_gate": "sigmoid",
+    "se_placement": "standard",
+}
+
+
+class AblationError(ValueError, UserError):
+    """A grid that cannot be built or run (unknown ablation, model or value)."""
+
+
+def _stages_of(model: str) -> tuple[int, ...]:
+    """The SE stages of ``model`` in the paper's numbering (conv2_x is 2)."""
+    return (2, 3, 4, 5) if model.removeprefix("se_") in ("resnet50", "resnet101") else (2, 3, 4)
+
+
+def ablation_grid(
+    name: str, model: str = "se_resnet20", values: Sequence[Any] | None = None, baseline: bool = True
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The variants of paper ablation ``name`` (a key of :data:`ABLATIONS`) for SE network ``model``.
+
+    ``values`` replaces the table's values (e.g. ``reduction`` 4, 16, 64); for ``stages`` each
+    value is one stage number or ``"all"``. With ``baseline`` the plain network (no SE) is the
+    first variant, labelled ``"no SE"``. Labels read ``"reduction=16"``, ``"se_stages=3"``, …; a
+    value equal to ``create_model``'s default is left out of the options, so the standard SE
+    network is one run shared by every grid.
+    """
+    if name not in ABLATIONS:
+        raise AblationError(f"Unknown ablation {name!r}: use one of {', '.join(ABLATIONS)}.")
+    if not model.startswith("se_") or model not in list_models():
+        se_models = ", ".join(list_models("se_*"))
+        raise AblationError(f"{model!r} is not a registered SE model: use one of {se_models}.")
+    _, option, defaults = ABLATIONS[name]
+    if name == "stages":
+        defaults = (*_stages_of(model), "all")
+    grid: dict[str, tuple[str, dict[str, Any]]] = {}
+    if baseline:
+        grid["no SE"] = (model.removeprefix("se_"), {})
+    for value in values if values is not None else defaults:
+        if name == "stages":
+            options = {} if value == "all" else {option: [int(value)]}
+        else:
+            value = int(value) if option == "reduction" else value
+            options = {} if _DEFAULTS.get(option) == value else {option: value}
+        grid[f"{option}={value}"] = (model, options)
+    for label, (model_name, options) in grid.items():
+        try:
+            create_model(model_name, **options)  # a bad value fails here, before any training
+        except (TypeError, ValueError) as err:
+            raise AblationError(f"Variant {label!r} of the {name} ablation cannot be built: {err}") from err
+    return grid
+
+
+@dataclass
+class Ablation:
+    """What :func:`run_ablation` returns: one row per run (:attr:`runs`) and one per variant
+    (:attr:`summary`: seeds, mean and standard deviation of the test accuracy in %, parameters and
+    multiply-accumulates at the data's image size)."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def _cost(
+    model_name: str, options: Mapping[str, Any], num_classes: int, size: tuple[int, int]
+) -> tuple[int, int]:
+    """(parameters, multiply-accumulates of one image of ``size``) of a variant, as its record keeps them."""
+    model = create_model(model_name, num_classes, **options)
+    return count_parameters(model), count_macs(model, (1, 3, *size)).total
+
+
+def _record_path(results: Path, ablation: str, run_name: str) -> Path:
+    return results / f"ablation_{ablation}_{run_name}.json"
+
+
+def _train_one(
+    task: tuple[str, str, dict[str, Any], TrainConfig, str, str | None, Path, Path, str | None],
+) -> dict[str, Any]:
+    """Train or load one (variant, seed); write its results record unless it exists; one table row."""
+    label, model_name, options, config, ablation, device, checkpoints, results, profile = task
+    data = _WORKER_DATA["data"]
+    run_name = default_run_name(model_name, data, config, **options)
+    path = _record_path(results, ablation, run_name)
+    if path.is_file():
+        record: RunRecord | dict[str, Any] = json.loads(path.read_text())
+    else:
+        run = train_or_load(
+            model_name,
+            data,
+            config,
+            checkpoint_dir=checkpoints,
+            device=device,
+            use_pretrained=False,
+            **options,
+        )
+        record = run.record or run_record(
+            run.model,
+            data,
+            config,
+            run.history,
+            run_environment(_resolve_device(device), config, profile),
+            run.history.total_seconds,
+        )
+        size = (int(data.train.images.shape[-2]), int(data.train.images.shape[-1]))
+        params, macs = _cost(model_name, options, data.num_classes, size)
+        record = {
+            **record,
+            "kind": "train",
+            "ablation": ablation,
+            "variant": label,
+            "run_name": run_name,
+            "cost": {"params": params, "macs": macs, "input_size": [1, 3, *size]},
+        }
+        atomic_write_json(path, record)
+    return _row(record, path.name, label)
+
+
+def _row(record: Mapping[str, Any], file_name: str, label: str | None = None) -> dict[str, Any]:
+    """One row of the per-run table from an ablation record (accuracies in %)."""
+    model = record.get("model") or {}
+    options = {k: v for k, v in model.items() if k not in ("name", "num_classes")}
+    return {
+        "ablation": record["ablation"],
+        "variant": label or record["variant"],
+        "model": model.get("name"),
+        "options": json.dumps(options, sort_keys=True),
+        "dataset": (record.get("dataset") or {}).get("label"),
+        "train_size": (record.get("dataset") or {}).get("train_size"),
+        "seed": int(record["seed"]),
+        "final_acc": 100 * float(record["final_test_acc"]),
+        "best_acc": 100 * float(record["best_test_acc"]),
+        "epochs": int(record["epochs"]),
+        "wall_time_s": float(record["wall_time_s"]),
+        "device": record.get("device_name") or record.get("device"),
+        "params": int(record["cost"]["params"]),
+        "macs": int(record["cost"]["macs"]),
+        "record": file_name,
+    }
+
+
+#: The dataset of this process's runs (set once per worker process by :func:`_init_worker`).
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def _init_worker(data: ImageDataset, threads: int | None) -> None:
+    _WORKER_DATA["data"] = data
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def run_ablation(
+    grid: Grid,
+    data: ImageDataset,
+    config: TrainConfig,
+    seeds: Sequence[int] = (0,),
+    ablation: str = "ablation",
+    workers: int = 1,
+    device: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    profile: str | None = None,
+) -> Ablation:
+    """Train every variant of ``grid`` with ``config`` once per seed and tabulate the results.
+
+    Each run is :func:`train_or_load`'s (run folders under ``checkpoint_dir``, named from model,
+    options, data, recipe and seed): a finished run is loaded, a stopped one resumed. Its record
+    (``kind: train`` plus ``ablation``, ``variant``, ``run_name`` and ``cost``: parameters and
+    multiply-accumulates of one image) goes to
+    ``<results_dir>/ablation_<ablation>_<run name>.json`` once; a run whose record is there is
+    not touched again. ``workers > 1`` trains that many runs at a time in separate processes
+    (spawned; each gets ``cpu_count // workers`` threads), e.g. several small runs on one GPU.
+
+    Returns:
+        An :class:`Ablation`: ``runs`` (one row per run, accuracies in %) and ``summary``.
+    """
+    if not grid:
+        raise AblationError("The grid has no variants: pass e.g. ablation_grid('reduction').")
+    if not seeds:
+        raise AblationError("No seeds given: pass at least one, e.g. seeds=(0,).")
+    if not isinstance(workers, int) or workers < 1:
+        raise AblationError(f"workers must be a whole number, at least 1 (got {workers!r}).")
+    checkpoints = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
+    results = Path(results_dir) if results_dir is not None else get_paths().results
+    results.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        (
+            label,
+            model_name,
+            dict(options),
+            replace(config, seed=int(seed)),
+            ablation,
+            device,
+            checkpoints,
+            results,
+            profile,
+        )
+        for label, (model_name, options) in grid.items()
+        for seed in seeds
+    ]
+    if workers == 1:
+        _init_worker(data, None)
+        try:
+            rows = [_train_one(task) for task in tasks]
+        finally:
+            _WORKER_DATA.clear()  # keep no reference to the dataset after the grid
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(data, threads)
+        ) as pool:
+            rows = list(pool.map(_train_one, tasks))
+    import pandas as pd
+
+    runs = pd.DataFrame(rows)
+    return Ablation(runs=runs, summary=summarize(runs, order=list(grid)))
+
+
+def recorded_ablations(
+    folder: str | Path | None = None, ablation: str | None = None, dataset: str | None = None
+) -> pd.DataFrame:
+    """The per-run table of every ablation record in ``folder`` (default: the results folder),
+    optionally of one ``ablation`` and one dataset name (``"cifar10"``); empty when there is none.
+    Records of several recipes or data sizes are all listed: group them before averaging."""
+    import pandas as pd
+
+    folder = Path(folder) if folder is not None else get_paths().results
+    rows = []
+    for path in sorted(folder.glob("ablation_*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise AblationError(f"{path} is not valid JSON ({err}): repair or delete it.") from err
+        if ablation is not None and record.get("ablation") != ablation:
+            continue
+        if dataset is not None and (record.get("dataset") or {}).get("name") != dataset:
+            continue
+        rows.append(_row(record, path.name))
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per variant of a per-run table: seeds, mean and std (n − 1; NaN for one seed) of
+    the final and best test accuracy (%), parameters and multiply-accumulates; grid order kept."""
+    summary = (
+        runs.groupby("variant", sort=False)
+        .agg(
+            model=("model", "first"),
+            seeds=("seed", "count"),
+            final_acc_mean=("final_acc", "mean"),
+            final_acc_std=("final_acc", "std"),
+            best_acc_mean=("best_acc", "mean"),
+            best_acc_std=("best_acc", "std"),
+            params=("params", "first"),
+            macs=("macs", "first"),
+        )
+        .reset_index()
+    )
+    if order is not None:
+        summary = summary.set_index("variant").loc[[v for v in order if v in set(summary["variant"])]]
+        summary = summary.reset_index()
+    return summary
