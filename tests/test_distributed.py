@@ -3,14 +3,15 @@
 Two processes are started with ``python -m torch.distributed.run --standalone --nproc_per_node=2``
 running ``tests/ddp_worker.py`` or ``-m senet_lib train``, as a user would. Each check compares
 with what one process does on the same global batch, so that it fails if the sharding, the
-gradient averaging, SyncBatchNorm or the reductions are wrong. Skipped, with the reason, where
-torch.distributed or its gloo backend is missing.
+gradient averaging, SyncBatchNorm or the reductions are wrong. The tests that start processes are
+skipped, with the reason, where torch.distributed, its gloo backend or a local TCP port is missing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,21 @@ from senet_lib.checkpoint import read_checkpoint
 from senet_lib.data import make_loaders, make_synthetic
 from senet_lib.train.runs import seeded_model
 
-pytestmark = pytest.mark.skipif(
-    not (dist.is_available() and dist.is_gloo_available()),
-    reason="torch.distributed with the gloo backend is not available in this PyTorch build",
-)
+
+def _no_processes_reason() -> str | None:
+    """Why two gloo processes cannot run here, or None."""
+    if not (dist.is_available() and dist.is_gloo_available()):
+        return "torch.distributed with the gloo backend is not available in this PyTorch build"
+    try:
+        with socket.socket() as probe:  # torchrun's rendezvous listens on a local TCP port
+            probe.bind(("127.0.0.1", 0))
+    except OSError as err:
+        return f"no local TCP port for torchrun's rendezvous ({err})"
+    return None
+
+
+NO_PROCESSES = _no_processes_reason()
+needs_processes = pytest.mark.skipif(NO_PROCESSES is not None, reason=NO_PROCESSES or "")
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -98,6 +110,29 @@ def largest_error(got: dict, want: dict) -> float:
     )
 
 
+def test_rank_slices_make_up_the_single_process_batches():
+    """No processes needed: two ranks' batches, side by side, are the one-process batches, augmented
+    identically; each rank evaluates its own contiguous half of the test split."""
+    data = make_synthetic(n_train=40, n_test=10, seed=0)
+    kwargs = {"device": "cpu", "seed": 3, "cutout": 8}
+    one_train, one_test = make_loaders(data, 8, **kwargs)
+    ranks = [make_loaders(data, 8, rank=r, world_size=2, **kwargs) for r in (0, 1)]
+    assert len(ranks[0][0]) == len(ranks[1][0]) == len(one_train) == 5
+    for epoch in (0, 1):
+        for loader in [one_train] + [train for train, _ in ranks]:
+            loader.set_epoch(epoch)
+        for (x, y), (x0, y0), (x1, y1) in zip(one_train, ranks[0][0], ranks[1][0], strict=True):
+            assert x0.shape[0] == x1.shape[0] == 4
+            assert torch.equal(torch.cat([x0, x1]), x) and torch.equal(torch.cat([y0, y1]), y)
+    halves = [torch.cat([y for _, y in test]) for _, test in ranks]
+    assert torch.equal(torch.cat(halves), torch.cat([y for _, y in one_test])) and len(halves[0]) == 5
+    with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
+        make_loaders(data, 8, "cpu", rank=0, world_size=3)
+    with pytest.raises(ValueError, match="does not shard"):
+        make_loaders(data, 8, "cpu", pipeline="torch", rank=0, world_size=2)
+
+
+@needs_processes
 def test_first_step_with_syncbn_equals_one_process_and_a_nan_stops_both(tmp_path):
     out = tmp_path / "first_step.pt"
     done = torchrun(str(WORKER), "first_step", str(out), *CLI, "--epochs", "1", folder=tmp_path)
@@ -119,6 +154,7 @@ def test_first_step_with_syncbn_equals_one_process_and_a_nan_stops_both(tmp_path
     assert not list((tmp_path / "checkpoint").glob("*/checkpoint.pt"))  # nothing saved before the NaN
 
 
+@needs_processes
 def test_killed_run_resumes_and_matches_one_process_with_one_record_and_checkpoint(tmp_path, monkeypatch):
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir()

@@ -31,6 +31,7 @@ from ..train import (
     HISTORY_NAME,
     RECORD_NAME,
     ConfigError,
+    DistContext,
     History,
     RecipeMismatchError,
     RunExistsError,
@@ -120,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cleanup()
 
 
-def _train(args: argparse.Namespace, context: Any, device: str | None) -> int:
+def _train(args: argparse.Namespace, context: DistContext, device: str | None) -> int:
     """:func:`cmd_train` in one process (of one or several)."""
     env = setup(seed=None, device=device, profile=args.profile, verbose=False)
     profile = get_settings(env.profile)
