@@ -9,6 +9,7 @@ import dataclasses
 import sys
 import typing
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,15 @@ from ..train import (
     HISTORY_NAME,
     RECORD_NAME,
     ConfigError,
+    DistContext,
     History,
     RecipeMismatchError,
     RunExistsError,
     TrainConfig,
+    cleanup,
     default_run_name,
     fit,
+    init_distributed,
     run_environment,
     run_record,
     seeded_model,
@@ -104,8 +108,22 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one model; print where the checkpoint, history and record went."""
-    env = setup(seed=None, device=args.device, profile=args.profile, verbose=False)
+    """Train one model; print where the checkpoint, history and record went.
+
+    Under ``torchrun`` every process runs this: each joins the process group and trains its share;
+    rank 0 holds the run folder, writes the files and prints."""
+    context, device = init_distributed(args.device, sync_bn=args.sync_bn)
+    try:
+        if args.sync_bn and not context.enabled:
+            print("--sync-bn has no effect in a single process (start several with torchrun).")
+        return _train(args, context, str(device) if device is not None else args.device)
+    finally:
+        cleanup()
+
+
+def _train(args: argparse.Namespace, context: DistContext, device: str | None) -> int:
+    """:func:`cmd_train` in one process (of one or several)."""
+    env = setup(seed=None, device=device, profile=args.profile, verbose=False)
     profile = get_settings(env.profile)
     model_name = check_model(args.model or profile.models[1])
     dataset = check_dataset(args.dataset or profile.dataset)
@@ -127,7 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"run folder {run_dir}"
     )
     try:
-        with claim_run_folder(run_dir):  # held through the record too; fit's own claim nests in it
+        # Rank 0 holds the folder through the record too (fit's own claim nests in it) and writes.
+        with claim_run_folder(run_dir) if context.is_main else nullcontext():
             history = _fit_in_cli_words(model, data, config, run_dir, args.resume, env.device)
             record = run_record(
                 model,
@@ -139,7 +158,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             record["profile"] = env.profile
             record["run_name"] = run_name
-            atomic_write_json(run_dir / RECORD_NAME, record)
+            if context.enabled:
+                record["distributed"] = context.describe()
+            if context.is_main:
+                atomic_write_json(run_dir / RECORD_NAME, record)
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted; {_what_is_kept(run_dir)}", file=sys.stderr)
         return 130
@@ -151,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"checkpoint : {run_dir / CHECKPOINT_NAME}")
     print(f"history    : {run_dir / HISTORY_NAME}")
     print(f"run record : {run_dir / RECORD_NAME}")
-    if args.record:
+    if args.record and context.is_main:
         path = write_record(record, args.results_dir or env.paths.results)
         print(f"results    : {path}")
     return 0
@@ -243,4 +265,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--record", action="store_true", help="also write a results record to the results folder")
     o.add_argument("--results-dir", help="where --record writes (default: the results folder)")
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
+    d = p.add_argument_group("several processes (torchrun --nproc_per_node=N -m senet_lib train ...)")
+    d.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="synchronise BatchNorm statistics over the processes (the global batch's, as in one process)",
+    )
     p.set_defaults(func=cmd_train)

@@ -24,6 +24,12 @@ class _LoaderBase:
     ``padding`` for the random crop, ``flip``, ``cutout`` squares of that side (``cutout_count``
     per image), all drawn from ``seed`` and the epoch; ``channels_last`` sets the batches' memory
     format. Subclasses set up their source in :meth:`_load`.
+
+    With ``world_size`` > 1 the loader is process ``rank``'s share (:class:`DeviceLoader` only):
+    ``batch_size`` stays the global batch and each training batch is this rank's
+    ``batch_size // world_size`` consecutive samples of the global batch (same permutation and
+    augmentation draws on every rank, from the shared seed), so the ranks' slices together are
+    exactly the single-process batch. A test loader holds the rank's contiguous part of the split.
     """
 
     def __init__(
@@ -40,7 +46,16 @@ class _LoaderBase:
         seed: int = 0,
         padding: int = 4,
         flip: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size) (got rank {rank}, world_size {world_size}).")
+        if batch_size % world_size:
+            raise ValueError(
+                f"The batch size {batch_size} does not split evenly over {world_size} processes: use a "
+                f"multiple of {world_size} (the global batch; each process takes batch_size / {world_size})."
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         if train and batch_size > len(split):
@@ -62,6 +77,13 @@ class _LoaderBase:
         self.seed = seed
         self.epoch = 0
         self.num_samples = len(split)
+        self.rank, self.world_size = rank, world_size
+        self.local_batch = batch_size // world_size
+        if not train and world_size > 1:  # evaluation: this rank's contiguous part of the split
+            split = split.take(
+                torch.arange(rank * len(split) // world_size, (rank + 1) * len(split) // world_size)
+            )
+        self.local_samples = len(split)
         self._load(split)
 
     def _load(self, split: ImageSplit) -> None:
@@ -70,7 +92,7 @@ class _LoaderBase:
     def __len__(self) -> int:
         if self.train:
             return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+        return math.ceil(self.local_samples / self.local_batch)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch ``epoch`` (its shuffle and augmentations)."""
@@ -109,7 +131,8 @@ class DeviceLoader(_LoaderBase):
                 self.num_samples, size, self.padding, self.cutout_count, self.seed, epoch
             ).to(self.device)
         for b in range(len(self)):
-            span = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            start = b * self.batch_size + self.rank * self.local_batch if self.train else b * self.local_batch
+            span = slice(start, start + self.local_batch)
             if draws is None:
                 x, y = self.images[span], self.labels[span]
             else:
@@ -175,6 +198,11 @@ class TorchLoader(_LoaderBase):
 
     def __init__(self, split: ImageSplit, *args: Any, num_workers: int = 0, **kwargs: Any) -> None:
         """The arguments of :class:`_LoaderBase`, and ``num_workers`` ``DataLoader`` processes."""
+        if kwargs.get("world_size", 1) > 1:
+            raise ValueError(
+                "The torch pipeline does not shard batches across processes: use pipeline='device' "
+                "(--pipeline device) for multi-process training."
+            )
         self.num_workers = num_workers
         super().__init__(split, *args, **kwargs)
 
@@ -218,6 +246,8 @@ def make_loaders(
     channels_last: bool = False,
     num_workers: int | None = None,
     seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[DeviceLoader | TorchLoader, DeviceLoader | TorchLoader]:
     """(train loader, test loader) for ``data`` on ``device``.
 
@@ -232,6 +262,7 @@ def make_loaders(
     ``"auto"`` = device everywhere: batched tensor augmentation costs a few per cent of a step, on
     the CPU too, where per-image PIL transforms in the main process cost about a third of it.
     ``num_workers`` is for the torch pipeline (default: 0 on cpu, up to 4 elsewhere).
+    ``rank`` / ``world_size``: this process's share in multi-process training (see :class:`_LoaderBase`).
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"Unknown pipeline {pipeline!r}: use one of {', '.join(PIPELINES)}.")
@@ -245,6 +276,8 @@ def make_loaders(
         "std": data.std,
         "channels_last": channels_last,
         "seed": seed,
+        "rank": rank,
+        "world_size": world_size,
     }
     augment = {"cutout": cutout, "cutout_count": cutout_count}
     if pipeline == "device":

@@ -10,6 +10,10 @@ ones, bf16 on CPUs with native bf16 units, fp32 on other CPUs and MPS). Accuraci
 A run folder holds ``checkpoint.pt`` (weights, optimizer/scheduler/scaler and RNG state,
 history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or_load`,
 ``record.json``. A killed run continues from its last checkpoint with ``resume=True``.
+
+Several processes (``torchrun --nproc_per_node=N -m senet_lib train ...``) train one model with
+``DistributedDataParallel`` (:mod:`~senet_lib.train.distributed`, :mod:`~senet_lib.train.ddp`):
+the global batch and learning rate stay the recipe's, rank 0 writes every file.
 """
 
 from ..env import environment_record
@@ -23,6 +27,8 @@ from .ablate import (
     summarize,
 )
 from .config import MAX_SEED, PRECISIONS, RUNTIME_FIELDS, SCHEDULES, ConfigError, TrainConfig
+from .ddp import CpuSyncBatchNorm, DistributedTrainer, convert_sync_batchnorm
+from .distributed import DistContext, DistributedError, cleanup, get_context, init_distributed, is_main
 from .history import History, HistoryRow
 from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
 from .optim import LRFactor, build_scheduler, parameter_groups
@@ -45,6 +51,10 @@ __all__ = [
     "AblationError",
     "CHECKPOINT_NAME",
     "ConfigError",
+    "CpuSyncBatchNorm",
+    "DistContext",
+    "DistributedError",
+    "DistributedTrainer",
     "HISTORY_NAME",
     "RECORD_NAME",
     "RecipeMismatchError",
@@ -58,9 +68,14 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "ablation_grid",
+    "cleanup",
+    "convert_sync_batchnorm",
     "default_run_name",
     "environment_record",
     "fit",
+    "get_context",
+    "init_distributed",
+    "is_main",
     "resolve_channels_last",
     "run_environment",
     "run_folder",

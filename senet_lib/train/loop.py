@@ -28,6 +28,8 @@ from ..env import (
 )
 from ..errors import UserError
 from .config import RUNTIME_FIELDS, TrainConfig
+from .ddp import make_trainer
+from .distributed import get_context, is_main
 from .history import History
 from .records import RECORD_NAME, STALE_RECORD_AGE
 from .rng import _rng_state, _set_rng_state
@@ -80,6 +82,8 @@ class _EpochLoaders:
             cutout_count=config.cutout_count,
             channels_last=channels_last,
             seed=config.seed,
+            rank=get_context().rank,  # several processes (torchrun): each takes its share
+            world_size=get_context().world_size,
         )
 
     def train_for_epoch(self, epoch: int):
@@ -127,7 +131,10 @@ def _train_epoch(
     trainer.model.train()
     sync_every = config.print_freq or (max(1, steps // 10) if config.progress else 0)
     bar = tqdm(
-        total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=True
+        total=steps,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=not (config.progress and is_main()),
+        leave=True,
     )
     start = time.perf_counter()
     try:
@@ -189,6 +196,8 @@ def fit(
             raise ValueError("resume=True needs run_dir, the folder of the run to continue.")
         return _fit(model, data, config, None, False, device)
     run_dir = Path(run_dir)
+    if not is_main():  # several processes: rank 0 holds the folder and writes; the others only read
+        return _fit(model, data, config, run_dir, resume, device)
     with claim_run_folder(run_dir):
         removed = remove_stale_temps(run_dir, (CHECKPOINT_NAME, HISTORY_NAME))
         removed += remove_stale_temps(run_dir, (RECORD_NAME,), min_age=STALE_RECORD_AGE)
@@ -232,7 +241,7 @@ def _fit(
             f"The training split ({len(data.train.labels)} images) is smaller than one batch "
             f"({config.batch_size}): lower the batch size or use more training images."
         )
-    trainer = Trainer(model, config, device, steps_per_epoch=steps)
+    trainer = make_trainer(model, config, device, steps, get_context())
     history = History()
     start_epoch = 0
     saved_note = "No checkpoint has been written yet."
@@ -290,7 +299,7 @@ def _fit(
                 f"{row['images_per_sec']:.0f} img/s, {row['seconds']:.1f} s"
             )
         done = epoch + 1
-        if run_dir is not None:
+        if run_dir is not None and is_main():
             if done == config.epochs or (config.save_every and done % config.save_every == 0):
                 save_checkpoint(
                     ckpt_path,

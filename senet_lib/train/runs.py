@@ -25,6 +25,7 @@ from ..env import (
 from ..models import create_model
 from ..pretrained import PretrainedMatch, find_pretrained
 from .config import TrainConfig
+from .distributed import is_main
 from .history import History
 from .loop import CHECKPOINT_NAME, _resolve_device, fit
 from .records import RECORD_NAME, RunRecord, _dataset_descriptor, run_record
@@ -146,7 +147,8 @@ def train_or_load(
         model = seeded_model(model_name, data.num_classes, config.seed, **model_options)
         history = fit(model, data, config, run_dir=run_dir, device=device)
     record = run_record(model, data, config, history, run_environment(device, config), history.total_seconds)
-    atomic_write_json(run_dir / RECORD_NAME, record)
+    if is_main():  # several processes (torchrun): rank 0 writes
+        atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
     return Run(model, history, record, run_dir, ckpt_path, "trained")
 

@@ -13,14 +13,16 @@ from torch import nn
 from ..env import (
     get_precision,
 )
+from ..errors import UserError
 from ..models.modes import eval_mode
 from .config import TrainConfig
 from .optim import build_scheduler, parameter_groups
 from .runtime import compile_reason, resolve_channels_last
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; ``epoch`` and ``step`` (1-based) say where."""
+class TrainingDiverged(RuntimeError, UserError):
+    """The loss became NaN or infinite; ``epoch`` and ``step`` (1-based) say where (with several
+    processes, the first step where any of them saw it: every process stops there)."""
 
     def __init__(self, message: str, epoch: int, step: int) -> None:
         super().__init__(message)
