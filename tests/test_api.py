@@ -172,6 +172,7 @@ PUBLIC_API = {
         "class_excitations",
         "class_specificity",
         "eval_mode",
+        "find_blocks",
         "image_excitations",
         "knockout_comparison",
         "paper_blocks",
