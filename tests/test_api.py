@@ -160,6 +160,14 @@ PUBLIC_API = {
         "setup",
         "synchronize",
     ),
+    "senet_lib.cloud": (
+        "PLATFORM_PACKAGES",
+        "archive_url",
+        "bootstrap",
+        "cloud_platform",
+        "find_attached_repo",
+        "missing_requirements",
+    ),
     "senet_lib.errors": ("UserError",),
     "senet_lib.excitation": (
         "ExcitationRecorder",
@@ -298,6 +306,7 @@ PUBLIC_API = {
 #: The layers, in the order data flows; a module may import from its own layer or an earlier one.
 LAYERS = {
     "errors": 0,
+    "cloud": 0,
     "env": 1,
     "safe_pickle": 1,
     "data": 2,
