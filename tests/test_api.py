@@ -169,6 +169,7 @@ PUBLIC_API = {
         "missing_requirements",
     ),
     "senet_lib.errors": ("UserError",),
+    "senet_lib.folders": ("COMMITTED", "Paths", "committed_figures", "get_paths"),
     "senet_lib.excitation": (
         "ExcitationRecorder",
         "ExcitationStats",
@@ -308,6 +309,7 @@ LAYERS = {
     "errors": 0,
     "cloud": 0,
     "env": 1,
+    "folders": 1,
     "safe_pickle": 1,
     "data": 2,
     "se": 3,
