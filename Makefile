@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine (see README "Quick start"):
 #   make tutorial   create .venv, install, run every notebook headless (quick profile) into build/
 #   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
+# Teacher kit: make slides   an offline deck of figures/ + a one-page handout of the paper's numbers (build/slides/)
+#              make figures  regenerate every committed figure from recorded runs and weights (no training)
 # Other targets: make install, make lint, make format, make clean.
 
 PYTHON ?= python3
@@ -16,7 +18,7 @@ RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
 	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
 	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
 
-.PHONY: install tutorial test lint format clean
+.PHONY: install tutorial test lint format clean slides figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,12 @@ tutorial: $(STAMP)
 		echo " To use CIFAR-10, see data/README.md, then run 'make tutorial' again."; \
 		echo "=========================================================================="; \
 	fi
+
+slides: $(STAMP)
+	$(PY) scripts/build_slides.py --out $(BUILD)/slides
+
+figures: $(STAMP)
+	$(PY) scripts/make_figures.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
