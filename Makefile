@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 tutorial: $(STAMP)
+	@echo "== senet-lib $$($(PY) -m senet_lib --version | cut -d' ' -f2), profile $(SENET_PROFILE); the data found:"
 	@$(PY) -m senet_lib data
+	@echo "== running every notebook headless with papermill (a progress bar per notebook; slowest cells listed)"
 	$(call RUN_ENV,tutorial) $(PY) scripts/run_notebooks.py --output-dir $(BUILD)/tutorial/notebooks
 	@echo "Executed notebooks: $(BUILD)/tutorial/notebooks   figures: $(BUILD)/tutorial/figures"
 	@if grep -l "USING SYNTHETIC DATA" $(BUILD)/tutorial/notebooks/*.ipynb > /dev/null 2>&1; then \
