@@ -75,6 +75,9 @@ PUBLIC_API = {
         "write_bench_record",
     ),
     "senet_lib.checkpoint": (
+        "EARLIER_RUN_ROOTS",
+        "find_earlier_run",
+        "restore_earlier_run",
         "ArchitectureMismatchError",
         "CHECKPOINT_FORMAT",
         "CheckpointError",
