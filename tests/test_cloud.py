@@ -209,3 +209,28 @@ def test_cloud_py_runs_before_anything_is_installed():
     }
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+def test_readme_routes_name_only_what_exists():
+    """Every make target, script, CLI command and document the README's routes name is there."""
+    import re
+
+    from senet_lib.cli.parser import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    routes = readme.split("## Quick start", 1)[1].split("## The notebooks", 1)[0]
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z]+):", makefile, re.MULTILINE))
+    named = set(re.findall(r"\bmake ([a-z]+)", routes))
+    assert {"tutorial", "test", "slides", "figures"} <= named <= targets
+    for script in re.findall(r"scripts/[\w.]+\.py", readme):
+        assert (ROOT / script).is_file(), script
+    for doc in re.findall(r"\]\(((?:docs|data|figures)/[\w./]+)\)", readme):
+        assert (ROOT / doc).exists(), doc
+    assert (
+        ROOT / "figures" / "captions.json"
+    ).is_file() and "/kaggle/input/<notebook>/checkpoints/" in routes
+    commands = {a for a in build_parser()._subparsers._group_actions[0].choices}
+    for command in re.findall(r"python -m senet_lib (\w+)", readme):
+        assert command in commands, command
+    assert "<this repository's URL>" not in readme
