@@ -13,7 +13,8 @@ Three steps, each the code that made the committed files (its name is in every f
   CIFAR-10 test split (needs CIFAR-10 on disk or a download).
 * ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
 
-Each step's own checks run first; a step that cannot run says why, and the command exits 1 at the end.
+A step that cannot run (its weights are missing) or fails (no CIFAR-10 and no internet) is named at the end,
+the other steps still run, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Step:
     command: list[str]
     figures: list[str] = field(default_factory=list)  # committed figure stems this step rewrites
     missing: str | None = None  # why it cannot run here, or None
+    note: str = ""  # what to expect (e.g. a download)
 
 
 def committed() -> list[str]:
@@ -60,13 +62,11 @@ def producer(stem: str) -> str:
     raise SystemExit(f"figures/{stem}.png has no known producer: add it to scripts/make_figures.py.")
 
 
-def _cifar10_missing() -> str | None:
+def _cifar10_on_disk() -> bool:
     sys.path.insert(0, str(ROOT))
     from senet_lib.data import find_cifar
 
-    if find_cifar("cifar10") is None:
-        return "CIFAR-10 is not on disk (see data/README.md; notebook 06 would try to download it)"
-    return None
+    return find_cifar("cifar10") is not None
 
 
 def plan(python: str) -> list[Step]:
@@ -102,8 +102,8 @@ def plan(python: str) -> list[Step]:
         by_name[producer(stem)].figures.append(stem)
     if not CHECKPOINT_06.is_file():
         by_name["06"].missing = f"{CHECKPOINT_06.relative_to(ROOT)} is missing"
-    else:
-        by_name["06"].missing = _cifar10_missing()
+    elif not _cifar10_on_disk():
+        by_name["06"].note = "CIFAR-10 is not on disk: notebook 06 will download it (see data/README.md)"
     return steps
 
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     steps = [s for s in plan(python) if not args.only or s.name in args.only]
     for step in steps:
-        status = f"cannot run: {step.missing}" if step.missing else "ready"
+        status = f"cannot run: {step.missing}" if step.missing else step.note or "ready"
         print(f"[{step.name}] {step.what} -> {len(step.figures)} figures ({status})")
         print(f"    $ {' '.join(step.command)}")
         print(f"    {', '.join(step.figures)}")
@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         start = time.perf_counter()
         print(f"== {step.name}: {step.what}", flush=True)
-        run(step, python)
+        try:
+            run(step, python)
+        except subprocess.CalledProcessError as err:
+            skipped.append(f"{step.name} (failed with exit status {err.returncode}; its output is above)")
+            continue
         print(f"== {step.name}: done in {time.perf_counter() - start:.0f} s", flush=True)
     if skipped:
         print(

@@ -44,3 +44,18 @@ def test_a_step_that_cannot_run_is_named_and_the_run_fails(make_figures, monkeyp
     assert len(ran) == 1 and "build_results.py" in ran[0][1]
     assert ran[0][ran[0].index("--readme") + 1] == str(tmp_path / "README.md")  # README is left alone
     assert "Not regenerated: 06 (pretrained/gone.pt is missing)" in capsys.readouterr().out
+
+
+def test_a_failing_step_is_named_and_the_others_still_run(make_figures, monkeypatch, tmp_path, capsys):
+    ran = []
+
+    def run(cmd, **kw):
+        ran.append(cmd)
+        if "figures_06.sh" in " ".join(cmd):
+            raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(make_figures, "BUILD", tmp_path)
+    assert make_figures.main(["--only", "06", "--only", "results"]) == 1
+    assert len(ran) == 2
+    assert "Not regenerated: 06 (failed with exit status 1" in capsys.readouterr().out
