@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine (see README "Quick start"):
 #   make tutorial   create .venv, install, run every notebook headless (quick profile) into build/
 #   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
+# Teacher kit: make slides   an offline deck of figures/ + a one-page handout of the paper's numbers (build/slides/)
+#              make figures  regenerate every committed figure from recorded runs and weights (no training)
 # Other targets: make install, make lint, make format, make clean;
 #   make gpu-carry (before every GPU-machine call) and make gpu-collect FETCHED=<folder> (README "GPU campaign").
 
@@ -17,7 +19,7 @@ RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
 	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
 	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
 
-.PHONY: install tutorial test lint format clean gpu-carry gpu-collect
+.PHONY: install tutorial test lint format clean gpu-carry gpu-collect slides figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +29,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 tutorial: $(STAMP)
+	@echo "== senet-lib $$($(PY) -m senet_lib --version | cut -d' ' -f2), profile $(SENET_PROFILE); the data found:"
 	@$(PY) -m senet_lib data
+	@echo "== running every notebook headless with papermill (a progress bar per notebook; slowest cells listed)"
 	$(call RUN_ENV,tutorial) $(PY) scripts/run_notebooks.py --output-dir $(BUILD)/tutorial/notebooks
 	@echo "Executed notebooks: $(BUILD)/tutorial/notebooks   figures: $(BUILD)/tutorial/figures"
 	@if grep -l "USING SYNTHETIC DATA" $(BUILD)/tutorial/notebooks/*.ipynb > /dev/null 2>&1; then \
@@ -38,6 +42,12 @@ tutorial: $(STAMP)
 		echo " To use CIFAR-10, see data/README.md, then run 'make tutorial' again."; \
 		echo "=========================================================================="; \
 	fi
+
+slides: $(STAMP)
+	$(PY) scripts/build_slides.py --out $(BUILD)/slides
+
+figures: $(STAMP)
+	$(PY) scripts/make_figures.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Execute the notebooks headless, save the executed copies, and record how long each took.
+"""Execute the notebooks headless with papermill, save the executed copies, and record how long each took.
 
     python scripts/run_notebooks.py --output-dir build/tutorial/notebooks [NOTEBOOK ...]
 
-This is what ``make tutorial`` runs. Folders come from the ``SENET_*`` variables (the Makefile
+This is what ``make tutorial`` runs. papermill shows a live progress bar per notebook (``--log-output``
+also streams every cell's output) and stores each cell's duration in the executed copy; the slowest
+cells of each notebook are printed and kept in the record. Folders come from the ``SENET_*`` variables (the Makefile
 points them into build/), the profile from ``SENET_PROFILE``. The runtime record
 ``notebook_runtimes_<profile>_<device>.json`` (device, CPU count, torch version, commit, profile,
 data used, seconds per notebook) goes to the results folder; copy it into the repository's
@@ -23,16 +25,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def cell_times(nb: dict) -> list[tuple[str, float]]:
+    """``(cell label, seconds)`` of every code cell papermill timed, slowest first."""
+    timed = []
+    for index, cell in enumerate(nb["cells"]):
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell["cell_type"] == "code" and seconds is not None:
+            first = next((line for line in cell["source"].splitlines() if line.strip()), "")
+            timed.append((f"#{index} `{first[:40]}`", round(float(seconds), 2)))
+    return sorted(timed, key=lambda item: -item[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, required=True, help="where the executed notebooks go")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--log-output", action="store_true", help="stream every cell's output as it runs")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
     args = parser.parse_args(argv)
 
-    import nbformat
+    import papermill
     import torch
-    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
     sys.path.insert(0, str(ROOT))
     from senet_lib import env
@@ -43,23 +56,32 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
+    slowest: dict[str, list[tuple[str, float]]] = {}
     synthetic: list[str] = []
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        print(f"running {path.name} ...", flush=True)
+    for number, path in enumerate(notebooks, 1):
+        out = args.output_dir / path.name
+        print(f"[{number}/{len(notebooks)}] running {path.name} -> {out}", flush=True)
         start = time.perf_counter()
-        runner = ExecutePreprocessor(timeout=args.timeout, kernel_name="python3")
         try:
-            runner.preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
-        except CellExecutionError:
-            nbformat.write(nb, args.output_dir / path.name)
-            print(f"{path.name} failed; the executed copy with the error is {args.output_dir / path.name}")
-            raise
+            nb = papermill.execute_notebook(
+                str(path),
+                str(out),
+                cwd=str(path.parent.resolve()),
+                kernel_name="python3",
+                execution_timeout=args.timeout,
+                log_output=args.log_output,
+                progress_bar=True,
+            )
+        except papermill.PapermillExecutionError as error:
+            print(f"{path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}")
+            print(f"the executed copy with the error is {out}")
+            raise SystemExit(1) from None
         times[path.name] = round(time.perf_counter() - start, 1)
-        nbformat.write(nb, args.output_dir / path.name)
+        slowest[path.name] = cell_times(nb)[:3]
         if "USING SYNTHETIC DATA" in json.dumps(nb):
             synthetic.append(path.name)
-        print(f"{path.name}: {times[path.name]:.1f} s", flush=True)
+        cells = ", ".join(f"{label} {sec:.1f} s" for label, sec in slowest[path.name])
+        print(f"{path.name}: {times[path.name]:.1f} s (slowest cells: {cells})", flush=True)
 
     record = {
         "kind": "notebook_runtimes",
@@ -73,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": data_status(),
         "fell_back_to_synthetic": synthetic,
         "seconds": times,
+        "slowest_cells": {name: [list(c) for c in cells] for name, cells in slowest.items()},
         "total_seconds": round(sum(times.values()), 1),
     }
     results = env.get_paths().results

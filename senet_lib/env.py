@@ -9,7 +9,7 @@ can be overridden by an environment variable, so the same notebook runs on a lap
 ``SENET_PROFILE``          ``quick`` | ``class`` | ``cpu`` | ``paper`` (default: quick on CPU, class on a GPU)
 ``SENET_DATA_DIR``         where datasets are looked for and downloaded to
 ``SENET_CHECKPOINT_DIR``   where trained weights and their histories go
-``SENET_FIGURES_DIR``      where figures (PNG + PDF + provenance) go
+``SENET_FIGURES_DIR``      where figures go (default in a checkout: build/figures; ``committed``: figures/)
 ``SENET_RESULTS_DIR``      where run and benchmark records (JSON) go
 =========================  ==========================================================
 """
@@ -30,6 +30,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from .folders import Paths, get_paths  # noqa: E402  (folders live in their own module; names kept here)
 
 __all__ = [
     "CPU_BF16_FLAGS",
@@ -234,49 +236,6 @@ def get_profile(name: str | None = None, device: torch.device | None = None) -> 
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}: use one of {', '.join(PROFILES)} (SENET_PROFILE).")
     return name
-
-
-# --------------------------------------------------------------------------- folders
-@dataclass(frozen=True)
-class Paths:
-    """Writable folders. Created on first use by :func:`get_paths`."""
-
-    root: Path
-    data: Path
-    checkpoints: Path
-    figures: Path
-    results: Path
-
-
-def get_paths(create: bool = True) -> Paths:
-    """Folders for data, checkpoints, figures and results.
-
-    Defaults: the repository checkout when there is one, ``/kaggle/working`` on Kaggle,
-    ``./`` otherwise. Each is overridable by its ``SENET_*_DIR`` variable.
-    """
-    plat = detect_platform()
-    if plat == "kaggle":
-        root = Path("/kaggle/working")
-    elif REPO_ROOT is not None and os.access(REPO_ROOT, os.W_OK):
-        root = REPO_ROOT
-    else:
-        root = Path.cwd()
-
-    def pick(var: str, default: Path) -> Path:
-        value = os.environ.get(var)
-        return Path(value).expanduser().resolve() if value else default
-
-    paths = Paths(
-        root=root,
-        data=pick("SENET_DATA_DIR", root / "data"),
-        checkpoints=pick("SENET_CHECKPOINT_DIR", root / "checkpoints"),
-        figures=pick("SENET_FIGURES_DIR", root / "figures"),
-        results=pick("SENET_RESULTS_DIR", root / "results"),
-    )
-    if create:
-        for folder in (paths.data, paths.checkpoints, paths.figures, paths.results):
-            folder.mkdir(parents=True, exist_ok=True)
-    return paths
 
 
 # --------------------------------------------------------------------------- seeding, provenance

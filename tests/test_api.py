@@ -75,6 +75,9 @@ PUBLIC_API = {
         "write_bench_record",
     ),
     "senet_lib.checkpoint": (
+        "EARLIER_RUN_ROOTS",
+        "find_earlier_run",
+        "restore_earlier_run",
         "ArchitectureMismatchError",
         "CHECKPOINT_FORMAT",
         "CheckpointError",
@@ -160,7 +163,16 @@ PUBLIC_API = {
         "setup",
         "synchronize",
     ),
+    "senet_lib.cloud": (
+        "PLATFORM_PACKAGES",
+        "archive_url",
+        "bootstrap",
+        "cloud_platform",
+        "find_attached_repo",
+        "missing_requirements",
+    ),
     "senet_lib.errors": ("UserError",),
+    "senet_lib.folders": ("COMMITTED", "Paths", "committed_figures", "get_paths"),
     "senet_lib.excitation": (
         "ExcitationRecorder",
         "ExcitationStats",
@@ -172,6 +184,7 @@ PUBLIC_API = {
         "class_excitations",
         "class_specificity",
         "eval_mode",
+        "find_blocks",
         "image_excitations",
         "knockout_comparison",
         "paper_blocks",
@@ -314,7 +327,9 @@ PUBLIC_API = {
 #: The layers, in the order data flows; a module may import from its own layer or an earlier one.
 LAYERS = {
     "errors": 0,
+    "cloud": 0,
     "env": 1,
+    "folders": 1,
     "safe_pickle": 1,
     "data": 2,
     "se": 3,

@@ -15,10 +15,12 @@ get the mode the umask allows (0644 under the usual umask 022), as ``open()`` wo
 
 A run folder is claimed by one process at a time (:func:`claim_run_folder`, a lock file naming
 the run that holds it), and temporary files that a killed save left behind are removed by the
-next run that claims the folder (:func:`remove_stale_temps`). :func:`check_writable` tests an
+next run that claims the folder (:func:`remove_stale_temps`). A run of an earlier Kaggle session, attached
+read-only under ``/kaggle/input``, is copied back to be resumed (:func:`restore_earlier_run`). :func:`check_writable` tests an
 output folder before any work starts.
 """
 
+from .earlier import EARLIER_RUN_ROOTS, find_earlier_run, restore_earlier_run
 from .files import (
     OutputError,
     atomic_write,
@@ -45,6 +47,9 @@ from .saved import (
 from .weights import MAX_EXPORT_BYTES, export_weights, verify_weights
 
 __all__ = [
+    "EARLIER_RUN_ROOTS",
+    "find_earlier_run",
+    "restore_earlier_run",
     "OutputError",
     "atomic_write",
     "atomic_write_json",

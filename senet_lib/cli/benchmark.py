@@ -63,7 +63,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         metavar="VARIANT",
         help=f"{', '.join(VARIANTS)} (old names {', '.join(ALIASES)} still work)",
     )
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="images per step (default: 256 on CUDA, 128 elsewhere)")
     p.add_argument("--steps", type=int, help="at least this many timed steps per repeat")
     p.add_argument("--min-seconds", type=float, help="at least this many seconds per repeat (default 3)")
     p.add_argument("--max-steps", type=int, help="at most this many steps per repeat")
@@ -76,5 +76,5 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--profile-trace", action="store_true", help="also profile a few steps and print the top ops"
     )
-    p.add_argument("--device")
+    p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
     p.set_defaults(func=cmd_bench)

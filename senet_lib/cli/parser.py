@@ -5,11 +5,14 @@ become one line.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from ..data import data_status
+from ..env import REPO_ROOT
 from ..errors import UserError
 from ..models import list_models
 from ..train import (
@@ -20,6 +23,20 @@ from .benchmark import _add_bench
 from .common import PROG, UsageError, _print_error
 from .evaluation import _add_evaluate
 from .training import _add_train
+
+
+def version() -> str:
+    """This package's version: pyproject.toml's in a checkout (its one source), else the installed one."""
+    if REPO_ROOT is not None:
+        match = re.search(
+            r'^version\s*=\s*"([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE
+        )
+        if match:
+            return match.group(1)
+    try:
+        return importlib.metadata.version("senet-lib")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -42,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, benchmark."
     )
+    parser.add_argument("--version", action="version", version=f"senet-lib {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
@@ -51,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("data", help="where CIFAR-10/100 are and what 'auto' uses")
-    p.add_argument("--data-dir")
+    p.add_argument(
+        "--data-dir", help="search this folder first (default: $SENET_DATA_DIR, data/, /kaggle/input)"
+    )
     p.set_defaults(func=cmd_data)
     return parser
 

@@ -57,15 +57,32 @@ def _flags(f: dataclasses.Field) -> tuple[str, ...]:
 _FLAGS = {f.name: _flags(f)[0] for f in dataclasses.fields(TrainConfig)}
 
 
+def profile_defaults(name: str) -> str:
+    """``TrainConfig.<name>`` in every profile, for its option's help: ``"40"`` or ``"quick: 5, cpu: 40, ..."``."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, tuple):
+            return " ".join(map(str, value)) or "none"
+        text = "auto" if value is None else str(value)
+        return text.replace("%", "%%")  # argparse formats help with %
+
+    values = {p: show(getattr(TrainConfig.from_profile(get_settings(p)), name)) for p in PROFILES}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{p}: {v}" for p, v in values.items())
+
+
 def add_config_flags(groups: Mapping[str, Any]) -> None:
     """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
-    names, choices, group); ``None`` (the default of each) means "the profile's value"."""
+    names, choices, group); ``None`` (the default of each) means "the profile's value", which the
+    help shows for every profile."""
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         meta = f.metadata
         if not meta["cli"]:
             continue
-        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": meta["help"] or None}
+        helptext = f"{meta['help'] or f.name.replace('_', ' ')} [profile default: {profile_defaults(f.name)}]"
+        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": helptext}
         if _flags(f)[0].startswith("--no-"):  # on by default: only the flag that turns it off
             kwargs.update(action="store_false")
         elif hint in (bool, bool | None):
@@ -255,7 +272,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     g = p.add_argument_group("recipe (TrainConfig)")
     m = p.add_argument_group("model")
-    m.add_argument("--norm", choices=NORMS)
+    m.add_argument("--norm", choices=NORMS, help="normalisation layers of the model (default: the model's)")
     m.add_argument("--reduction", type=int, help="SE reduction ratio r (default 16)")
     o = p.add_argument_group("output")
     o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")

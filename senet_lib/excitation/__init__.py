@@ -16,7 +16,8 @@ class, the mean ± standard deviation (Fig. 7). This module computes those numbe
   :func:`knockout_comparison` (switch off the most excited channels of a class vs random ones).
 
 Blocks are named as in the paper, ``SE_<stage>_<block>`` with stages numbered as in Table 1
-(conv2_x is stage 2) and blocks counted from 1.
+(conv2_x is stage 2) and blocks counted from 1. The recorder also finds the SE modules of timm and
+torchvision networks (:func:`find_blocks`), named by module path where the paper's name is unknown.
 """
 
 from ..models.modes import eval_mode
@@ -32,7 +33,7 @@ from .analysis import (
     summary_table,
     top_channels,
 )
-from .blocks import paper_blocks, select_blocks
+from .blocks import find_blocks, paper_blocks, select_blocks
 from .knockout import KnockoutResult, accuracy_with_channels_off, knockout_comparison
 from .recorder import ExcitationRecorder, class_excitations, image_excitations
 from .stats import ExcitationStats
@@ -41,6 +42,7 @@ __all__ = [
     "parse_block_name",
     "paper_blocks",
     "select_blocks",
+    "find_blocks",
     "eval_mode",
     "ExcitationStats",
     "ExcitationRecorder",

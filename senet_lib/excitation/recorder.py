@@ -18,7 +18,7 @@ from ..data import balanced_indices
 from ..env import git_commit
 from ..models.modes import eval_mode
 from .analysis import SATURATION_HIGH, SATURATION_LOW
-from .blocks import select_blocks
+from .blocks import as_channels, gate_of, select_blocks
 from .stats import ExcitationStats
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
@@ -78,9 +78,9 @@ class ExcitationRecorder:
         stats = rec.stats(classes=dataset.classes)
 
     Args:
-        model: a network with :class:`~senet_lib.se.SqueezeExcitation` blocks.
-        blocks: paper names of the blocks to record (default: all).
-        num_classes: K (default: ``model.arch_config["num_classes"]``).
+        model: a network with SE blocks of senet_lib, timm or torchvision (:mod:`.blocks`).
+        blocks: names of the blocks to record, or module paths (default: all SE blocks).
+        num_classes: K (default: ``model.arch_config["num_classes"]`` or timm's ``model.num_classes``).
     """
 
     def __init__(
@@ -89,7 +89,9 @@ class ExcitationRecorder:
         self.model = model
         self.blocks = select_blocks(model, blocks)
         if num_classes is None:
-            num_classes = getattr(model, "arch_config", {}).get("num_classes")
+            num_classes = getattr(model, "arch_config", {}).get(
+                "num_classes", getattr(model, "num_classes", None)
+            )
         if num_classes is None or int(num_classes) < 1:
             raise ValueError("Pass num_classes= to ExcitationRecorder: it cannot be read from this model.")
         self.num_classes = int(num_classes)
@@ -103,7 +105,7 @@ class ExcitationRecorder:
         self._mode = eval_mode(self.model)
         self._mode.__enter__()
         for name, block in self.blocks.items():
-            self._handles.append(block.gate.register_forward_hook(self._make_hook(name)))
+            self._handles.append(gate_of(block).register_forward_hook(self._make_hook(name)))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -121,7 +123,7 @@ class ExcitationRecorder:
                 raise RuntimeError(
                     "The model ran inside ExcitationRecorder without labels: call recorder.update(images, labels)."
                 )
-            s = s.reshape(s.shape[0], -1)
+            s = as_channels(s, name)
             if name not in self._moments:
                 self._moments[name] = _RunningMoments(self.num_classes, s.shape[1])
             self._moments[name].update(s, self._labels)
@@ -285,11 +287,11 @@ def image_excitations(
 
     def keep(name: str) -> Callable[[nn.Module, tuple, Tensor], None]:
         def hook(_module: nn.Module, _inputs: tuple, s: Tensor) -> None:
-            out[name] = s.detach().float().cpu().reshape(s.shape[0], -1).numpy()
+            out[name] = as_channels(s, name).detach().float().cpu().numpy()
 
         return hook
 
-    handles = [block.gate.register_forward_hook(keep(name)) for name, block in chosen.items()]
+    handles = [gate_of(block).register_forward_hook(keep(name)) for name, block in chosen.items()]
     try:
         with eval_mode(model), torch.no_grad():
             model(images.to(next(model.parameters()).device))

@@ -17,6 +17,7 @@ from ..checkpoint import (
     atomic_write_json,
     load_checkpoint,
     read_checkpoint,
+    restore_earlier_run,
 )
 from ..env import (
     get_paths,
@@ -106,7 +107,9 @@ def train_or_load(
     """Load a finished run, resume a partial one, load the shipped network, or train from scratch; print which.
 
     The run lives in ``<checkpoint_dir>/<run_name>`` (default folder: ``get_paths().checkpoints``;
-    default name: :func:`default_run_name`). A run record is written there as ``record.json``.
+    default name: :func:`default_run_name`). A run record is written there as ``record.json``. A copy
+    of the run from an earlier session under ``/kaggle/input`` (read-only) is copied there first
+    (:func:`senet_lib.checkpoint.restore_earlier_run`) and continued.
     With no run there and ``use_pretrained``, a network in ``pretrained/`` trained with the same
     model, options, data sizes and recipe (:func:`senet_lib.pretrained.find_pretrained`) is loaded
     instead of training; nothing is written then.
@@ -120,6 +123,7 @@ def train_or_load(
     run_name = run_name or default_run_name(model_name, data, config, **model_options)
     run_dir = checkpoint_dir / run_name
     ckpt_path = run_dir / CHECKPOINT_NAME
+    restore_earlier_run(run_name, run_dir)  # a Kaggle session's run, attached read-only: copied back here
     if ckpt_path.exists():
         payload = read_checkpoint(ckpt_path)
         saved_history = History(payload.get("history", []))

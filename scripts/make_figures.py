@@ -1,0 +1,175 @@
+#!/usr/bin/env python
+"""Regenerate every committed figure in figures/ from recorded runs and weights, without training.
+
+    python scripts/make_figures.py            # what `make figures` runs
+    python scripts/make_figures.py --plan     # say which step makes which figure, and what is missing
+
+Three steps, each the code that made the committed files (its name is in every figure's ``.json``):
+
+* ``notebooks``: notebooks 00–04 in the quick profile (diagrams and counts, no trained weights): run by
+  ``scripts/run_notebooks.py`` with their figures written to ``build/make_figures/``, then only the files
+  committed in figures/ are copied over (the device-specific timing plot of notebook 04 is not committed).
+* ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 in ``pretrained/`` and the
+  CIFAR-10 test split (needs CIFAR-10 on disk or a download).
+* ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
+
+A step that cannot run (its weights are missing) or fails (no CIFAR-10 and no internet) is named at the end,
+the other steps still run, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
+BUILD = ROOT / "build" / "make_figures"
+CHECKPOINT_06 = ROOT / "pretrained" / "se_resnet20_cifar10_40ep_seed0.pt"
+NOTEBOOKS = ("00", "01", "02", "03", "04")
+
+
+@dataclass
+class Step:
+    name: str
+    what: str
+    command: list[str]
+    figures: list[str] = field(default_factory=list)  # committed figure stems this step rewrites
+    missing: str | None = None  # why it cannot run here, or None
+    note: str = ""  # what to expect (e.g. a download)
+
+
+def committed() -> list[str]:
+    """Stems of the committed figures: every ``figures/<stem>.png`` with its provenance ``.json``."""
+    return sorted(p.stem for p in FIGURES.glob("*.png") if p.with_suffix(".json").is_file())
+
+
+def producer(stem: str) -> str:
+    """The step that makes the committed figure ``stem``."""
+    if stem.startswith("results_"):
+        return "results"
+    prefix = stem.split("_", 1)[0]
+    if prefix == "06":
+        return "06"
+    if prefix in NOTEBOOKS:
+        return "notebooks"
+    raise SystemExit(f"figures/{stem}.png has no known producer: add it to scripts/make_figures.py.")
+
+
+def _cifar10_on_disk() -> bool:
+    sys.path.insert(0, str(ROOT))
+    from senet_lib.data import find_cifar
+
+    return find_cifar("cifar10") is not None
+
+
+def plan(python: str) -> list[Step]:
+    notebooks = sorted(p for n in NOTEBOOKS for p in (ROOT / "notebooks").glob(f"{n}_*.ipynb"))
+    steps = [
+        Step(
+            "notebooks",
+            "notebooks 00-04, quick profile, figures via build/make_figures/",
+            [
+                python,
+                "scripts/run_notebooks.py",
+                "--output-dir",
+                str(BUILD / "notebooks"),
+                *map(str, notebooks),
+            ],
+        ),
+        Step("06", f"notebook 06 on {CHECKPOINT_06.relative_to(ROOT)}", ["bash", "scripts/figures_06.sh"]),
+        Step(
+            "results",
+            "accuracy curves from results/*.json",
+            [
+                python,
+                "scripts/build_results.py",
+                "--readme",
+                str(BUILD / "README.md"),
+                "--figures",
+                str(FIGURES),
+            ],
+        ),
+    ]
+    by_name = {s.name: s for s in steps}
+    for stem in committed():
+        by_name[producer(stem)].figures.append(stem)
+    if not CHECKPOINT_06.is_file():
+        by_name["06"].missing = f"{CHECKPOINT_06.relative_to(ROOT)} is missing"
+    elif not _cifar10_on_disk():
+        by_name["06"].note = "CIFAR-10 is not on disk: notebook 06 will download it (see data/README.md)"
+    return steps
+
+
+def run(step: Step, python: str) -> None:
+    env = {**os.environ, "MPLBACKEND": "Agg", "PY": python}
+    if step.name == "notebooks":
+        env.update(
+            SENET_PROFILE="quick",
+            SENET_FIGURES_DIR=str(BUILD / "figures"),
+            SENET_RESULTS_DIR=str(BUILD / "results"),
+            SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        )
+    if step.name == "results":
+        BUILD.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "README.md", BUILD / "README.md")
+    subprocess.run(step.command, cwd=ROOT, env=env, check=True)
+    if step.name == "notebooks":
+        for stem in step.figures:
+            for made in (BUILD / "figures").glob(f"{stem}.*"):
+                shutil.copy(made, FIGURES / made.name)
+            if not (BUILD / "figures" / f"{stem}.png").is_file():
+                raise SystemExit(
+                    f"notebooks 00-04 no longer make figures/{stem}.png: delete it or fix its notebook."
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", action="store_true", help="only print the steps, their figures and needs")
+    parser.add_argument(
+        "--only", choices=("notebooks", "06", "results"), action="append", help="run only these"
+    )
+    args = parser.parse_args(argv)
+    python = sys.executable
+    steps = [s for s in plan(python) if not args.only or s.name in args.only]
+    for step in steps:
+        status = f"cannot run: {step.missing}" if step.missing else step.note or "ready"
+        print(f"[{step.name}] {step.what} -> {len(step.figures)} figures ({status})")
+        print(f"    $ {' '.join(step.command)}")
+        print(f"    {', '.join(step.figures)}")
+    if args.plan:
+        return 0
+    skipped = []
+    for step in steps:
+        if step.missing:
+            skipped.append(f"{step.name} ({step.missing})")
+            continue
+        start = time.perf_counter()
+        print(f"== {step.name}: {step.what}", flush=True)
+        try:
+            run(step, python)
+        except subprocess.CalledProcessError as err:
+            skipped.append(f"{step.name} (failed with exit status {err.returncode}; its output is above)")
+            continue
+        print(f"== {step.name}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    if skipped:
+        print(
+            "Not regenerated: " + "; ".join(skipped) + ". The committed files of those steps are unchanged."
+        )
+        return 1
+    print(
+        f"Regenerated {sum(len(s.figures) for s in steps)} figures in {FIGURES}; review with `git diff --stat`."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`make figures`: every committed figure has a step that regenerates it, and a step that cannot run says why."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def make_figures(monkeypatch):
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_figures", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_committed_figure_has_a_producer(make_figures, capsys):
+    stems = make_figures.committed()
+    assert len(stems) >= 15 and "00_se_block" in stems and "06_fig6_class_excitations" in stems
+    steps = make_figures.plan("python")
+    covered = [stem for step in steps for stem in step.figures]
+    assert sorted(covered) == stems  # each exactly once
+    assert {s.name for s in steps if s.figures} == {"notebooks", "06", "results"}
+    assert make_figures.main(["--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "scripts/figures_06.sh" in out and "build_results.py" in out and "06_fig7_band_cat" in out
+    with pytest.raises(SystemExit, match="no known producer"):
+        make_figures.producer("99_new_figure")
+
+
+def test_a_step_that_cannot_run_is_named_and_the_run_fails(make_figures, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(make_figures, "CHECKPOINT_06", ROOT / "pretrained" / "gone.pt")
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    monkeypatch.setattr(make_figures, "BUILD", tmp_path)
+    assert make_figures.main(["--only", "06", "--only", "results"]) == 1
+    assert len(ran) == 1 and "build_results.py" in ran[0][1]
+    assert ran[0][ran[0].index("--readme") + 1] == str(tmp_path / "README.md")  # README is left alone
+    assert "Not regenerated: 06 (pretrained/gone.pt is missing)" in capsys.readouterr().out
+
+
+def test_a_failing_step_is_named_and_the_others_still_run(make_figures, monkeypatch, tmp_path, capsys):
+    ran = []
+
+    def run(cmd, **kw):
+        ran.append(cmd)
+        if "figures_06.sh" in " ".join(cmd):
+            raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(make_figures, "BUILD", tmp_path)
+    assert make_figures.main(["--only", "06", "--only", "results"]) == 1
+    assert len(ran) == 2
+    assert "Not regenerated: 06 (failed with exit status 1" in capsys.readouterr().out
