@@ -161,6 +161,7 @@ def _time_variant(
         first_step_seconds=first_step,
         warmup_seconds=warmup_seconds,
         compile_seconds=first_step if info["compile"] else None,
+        compile_mode="torch.compile(dynamic=False), default mode" if info["compile"] else None,
         peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         final_loss=float(loss) if loss is not None else None,
     )

@@ -18,6 +18,7 @@ from ..train import (
 from .benchmark import _add_bench
 from .common import PROG, UsageError, _print_error
 from .evaluation import _add_evaluate
+from .listing import _add_profiles
 from .training import _add_train
 
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_bench(sub)
+    _add_profiles(sub)
     p = sub.add_parser("models", help="list model names")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
     p.set_defaults(func=cmd_models)
