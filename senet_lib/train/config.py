@@ -177,6 +177,18 @@ class TrainConfig:
                 f"must be between 0 and epochs - 1 ({self.epochs} epochs)",
             ),
             (
+                "warmup_constant",
+                self.warmup_constant is None
+                or (
+                    _is_number(self.warmup_constant)
+                    and 0 < self.warmup_constant <= 1
+                    and self.schedule != "onecycle"
+                    and self.warmup_epochs > 0
+                ),
+                "must be None or in (0, 1], with warmup_epochs above 0 and a step or cosine schedule",
+            ),
+            ("zero_init_residual", isinstance(self.zero_init_residual, bool), "must be True or False"),
+            (
                 "label_smoothing",
                 _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
                 "must be in [0, 1)",
