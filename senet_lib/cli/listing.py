@@ -40,13 +40,11 @@ def _changed(config: TrainConfig) -> dict[str, Any]:
 
 
 def _minutes(seconds: float | None) -> str:
-    return (
-        "no basis"
-        if seconds is None
-        else f"~{seconds / 60:.0f} min"
-        if seconds >= 90
-        else f"~{seconds:.0f} s"
-    )
+    if seconds is None:
+        return "no basis"
+    if seconds >= 3 * 3600:
+        return f"~{seconds / 3600:.0f} h"
+    return f"~{seconds / 60:.0f} min" if seconds >= 90 else f"~{seconds:.0f} s"
 
 
 def format_profile(profile: Profile) -> str:

@@ -75,9 +75,13 @@ class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
     ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA and for CPUs training in bf16. ``cutmix`` is the probability that a batch
-    is mixed (alpha 1.0). ``save_every`` is in epochs (0 = only at the end), ``print_freq`` in
-    steps (0 = the progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs.
+    ``channels_last=None`` turns it on for CUDA (:func:`senet_lib.env.default_channels_last`) and
+    ``compile=None`` turns ``torch.compile`` on for CUDA (:func:`senet_lib.train.runtime.resolve_compile`).
+    ``cutmix`` is the probability that a batch is mixed (alpha 1.0). ``save_every`` and ``eval_every``
+    are in epochs (checkpoint 0 = only at the end; the last epoch is always evaluated and saved);
+    ``tta`` adds a flip-TTA accuracy to the last epoch's row; ``print_freq`` is in steps (0 = the
+    progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs. Fields marked
+    ``omit_default`` (:data:`LATER_FIELDS`) stay out of run names while at their defaults.
 
     The one definition of the recipe: each field's metadata (:func:`_recipe`) gives its
     command-line option and help (:func:`senet_lib.cli.add_config_flags`) and whether it is
