@@ -24,10 +24,11 @@ def resolve_channels_last(device: torch.device, config: TrainConfig) -> bool:
 
 def run_environment(device: torch.device, config: TrainConfig, profile: str | None = None) -> dict[str, Any]:
     """:func:`senet_lib.env.environment_record` for a run of ``config`` on ``device``: the precision it
-    trains in and why, and whether it uses channels-last."""
+    trains in and why, and whether it uses channels-last and ``torch.compile``."""
     precision = get_precision(device, config.precision)
     record = environment_record(device, precision.name, profile, precision.reason)
     record["channels_last"] = resolve_channels_last(device, config)
+    record["compile"] = resolve_compile(device, config) and compile_reason(device) is None
     return record
 
 
