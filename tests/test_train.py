@@ -93,6 +93,8 @@ def test_profiles_are_trainconfig_overrides_and_keep_their_run_names():
         "cpu": "se_resnet20-synthetic-n200-bea31f25-seed0",
         "class": "se_resnet50-synthetic-n200-ba4b7519-seed0",
         "step": "se_resnet50-synthetic-n200-8033fb07-seed0",  # called "paper" when pinned
+        "gpu": "se_resnet50-synthetic-n200-84349afa-seed0",  # pinned when added
+        "he2016": "se_resnet20-synthetic-n200-2aeadbd0-seed0",
     }
     for name, run_name in pinned.items():
         profile = get_settings(name)
