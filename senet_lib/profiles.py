@@ -4,7 +4,9 @@
             ResNet-50, a few epochs — about a minute per notebook on 2 CPU cores.
 ``class``   one class period on a GPU: ResNet-50 vs SE-ResNet-50 (CIFAR stem) on full CIFAR-10,
             15 epochs of one-cycle SGD. Whether SE's gain shows after so short a schedule has not
-            been measured here. Time on a T4: ``python -m senet_lib profiles`` (an estimate).
+            been measured here. On a T4 about 10 minutes a network, 20 for the pair (an estimate:
+            6 × 1.30 GMACs × 15 epochs × 50,000 images ≈ 5.9e15 FLOP at an assumed 12 TFLOP/s, plus
+            an assumed minute of compilation; ``python -m senet_lib profiles``).
 ``cpu``     full CIFAR-10 on a CPU with native bf16 (AMX / AVX512-BF16): ResNet-20 vs SE-ResNet-20,
             40 epochs of one-cycle SGD (Nesterov, label smoothing 0.1). The recipe the pretrained
             networks were trained with.
@@ -15,8 +17,9 @@
             95.5 % and its estimated time: :data:`GPU_PROFILE_RATIONALE`.
 ``he2016``  He et al. 2016's CIFAR recipe, where the SE paper's CIFAR baselines come from: SGD 0.1,
             momentum 0.9, weight decay 1e-4, batch 128, lr ÷10 at 50 % and 75 % of 164 epochs, on
-            ResNet-20 vs SE-ResNet-20. For ResNet-110/164 they warmed up at lr 0.01 for about one
-            epoch: ``--model se_resnet110 --warmup-epochs 1 --warmup-constant 0.1``.
+            ResNet-20 vs SE-ResNet-20 (they chose the schedule on a 45k/5k split; this trains on all
+            50k). For ResNet-110/164 they warmed up at lr 0.01 for about one epoch:
+            ``--model se_resnet110 --warmup-epochs 1 --warmup-constant 0.1``.
 ``step``    a seed repository's step recipe (not the SE paper's): SGD 0.9, lr 0.1 ÷10 at epochs
             30/60/90, 100 epochs, weight decay 5e-4, batch 128. Called ``paper`` before; that name
             now ends in a sentence naming ``step``.
