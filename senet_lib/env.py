@@ -1,4 +1,4 @@
-"""Where the code runs: platform, device, precision, folders, profile and seeding.
+"""Where the code runs: platform, device, folders, profile and seeding (precision: :mod:`senet_lib.precision`).
 
 The top of senet_lib's one-way data flow: it imports nothing else from the package. Every choice
 can be overridden by an environment variable, so the same notebook runs on a laptop, Kaggle, Colab or CI:
@@ -6,7 +6,7 @@ can be overridden by an environment variable, so the same notebook runs on a lap
 =========================  ==========================================================
 ``SENET_DEVICE``           ``cuda`` | ``cuda:1`` | ``mps`` | ``cpu`` (default: cuda → mps → cpu)
 ``SENET_PRECISION``        ``bf16`` | ``fp16`` | ``fp32`` (default: from the device)
-``SENET_PROFILE``          ``quick`` | ``class`` | ``cpu`` | ``paper`` (default: quick on CPU, class on a GPU)
+``SENET_PROFILE``          ``quick`` | ``class`` | ``cpu`` | ``gpu`` | ``he2016`` | ``step`` (default: quick on CPU, class on a GPU)
 ``SENET_DATA_DIR``         where datasets are looked for and downloaded to
 ``SENET_CHECKPOINT_DIR``   where trained weights and their histories go
 ``SENET_FIGURES_DIR``      where figures go (default in a checkout: build/figures; ``committed``: figures/)
@@ -32,6 +32,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .folders import Paths, get_paths  # noqa: E402  (folders live in their own module; names kept here)
+from .precision import (  # noqa: E402
+    CPU_BF16_FLAGS,
+    PRECISIONS,
+    Precision,
+    cpu_bf16_units,
+    default_channels_last,
+    get_precision,
+)
 
 __all__ = [
     "CPU_BF16_FLAGS",
@@ -40,6 +48,7 @@ __all__ = [
     "PROFILES",
     "Paths",
     "Precision",
+    "RENAMED_PROFILES",
     "REPO_ROOT",
     "cpu_bf16_units",
     "default_channels_last",
@@ -56,8 +65,9 @@ __all__ = [
     "synchronize",
 ]
 
-PROFILES = ("quick", "class", "cpu", "paper")
-PRECISIONS = ("bf16", "fp16", "fp32")
+PROFILES = ("quick", "class", "cpu", "gpu", "he2016", "step")
+#: Old profile names and what they are called now (``paper`` was a seed repository's recipe, not the paper's).
+RENAMED_PROFILES = {"paper": "step"}
 
 #: The repository root when senet_lib is used from a checkout (``pip install -e .``), else None.
 REPO_ROOT: Path | None = (
@@ -141,91 +151,6 @@ def synchronize(device: torch.device | str) -> None:
         torch.mps.synchronize()
 
 
-# --------------------------------------------------------------------------- precision
-#: CPU feature flags (as Linux's /proc/cpuinfo spells them) that give native bf16 matrix arithmetic.
-CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
-
-
-def cpu_bf16_units() -> list[str]:
-    """The native bf16 matrix units of this CPU (``["AMX-BF16", "AVX512-BF16"]``, a subset, or ``[]``).
-
-    Read from torch's own CPU probe where it has one (the one oneDNN uses), else from Linux's
-    ``/proc/cpuinfo``; ``[]`` when neither can tell (e.g. macOS, ARM, older x86).
-    """
-    probes = {
-        "AMX-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None),
-        "AVX512-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_avx512_bf16_supported", None),
-    }
-    if all(callable(f) for f in probes.values()):
-        return [name for name, probe in probes.items() if probe()]
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return [name for flag, name in CPU_BF16_FLAGS.items() if flag in flags]
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How to run the forward pass: the autocast dtype, whether a GradScaler is needed, and why
-    this precision was chosen (printed by :func:`setup` and stored in every record)."""
-
-    name: str  # "bf16" | "fp16" | "fp32"
-    dtype: torch.dtype | None  # autocast dtype; None means plain fp32
-    use_grad_scaler: bool
-    reason: str = ""
-
-    def autocast(self, device: torch.device) -> torch.autocast:
-        """A ``torch.autocast`` context for ``device`` (disabled for fp32)."""
-        return torch.autocast(
-            device_type=device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
-        )
-
-
-def _default_precision(device: torch.device) -> tuple[str, str]:
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return "bf16", "this GPU computes bf16 natively (Ampere or newer)"
-        return "fp16", "this GPU has no native bf16 (older than Ampere): fp16 with a GradScaler"
-    if device.type == "cpu":
-        units = cpu_bf16_units()
-        if units:
-            return "bf16", f"this CPU has native bf16 matrix units ({', '.join(units)})"
-        return (
-            "fp32",
-            "this CPU has no native bf16 matrix units (AMX or AVX512-BF16), where bf16 would be slower",
-        )
-    return "fp32", f"the default on {device.type}"
-
-
-def get_precision(device: torch.device, name: str | None = None) -> Precision:
-    """The training precision on ``device``: ``name``, else ``$SENET_PRECISION``, else the device's.
-
-    Defaults: bf16 on GPUs that compute it natively (Ampere and later), fp16 + GradScaler on older
-    CUDA GPUs (T4, V100, P100), bf16 on CPUs with native bf16 matrix units (AMX or AVX512-BF16,
-    :func:`cpu_bf16_units`), fp32 on other CPUs and on MPS.
-    """
-    device = torch.device(device)
-    if name:
-        reason = "asked for (precision argument)"
-    elif os.environ.get("SENET_PRECISION"):
-        name, reason = os.environ["SENET_PRECISION"], "asked for (SENET_PRECISION)"
-    else:
-        name, reason = _default_precision(device)
-    if name not in PRECISIONS:
-        raise ValueError(f"Unknown precision {name!r}: use one of {', '.join(PRECISIONS)}.")
-    if name == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 autocast is not supported for training on the CPU: use fp32 or bf16.")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[name]
-    return Precision(name=name, dtype=dtype, use_grad_scaler=(name == "fp16"), reason=reason)
-
-
-def default_channels_last(device: torch.device, precision: Precision) -> bool:
-    """Channels-last when the recipe does not say: on CUDA only. On the project's AVX512-BF16 CPU the
-    bench measured bf16 in NCHW faster than in NHWC (results/bench_cpu-*), so CPUs stay channels-first."""
-    return torch.device(device).type == "cuda"
-
-
 # --------------------------------------------------------------------------- profile
 def get_profile(name: str | None = None, device: torch.device | None = None) -> str:
     """The run profile: ``name``, else ``$SENET_PROFILE``, else quick on CPU and class on a GPU."""
@@ -233,6 +158,11 @@ def get_profile(name: str | None = None, device: torch.device | None = None) -> 
     if name is None:
         device = device or get_device()
         name = "quick" if device.type == "cpu" else "class"
+    if name in RENAMED_PROFILES:
+        raise ValueError(
+            f"The profile {name!r} is now called {RENAMED_PROFILES[name]!r} (a seed repository's step recipe, "
+            f"not the SE paper's): use {RENAMED_PROFILES[name]!r}."
+        )
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}: use one of {', '.join(PROFILES)} (SENET_PROFILE).")
     return name

@@ -72,12 +72,11 @@ def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     recipe, or the two data pipelines (same augmentations), are the same experiment.
     """
 
-    from .train.config import RUNTIME_FIELDS  # here: train imports this module
-
-    ignored = {*RUNTIME_FIELDS, *SAME_EXPERIMENT_FIELDS}
+    from .train.config import core_recipe  # here: train imports this module
 
     def core(recipe: Mapping[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps({k: v for k, v in recipe.items() if k not in ignored}))
+        kept = {k: v for k, v in core_recipe(recipe).items() if k not in SAME_EXPERIMENT_FIELDS}
+        return json.loads(json.dumps(kept))
 
     return core(a) == core(b)
 

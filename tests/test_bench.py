@@ -102,6 +102,9 @@ def test_rows_report_the_median_of_their_repeats(cpu_run):
         assert row["relative_spread"] == pytest.approx(spread)
         assert row["timed_steps"] == 4 and row["warmup_steps"] == 1 and row["first_step_seconds"] > 0
         assert row["compile_seconds"] is None and row["peak_memory_mb"] is None  # no compile, no CUDA
+        assert row["compile_mode"] is None
+        # the loader alone delivers batches faster than loader + training step
+        assert row["loader_images_per_sec"] > row["images_per_sec_min"]
 
 
 def test_seed_style_is_true_fp32_channels_first_torch_pipeline(cpu_run):

@@ -18,6 +18,7 @@ from senet_lib.data import make_loaders, make_synthetic
 from senet_lib.excitation import ExcitationRecorder
 from senet_lib.models import create_model
 from senet_lib.train import TrainConfig, Trainer, fit
+from senet_lib.train.optim import fused_sgd_supported
 
 pytestmark = [
     pytest.mark.cuda,
@@ -36,7 +37,10 @@ def data():
 
 
 def _config(**changes) -> TrainConfig:
-    values = dict(epochs=2, batch_size=32, lr=0.05, schedule="onecycle", progress=False, seed=0)
+    # compile off unless a test asks (it is on by default on CUDA): the suite stays within ~2 minutes
+    values = dict(
+        epochs=2, batch_size=32, lr=0.05, schedule="onecycle", progress=False, seed=0, compile=False
+    )
     values.update(changes)
     return TrainConfig(**values)
 
@@ -89,8 +93,18 @@ def test_compiled_training_step(data, name):
         if step == 3:
             break
     trainer.check_finite()
-    loss, acc = trainer.evaluate(test)
+    loss, acc = trainer.evaluate(test)  # the eager module, same weights: no recompile for eval mode
     assert loss == loss and 0 <= acc <= 1
+    assert trainer.forward is not trainer.model and torch.backends.cudnn.benchmark
+    assert bool(trainer.optimizer.defaults.get("fused")) == fused_sgd_supported(CUDA)
+
+
+def test_gpu_profile_features_on_cuda(data, tmp_path):
+    """zero-init, evaluation cadence and flip-TTA as the gpu profile uses them, on CUDA."""
+    config = _config(epochs=3, zero_init_residual=True, eval_every=2, tta=True, cutout=8, nesterov=True)
+    history = fit(create_model("se_resnet20", data.num_classes), data, config, run_dir=tmp_path, device=CUDA)
+    assert [row["test_acc"] is None for row in history] == [True, False, False]
+    assert 0 <= history[-1]["test_acc_flip"] <= 1
 
 
 def test_train_kill_resume_evaluate(data, tmp_path, monkeypatch, capsys):

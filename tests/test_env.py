@@ -8,9 +8,15 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from senet_lib import env
+from senet_lib import env, precision
 from senet_lib.figures import save_figure
 from senet_lib.profiles import PROFILE_SETTINGS, get_settings
+
+
+def _fake_units(monkeypatch, units) -> None:
+    """Pretend this CPU has ``units()`` bf16 units, wherever the name is read (precision, env's record)."""
+    monkeypatch.setattr(precision, "cpu_bf16_units", units)
+    monkeypatch.setattr(env, "cpu_bf16_units", units)
 
 
 def test_mps_fallback_set_before_torch():
@@ -37,7 +43,7 @@ def test_missing_device_says_which_exist(monkeypatch):
 def test_precision_choices(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv("SENET_PRECISION", raising=False)
-    monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
+    _fake_units(monkeypatch, lambda: [])
     assert env.get_precision(cpu).name == "fp32" and env.get_precision(cpu).dtype is None
     assert env.get_precision(cpu, "bf16").dtype == torch.bfloat16
     assert env.get_precision(torch.device("cuda"), "fp16").use_grad_scaler
@@ -53,17 +59,17 @@ def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
     the reason is said either way, and SENET_PRECISION wins over the capability."""
     cpu = torch.device("cpu")
     monkeypatch.delenv("SENET_PRECISION", raising=False)
-    monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["AMX-BF16", "AVX512-BF16"])
+    _fake_units(monkeypatch, lambda: ["AMX-BF16", "AVX512-BF16"])
     with_units = env.get_precision(cpu)
     assert with_units.name == "bf16" and with_units.dtype == torch.bfloat16 and not with_units.use_grad_scaler
     assert "AMX-BF16" in with_units.reason and not env.default_channels_last(cpu, with_units)
     assert env.default_channels_last(torch.device("cuda"), with_units)
-    monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
+    _fake_units(monkeypatch, lambda: [])
     without = env.get_precision(cpu)
     assert without.name == "fp32" and "no native bf16" in without.reason
     assert not env.default_channels_last(cpu, without)
     monkeypatch.setenv("SENET_PRECISION", "fp32")
-    monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["AMX-BF16"])
+    _fake_units(monkeypatch, lambda: ["AMX-BF16"])
     forced = env.get_precision(cpu)
     assert forced.name == "fp32" and "SENET_PRECISION" in forced.reason
     summary = str(env.setup(seed=None, device="cpu", verbose=False))
@@ -91,8 +97,11 @@ def test_profile_default_and_override(monkeypatch):
     monkeypatch.delenv("SENET_PROFILE", raising=False)
     assert env.get_profile(device=torch.device("cpu")) == "quick"
     assert env.get_profile(device=torch.device("cuda")) == "class"
-    monkeypatch.setenv("SENET_PROFILE", "paper")
+    monkeypatch.setenv("SENET_PROFILE", "step")
     assert get_settings().epochs == 100 and get_settings().milestones == (30, 60, 90)
+    monkeypatch.setenv("SENET_PROFILE", "paper")  # the old name says what it is called now
+    with pytest.raises(ValueError, match="now called 'step'.*use 'step'"):
+        env.get_profile()
     monkeypatch.setenv("SENET_PROFILE", "huge")
     with pytest.raises(ValueError, match="Unknown profile 'huge'"):
         env.get_profile()

@@ -73,9 +73,9 @@ def test_config_round_trip_and_validation():
 
 
 def test_from_profile_takes_profile_values_and_overrides():
-    paper = get_settings("paper")
-    recipe = dataclasses.replace(paper.config, label_smoothing=0.1, nesterov=True, seed=5)
-    profile = dataclasses.replace(paper, config=recipe, seeds=(5, 6))
+    step = get_settings("step")
+    recipe = dataclasses.replace(step.config, label_smoothing=0.1, nesterov=True, seed=5)
+    profile = dataclasses.replace(step, config=recipe, seeds=(5, 6))
     config = TrainConfig.from_profile(profile, epochs=3)
     assert (config.epochs, config.batch_size, config.lr) == (3, profile.batch_size, profile.lr)
     assert config.milestones == (30, 60, 90) and config.schedule == "step"
@@ -92,14 +92,16 @@ def test_profiles_are_trainconfig_overrides_and_keep_their_run_names():
         "quick": "se_resnet20-synthetic-n200-17be13af-seed0",
         "cpu": "se_resnet20-synthetic-n200-bea31f25-seed0",
         "class": "se_resnet50-synthetic-n200-ba4b7519-seed0",
-        "paper": "se_resnet50-synthetic-n200-8033fb07-seed0",
+        "step": "se_resnet50-synthetic-n200-8033fb07-seed0",  # called "paper" when pinned
+        "gpu": "se_resnet50-synthetic-n200-84349afa-seed0",  # pinned when added
+        "he2016": "se_resnet20-synthetic-n200-2aeadbd0-seed0",
     }
     for name, run_name in pinned.items():
         profile = get_settings(name)
         config = TrainConfig.from_profile(profile)
         assert config == profile.config and profile.epochs == config.epochs
         assert train.default_run_name(profile.models[1], data, config) == run_name
-    assert get_settings("paper").config == TrainConfig(
+    assert get_settings("step").config == TrainConfig(
         epochs=100, batch_size=128
     )  # the defaults are the paper's
 

@@ -31,7 +31,9 @@ The old names still work: ``baseline``, ``device``, ``device+amp``, ``device+amp
 
 The record (JSON, in the results folder) holds the environment (:meth:`Environment.record`),
 backend flags (CPU bf16 units, torch threads, TF32 and ``cudnn.benchmark``, CUDA/cuDNN versions),
-the settings, every measurement, the derived ratios and the targets they are compared with. The
+the settings, every measurement, the derived ratios and the targets they are compared with. Each row
+also holds what the input pipeline alone delivers (``loader_images_per_sec``: ``steps`` batches fetched
+without training), the compile mode and seconds, and on CUDA the peak allocated memory. The
 data are synthetic images of CIFAR shape unless ``--dataset`` says otherwise: pixel values do
 not change how long a training step takes.
 """

@@ -140,6 +140,8 @@ def format_record(record: dict[str, Any]) -> str:
         extra = []
         if row.get("compile_seconds") is not None:
             extra.append(f"compile {row['compile_seconds']:.1f} s")
+        if row.get("loader_images_per_sec") is not None:
+            extra.append(f"loader alone {row['loader_images_per_sec']:,.0f} img/s")
         if row.get("peak_memory_mb") is not None:
             extra.append(f"peak {row['peak_memory_mb']:,.0f} MiB")
         lines.append(

@@ -111,6 +111,19 @@ def _timed_repeat(
     return {"steps": steps, "seconds": seconds, "images_per_sec": steps * settings.batch_size / seconds}, loss
 
 
+def _loader_only(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]], settings: BenchSettings, device: torch.device
+) -> float:
+    """Images per second that the input pipeline alone delivers (``steps`` batches fetched, no training):
+    the ceiling the loader puts on a training row."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(settings.steps):
+        next(batches)
+    synchronize(device)
+    return settings.steps * settings.batch_size / (time.perf_counter() - start)
+
+
 def _first_line(err: BaseException) -> str:
     """``"TypeName: first line of the message"`` (just the type name when the message is empty)."""
     first = (str(err).strip().splitlines() or [""])[0]
@@ -149,6 +162,7 @@ def _time_variant(
         for _ in range(settings.repeats):
             timing, loss = _timed_repeat(trainer, batches, settings, device)
             repeats.append(timing)
+        loader_images_per_sec = _loader_only(batches, settings, device)
     finally:
         batches.close()  # stops DataLoader workers
     row.update(
@@ -161,6 +175,8 @@ def _time_variant(
         first_step_seconds=first_step,
         warmup_seconds=warmup_seconds,
         compile_seconds=first_step if info["compile"] else None,
+        compile_mode="torch.compile(dynamic=False), default mode" if info["compile"] else None,
+        loader_images_per_sec=loader_images_per_sec,
         peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         final_loss=float(loss) if loss is not None else None,
     )

@@ -44,7 +44,10 @@ VARIANTS: dict[str, Variant] = {
     ),
     "device-bf16-cl": Variant("device loader + bf16 autocast + channels-last", "device", "mixed", True),
     "default": Variant(
-        "the library's defaults on this device (precision, channels-last, pipeline)", "auto", None, None
+        "the library's defaults on this device (precision, channels-last, pipeline; compile has its own row)",
+        "auto",
+        None,
+        None,
     ),
     "device-bf16-cl-compile": Variant(
         "device-bf16-cl + torch.compile", "device", "mixed", True, compile=True

@@ -2,11 +2,12 @@
 
 =============  ===========================================================================
 ``train``      train one model with the notebooks' :func:`senet_lib.train.fit`; defaults come
-               from the profile (``--profile quick|class|paper``), every value can be overridden
+               from the profile (``--profile quick|class|cpu|gpu|he2016|step``), every value can be overridden
 ``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
 ``bench``      training-throughput benchmark (:mod:`senet_lib.bench`), printed and recorded
 ``ablate``     one of the paper's ablations (Tables 10–16) as a grid of variants × seeds
                (:func:`senet_lib.train.run_ablation`), one record per run in the results folder
+``profiles``   every profile's settings and estimated time per network (CPU, T4, H100)
 ``models``     the model names :func:`senet_lib.create_model` knows
 ``data``       where CIFAR-10/100 were found and what ``--dataset auto`` will use
 =============  ===========================================================================

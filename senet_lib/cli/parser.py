@@ -22,6 +22,7 @@ from .ablation import _add_ablate
 from .benchmark import _add_bench
 from .common import PROG, UsageError, _print_error
 from .evaluation import _add_evaluate
+from .listing import _add_profiles
 from .training import _add_train
 
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_bench(sub)
     _add_ablate(sub)
+    _add_profiles(sub)
     p = sub.add_parser("models", help="list model names")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
     p.set_defaults(func=cmd_models)

@@ -23,7 +23,7 @@ from ..checkpoint import (
     read_checkpoint,
 )
 from ..data import DATASETS, load_run_data
-from ..env import PROFILES, setup
+from ..env import PROFILES, RENAMED_PROFILES, setup
 from ..models.layers import NORMS
 from ..profiles import Profile, get_settings
 from ..train import (
@@ -88,7 +88,9 @@ def add_config_flags(groups: Mapping[str, Any]) -> None:
         elif hint in (bool, bool | None):
             kwargs.update(action=argparse.BooleanOptionalAction)
         else:
-            base = {int | None: int, str | None: str, tuple[int, ...]: int}.get(hint, hint)
+            base = {int | None: int, str | None: str, float | None: float, tuple[int, ...]: int}.get(
+                hint, hint
+            )
             kwargs.update(type=base, metavar=meta["metavar"])
             if hint == tuple[int, ...]:
                 kwargs.update(nargs="*")
@@ -265,8 +267,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--profile",
-        choices=PROFILES,
-        help=f"{' | '.join(PROFILES)} (default: $SENET_PROFILE, else by device)",
+        choices=PROFILES + tuple(RENAMED_PROFILES),  # an old name gets a sentence naming the new one
+        metavar="NAME",
+        help=f"{' | '.join(PROFILES)} (default: $SENET_PROFILE, else by device); see `profiles`",
     )
     p.add_argument("--model", help="model name (default: the profile's SE model); see `models`")
     add_data_options(p)

@@ -169,7 +169,16 @@ def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     if zero_init_residual:
-        for m in model.modules():
-            last = getattr(m, "last_branch_layer", None)
-            if callable(last):
-                nn.init.zeros_(last().weight)
+        zero_residual_branches(model)
+
+
+def zero_residual_branches(model: nn.Module) -> int:
+    """Zero the scale of the last norm (or conv) of every residual branch, so each unit starts as
+    the identity (Goyal et al. 2017); returns how many branches it zeroed. Draws no random numbers."""
+    count = 0
+    for m in model.modules():
+        last = getattr(m, "last_branch_layer", None)
+        if callable(last):
+            nn.init.zeros_(last().weight)
+            count += 1
+    return count

@@ -32,12 +32,15 @@ def _recipe(
     choices: tuple[Any, ...] | None = None,
     metavar: str | None = None,
     group: str = "recipe",
+    omit_default: bool = False,
 ) -> Any:
     """A :class:`TrainConfig` field with what the command line and run names need to know about it.
 
     ``runtime`` fields change how a run executes or reports, not what it computes, so they stay out
     of :meth:`TrainConfig.recipe` (and of run names). ``flags`` default to ``--<name-with-dashes>``;
-    ``cli=False`` keeps a field off the command line.
+    ``cli=False`` keeps a field off the command line. ``omit_default`` marks a recipe field added
+    after run names were pinned: :meth:`TrainConfig.recipe` leaves it out while it has its default,
+    so every earlier run keeps its name and its pretrained match.
     """
     metadata = {
         "help": help,
@@ -47,6 +50,7 @@ def _recipe(
         "choices": choices,
         "metavar": metavar,
         "group": group,
+        "omit_default": omit_default,
     }
     if default is _REQUIRED:
         return field(metadata=metadata)
@@ -71,9 +75,13 @@ class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
     ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA and for CPUs training in bf16. ``cutmix`` is the probability that a batch
-    is mixed (alpha 1.0). ``save_every`` is in epochs (0 = only at the end), ``print_freq`` in
-    steps (0 = the progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs.
+    ``channels_last=None`` turns it on for CUDA (:func:`senet_lib.env.default_channels_last`) and
+    ``compile=None`` turns ``torch.compile`` on for CUDA (:func:`senet_lib.train.runtime.resolve_compile`).
+    ``cutmix`` is the probability that a batch is mixed (alpha 1.0). ``save_every`` and ``eval_every``
+    are in epochs (checkpoint 0 = only at the end; the last epoch is always evaluated and saved);
+    ``tta`` adds a flip-TTA accuracy to the last epoch's row; ``print_freq`` is in steps (0 = the
+    progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs. Fields marked
+    ``omit_default`` (:data:`LATER_FIELDS`) stay out of run names while at their defaults.
 
     The one definition of the recipe: each field's metadata (:func:`_recipe`) gives its
     command-line option and help (:func:`senet_lib.cli.add_config_flags`) and whether it is
@@ -94,17 +102,34 @@ class TrainConfig:
     )
     gamma: float = _recipe(0.1, help="step schedule factor (default 0.1)")
     warmup_epochs: int = _recipe(0, help="epochs of linear warm-up")
+    warmup_constant: float | None = _recipe(
+        None,
+        metavar="FACTOR",
+        omit_default=True,
+        help="hold lr x FACTOR through the warm-up epochs instead of a linear ramp (He et al. 2016: 0.1)",
+    )
     label_smoothing: float = _recipe(0.0, help="label smoothing of the cross-entropy")
     cutout: int = _recipe(0, metavar="LENGTH", help="Cutout square side in pixels (0 = off)")
     cutout_count: int = _recipe(1, metavar="N", help="Cutout squares per image")
     cutmix: float = _recipe(0.0, metavar="P", help="probability that a batch is CutMix-ed")
+    zero_init_residual: bool = _recipe(
+        False,
+        omit_default=True,
+        help="start each residual block's last BatchNorm scale at 0 (Goyal et al. 2017)",
+    )
     precision: str | None = _recipe(None, choices=PRECISIONS, help="default: the device's")
     channels_last: bool | None = _recipe(None, runtime=True, help="default: on for CUDA and bf16 CPUs")
-    compile: bool = _recipe(False, runtime=True, help="torch.compile the model")
+    compile: bool | None = _recipe(None, runtime=True, help="torch.compile the model (default: on for CUDA)")
     pipeline: str = _recipe("auto", choices=PIPELINES, help="data pipeline")
     seed: int = _recipe(0, help="random seed (default: the profile's first)")
     save_every: int = _recipe(
         1, runtime=True, group="output", metavar="N", help="checkpoint every N epochs (0 = at the end)"
+    )
+    eval_every: int = _recipe(
+        1, runtime=True, group="output", metavar="N", help="evaluate every N epochs and at the end"
+    )
+    tta: bool = _recipe(
+        False, runtime=True, group="output", help="also report flip-TTA test accuracy at the end"
     )
     print_freq: int = _recipe(0, runtime=True, group="output", metavar="N", help="print a line every N steps")
     max_steps_per_epoch: int | None = _recipe(
@@ -156,6 +181,18 @@ class TrainConfig:
                 f"must be between 0 and epochs - 1 ({self.epochs} epochs)",
             ),
             (
+                "warmup_constant",
+                self.warmup_constant is None
+                or (
+                    _is_number(self.warmup_constant)
+                    and 0 < self.warmup_constant <= 1
+                    and self.schedule != "onecycle"
+                    and self.warmup_epochs > 0
+                ),
+                "must be None or in (0, 1], with warmup_epochs above 0 and a step or cosine schedule",
+            ),
+            ("zero_init_residual", isinstance(self.zero_init_residual, bool), "must be True or False"),
+            (
                 "label_smoothing",
                 _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
                 "must be in [0, 1)",
@@ -177,7 +214,13 @@ class TrainConfig:
                 self.channels_last is None or isinstance(self.channels_last, bool),
                 "must be True, False or None",
             ),
-            ("compile", isinstance(self.compile, bool), "must be True or False"),
+            (
+                "compile",
+                self.compile is None or isinstance(self.compile, bool),
+                "must be True, False or None",
+            ),
+            ("eval_every", whole(self.eval_every, 1), "must be a whole number of epochs, at least 1"),
+            ("tta", isinstance(self.tta, bool), "must be True or False"),
             ("pipeline", self.pipeline in PIPELINES, f"must be one of {', '.join(PIPELINES)}"),
             (
                 "seed",
@@ -233,13 +276,28 @@ class TrainConfig:
         return replace(profile.config, **overrides)
 
     def recipe(self) -> dict[str, Any]:
-        """The values that determine what training computes (runtime-only fields left out)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        """The values that determine what training computes (runtime-only fields left out, and
+        :data:`LATER_FIELDS` while at their defaults)."""
+        return core_recipe(self.to_dict())
 
 
 #: Fields that change how a run is executed or reported, not what it computes (left out of
 #: :meth:`TrainConfig.recipe`), read from the fields' metadata.
 RUNTIME_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.metadata["runtime"])
+
+#: Recipe fields added after run names were pinned, with their defaults: left out of a recipe while
+#: at the default, so that runs trained before they existed keep their names and matches.
+LATER_FIELDS = {f.name: f.default for f in fields(TrainConfig) if f.metadata["omit_default"]}
+
+
+def core_recipe(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe's values (``to_dict()`` or a saved record's) without runtime-only fields, and without
+    :data:`LATER_FIELDS` at their defaults (a record older than a field reads as its default)."""
+    return {
+        k: v
+        for k, v in values.items()
+        if k not in RUNTIME_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
 
 
 def _is_whole(value: Any, least: int) -> bool:

@@ -190,6 +190,23 @@ class DistributedTrainer(Trainer):
         loss_sum, correct, total = all_reduce_sum(totals).tolist()
         return loss_sum / total, round(correct) / total
 
+    @torch.no_grad()
+    def evaluate_flip_tta(self, loader: Iterable) -> float:
+        """Flip-TTA accuracy over every process's part of the test split, with rank 0's buffers."""
+        broadcast_buffers(self.model)
+        seen = 0
+
+        def counted() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            nonlocal seen
+            for x, y in loader:
+                seen += int(y.shape[0])
+                yield x, y
+
+        acc = super().evaluate_flip_tta(counted())
+        totals = torch.tensor([acc * seen, float(seen)], dtype=torch.float64, device=self.device)
+        correct, total = all_reduce_sum(totals).tolist()
+        return round(correct) / total
+
 
 def make_trainer(
     model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int, context: DistContext

@@ -18,8 +18,9 @@ class HistoryRow(TypedDict, total=False):
     epoch: int  # 1-based
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
+    test_loss: float | None  # None: not evaluated this epoch (TrainConfig.eval_every)
+    test_acc: float | None
+    test_acc_flip: float  # flip-TTA accuracy, last epoch only and only with TrainConfig.tta
     lr: float  # at the epoch's first step
     seconds: float  # train + test
     images_per_sec: float  # training throughput

@@ -27,7 +27,8 @@ from ..env import (
     seed_everything,
 )
 from ..errors import UserError
-from .config import RUNTIME_FIELDS, TrainConfig
+from ..models import zero_residual_branches
+from .config import TrainConfig, core_recipe
 from .ddp import make_trainer
 from .distributed import get_context, is_main
 from .history import History
@@ -94,7 +95,7 @@ class _EpochLoaders:
 
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
     """Refuse to resume a checkpoint whose recipe differs from ``config`` (names the fields)."""
-    saved_recipe = {k: v for k, v in saved.items() if k not in RUNTIME_FIELDS}
+    saved_recipe = json.loads(json.dumps(core_recipe(saved)))
     current = json.loads(json.dumps(config.recipe()))
     differing = sorted(k for k in set(saved_recipe) | set(current) if saved_recipe.get(k) != current.get(k))
     if differing:
@@ -231,6 +232,8 @@ def _fit(
         _check_resumable(payload["config"], config, ckpt_path)
     if payload is None:
         seed_everything(config.seed)
+        if config.zero_init_residual:
+            zero_residual_branches(model)
 
     loaders = _EpochLoaders(data, config, device, resolve_channels_last(device, config))
     steps = len(loaders.train)
@@ -272,8 +275,10 @@ def _fit(
         train_loss, train_acc, images, train_seconds = _train_epoch(
             trainer, train_loader, steps, epoch, config, saved_note
         )
-        test_loss, test_acc = trainer.evaluate(loaders.test)
-        if not math.isfinite(test_loss):
+        done = epoch + 1
+        evaluate = done == config.epochs or done % config.eval_every == 0
+        test_loss, test_acc = trainer.evaluate(loaders.test) if evaluate else (None, None)
+        if test_loss is not None and not math.isfinite(test_loss):
             raise TrainingDiverged(
                 f"Training diverged: the test loss became NaN or infinite after epoch {epoch + 1}, step {steps}; "
                 f"lower the learning rate (lr={config.lr:g}), add warm-up epochs, or train in fp32 "
@@ -291,14 +296,20 @@ def _fit(
             "seconds": time.perf_counter() - epoch_start,
             "images_per_sec": images / train_seconds if train_seconds > 0 else float("nan"),
         }
+        if config.tta and done == config.epochs:
+            row["test_acc_flip"] = trainer.evaluate_flip_tta(loaders.test)
         history.append(row)
         if config.progress:
-            print(
-                f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, acc {100 * train_acc:.2f}% | "
-                f"test loss {test_loss:.4f}, acc {100 * test_acc:.2f}% | lr {lr:.4g} | "
-                f"{row['images_per_sec']:.0f} img/s, {row['seconds']:.1f} s"
+            tested = (
+                f"test loss {test_loss:.4f}, acc {100 * test_acc:.2f}%"
+                + (f" (flip-TTA {100 * row['test_acc_flip']:.2f}%)" if "test_acc_flip" in row else "")
+                if test_loss is not None
+                else "not evaluated"
             )
-        done = epoch + 1
+            print(
+                f"epoch {done}/{config.epochs}: train loss {train_loss:.4f}, acc {100 * train_acc:.2f}% | "
+                f"{tested} | lr {lr:.4g} | {row['images_per_sec']:.0f} img/s, {row['seconds']:.1f} s"
+            )
         if run_dir is not None and is_main():
             if done == config.epochs or (config.save_every and done % config.save_every == 0):
                 save_checkpoint(

@@ -24,10 +24,11 @@ def resolve_channels_last(device: torch.device, config: TrainConfig) -> bool:
 
 def run_environment(device: torch.device, config: TrainConfig, profile: str | None = None) -> dict[str, Any]:
     """:func:`senet_lib.env.environment_record` for a run of ``config`` on ``device``: the precision it
-    trains in and why, and whether it uses channels-last."""
+    trains in and why, and whether it uses channels-last and ``torch.compile``."""
     precision = get_precision(device, config.precision)
     record = environment_record(device, precision.name, profile, precision.reason)
     record["channels_last"] = resolve_channels_last(device, config)
+    record["compile"] = resolve_compile(device, config) and compile_reason(device) is None
     return record
 
 
@@ -41,3 +42,11 @@ def compile_reason(device: torch.device) -> str | None:
         major, minor = torch.cuda.get_device_capability(device)
         return f"this GPU has compute capability {major}.{minor} and torch.compile needs 7.0 or newer"
     return None
+
+
+def resolve_compile(device: torch.device, config: TrainConfig) -> bool:
+    """``config.compile``, or when None: on for CUDA (where it speeds training up), off elsewhere
+    (on a CPU the compile time outweighs what it saves in a short run)."""
+    if config.compile is not None:
+        return config.compile
+    return torch.device(device).type == "cuda"

@@ -16,8 +16,14 @@ from ..env import (
 from ..errors import UserError
 from ..models.modes import eval_mode
 from .config import TrainConfig
-from .optim import build_scheduler, parameter_groups
-from .runtime import compile_reason, resolve_channels_last
+from .optim import build_scheduler, make_sgd
+from .runtime import compile_reason, resolve_channels_last, resolve_compile
+
+
+def flip_tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Flip test-time augmentation: the mean of the logits for ``x`` and its left-right mirror
+    (images ``N×C×H×W``, width last), as float32."""
+    return 0.5 * (model(x).float() + model(torch.flip(x, dims=(-1,))).float())
 
 
 class TrainingDiverged(RuntimeError, UserError):
@@ -51,15 +57,12 @@ class Trainer:
         self.precision = get_precision(self.device, config.precision)
         self.channels_last = resolve_channels_last(self.device, config)
         self.model = model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.optimizer = torch.optim.SGD(
-            parameter_groups(model, config.weight_decay, config.decay_norm_and_bias),
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-        )
+        self.optimizer = make_sgd(model, config, self.device)
         self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
         self.forward = self._maybe_compile(model)
@@ -71,13 +74,16 @@ class Trainer:
 
     # ----------------------------------------------------------------- construction helpers
     def _maybe_compile(self, model: nn.Module) -> nn.Module:
-        if not self.config.compile:
+        """The training forward: ``torch.compile(model, dynamic=False)`` when :func:`resolve_compile`
+        says so, else ``model``. Evaluation always runs the eager ``model`` (same weights): eval mode
+        and the last partial test batch would each cost a recompile, for a pass of a few seconds."""
+        if not resolve_compile(self.device, self.config):
             return model
         reason = compile_reason(self.device)
         if reason is not None:
             print(f"compile=True ignored: {reason}; training without torch.compile.")
             return model
-        return torch.compile(model)
+        return torch.compile(model, dynamic=False)
 
     @staticmethod
     def _build_cutmix(model: nn.Module) -> nn.Module:
@@ -188,13 +194,28 @@ class Trainer:
             for x, y in loader:
                 x, y = self._prepare(x, y)
                 with self.precision.autocast(self.device):
-                    logits = self.forward(x)
+                    logits = self.model(x)  # eager: no recompiles (see _maybe_compile)
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += y.shape[0]
         if seen == 0:
             raise ValueError("The evaluation loader yielded no batches: give it a non-empty test split.")
         return float(loss_sum) / seen, int(correct) / seen
+
+    @torch.no_grad()
+    def evaluate_flip_tta(self, loader: Iterable) -> float:
+        """Accuracy with horizontal-flip test-time augmentation (:func:`flip_tta_logits`)."""
+        correct, seen = torch.zeros((), dtype=torch.long, device=self.device), 0
+        with eval_mode(self.model):
+            for x, y in loader:
+                x, y = self._prepare(x, y)
+                with self.precision.autocast(self.device):
+                    logits = flip_tta_logits(self.model, x)
+                correct += (logits.argmax(dim=1) == y).sum()
+                seen += y.shape[0]
+        if seen == 0:
+            raise ValueError("The evaluation loader yielded no batches: give it a non-empty test split.")
+        return int(correct) / seen
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
