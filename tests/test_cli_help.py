@@ -48,9 +48,9 @@ def test_recipe_options_show_each_profiles_default():
     from senet_lib.profiles import get_settings
     from senet_lib.train import TrainConfig
 
-    epochs = {p: TrainConfig.from_profile(get_settings(p)).epochs for p in ("quick", "paper")}
+    epochs = {p: TrainConfig.from_profile(get_settings(p)).epochs for p in ("quick", "step")}
     assert (
-        f"quick: {epochs['quick']}" in helps["--epochs"] and f"paper: {epochs['paper']}" in helps["--epochs"]
+        f"quick: {epochs['quick']}" in helps["--epochs"] and f"step: {epochs['step']}" in helps["--epochs"]
     )
     assert "[profile default: 0.9]" in helps["--momentum"]
     assert all("[profile default:" in helps[flag] for flag in ("--lr", "--wd", "--schedule", "--seed"))
