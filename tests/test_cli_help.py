@@ -49,9 +49,7 @@ def test_recipe_options_show_each_profiles_default():
     from senet_lib.train import TrainConfig
 
     epochs = {p: TrainConfig.from_profile(get_settings(p)).epochs for p in ("quick", "step")}
-    assert (
-        f"quick: {epochs['quick']}" in helps["--epochs"] and f"step: {epochs['step']}" in helps["--epochs"]
-    )
+    assert f"quick: {epochs['quick']}" in helps["--epochs"] and f"step: {epochs['step']}" in helps["--epochs"]
     assert "[profile default: 0.9]" in helps["--momentum"]
     assert all("[profile default:" in helps[flag] for flag in ("--lr", "--wd", "--schedule", "--seed"))
     build_parser().format_help()  # a stray % in a help text would raise here
