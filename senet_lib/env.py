@@ -51,6 +51,7 @@ __all__ = [
     "RENAMED_PROFILES",
     "REPO_ROOT",
     "cpu_bf16_units",
+    "cpu_model",
     "default_channels_last",
     "detect_platform",
     "device_name",
@@ -129,13 +130,32 @@ def get_device(name: str | None = None) -> torch.device:
     return device
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``, else ``platform.processor()``), or None.
+
+    Machines of one kind can differ: the project's 2-core machines have been an Intel Xeon with
+    AVX512-BF16 and an AMD EPYC without it, whose speeds differ several-fold.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return " ".join(line.split(":", 1)[1].split()) or None
+    except OSError:
+        pass
+    return _platform.processor() or None
+
+
 def device_name(device: torch.device) -> str:
-    """A human-readable name of the device (GPU model, or the CPU's architecture and core count)."""
+    """A human-readable name of the device (GPU model, or the CPU's architecture, model and core count)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return f"Apple MPS ({_platform.machine()})"
-    return f"CPU {_platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    model = cpu_model()
+    return (
+        f"CPU {_platform.machine()}{f' {model}' if model else ''} "
+        f"({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    )
 
 
 def synchronize(device: torch.device | str) -> None:

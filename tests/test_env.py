@@ -93,6 +93,20 @@ def test_cpu_bf16_units_reads_cpuinfo_without_torch_probe(monkeypatch, tmp_path)
     assert env.cpu_bf16_units() == ["AVX512-BF16"]
 
 
+def test_cpu_model_is_named_in_the_device_name(monkeypatch):
+    """Two machines of one kind (Intel with bf16 units, AMD without) must be told apart in records."""
+    real_read = env.Path.read_text
+
+    def fake_read(self, *args, **kwargs):
+        if str(self) == "/proc/cpuinfo":
+            return "processor : 0\nmodel name\t:  AMD   EPYC 9B14\nflags : fpu sse\n"
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(env.Path, "read_text", fake_read)
+    assert env.cpu_model() == "AMD EPYC 9B14"
+    assert "AMD EPYC 9B14 (" in env.device_name(torch.device("cpu"))
+
+
 def test_profile_default_and_override(monkeypatch):
     monkeypatch.delenv("SENET_PROFILE", raising=False)
     assert env.get_profile(device=torch.device("cpu")) == "quick"
