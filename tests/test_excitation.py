@@ -385,7 +385,10 @@ def test_plots_draw_the_requested_panels_and_lines(model, batch):
     last = panels[-1]
     assert len(last.lines) == 3  # two classes + the all-class mean
     channels = ex.sample_channels(64, 10, seed=1)
-    np.testing.assert_allclose(last.lines[1].get_ydata(), stats.mean[last.get_title()][2, channels])
+    line = {ln.get_label(): ln for ln in last.lines}
+    np.testing.assert_allclose(line["c"].get_ydata(), stats.mean[last.get_title()][2, channels])
+    np.testing.assert_allclose(line["all"].get_ydata(), stats.all_class_mean(last.get_title())[channels])
+    assert line["all"].get_zorder() < min(line[c].get_zorder() for c in "ac"), "'all' is drawn underneath"
     plt.close(fig)
 
     figures = [
@@ -395,7 +398,6 @@ def test_plots_draw_the_requested_panels_and_lines(model, batch):
         px.plot_specificity(stats),
         px.plot_saturation(stats),
         px.plot_image_vs_class(stats, ex.image_excitations(model, images[:1]), "a"),
-        px.plot_knockout(ex.KnockoutResult("SE_4_3", 0, 4, [0, 1, 2, 3], 0.9, 0.5, [0.8, 0.85])),
     ]
     assert all(isinstance(f, plt.Figure) for f in figures)
     for f in figures:

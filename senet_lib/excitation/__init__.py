@@ -13,7 +13,11 @@ class, the mean ± standard deviation (Fig. 7). This module computes those numbe
 * Analysis numbers: :func:`class_specificity`, :func:`saturation`, :func:`similarity`,
   :func:`summary_table`, and the paper's panel choice :func:`paper_blocks`.
 * Channel importance: :func:`top_channels`, :func:`accuracy_with_channels_off` and
-  :func:`knockout_comparison` (switch off the most excited channels of a class vs random ones).
+  :func:`knockout_comparison` (switch off the most excited channels of a class vs random ones,
+  with a p-value over the random draws).
+* Against chance (:mod:`.significance`): :func:`class_separation` in units of ``s``, a label-shuffle
+  test and a bootstrap of it per block (:func:`separation_report`), and the same network untrained
+  as a reference (:func:`untrained_like`).
 
 Blocks are named as in the paper, ``SE_<stage>_<block>`` with stages numbered as in Table 1
 (conv2_x is stage 2) and blocks counted from 1. The recorder also finds the SE modules of timm and
@@ -26,6 +30,7 @@ from .analysis import (
     SATURATION_HIGH,
     SATURATION_LOW,
     channel_order,
+    class_separation,
     class_specificity,
     sample_channels,
     saturation,
@@ -36,6 +41,15 @@ from .analysis import (
 from .blocks import find_blocks, paper_blocks, select_blocks
 from .knockout import KnockoutResult, accuracy_with_channels_off, knockout_comparison
 from .recorder import ExcitationRecorder, class_excitations, image_excitations
+from .significance import (
+    BlockSeparation,
+    SeparationReport,
+    per_image_excitations,
+    report_from_samples,
+    separation_of_samples,
+    separation_report,
+    untrained_like,
+)
 from .stats import ExcitationStats
 
 __all__ = [
@@ -51,6 +65,7 @@ __all__ = [
     "SATURATION_LOW",
     "SATURATION_HIGH",
     "class_specificity",
+    "class_separation",
     "saturation",
     "similarity",
     "summary_table",
@@ -60,4 +75,11 @@ __all__ = [
     "accuracy_with_channels_off",
     "KnockoutResult",
     "knockout_comparison",
+    "BlockSeparation",
+    "SeparationReport",
+    "per_image_excitations",
+    "report_from_samples",
+    "separation_of_samples",
+    "separation_report",
+    "untrained_like",
 ]

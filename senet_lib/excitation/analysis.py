@@ -46,17 +46,44 @@ def class_specificity(stats: ExcitationStats, block: str, debias: bool = True) -
     keep = stats.count > 1
     if keep.sum() < 2:
         return float("nan")
-    mean, var, n = mean[keep], std[keep] ** 2, stats.count[keep].astype(np.float64)
-    diff2 = ((mean[:, None, :] - mean[None, :, :]) ** 2).mean(-1)
-    if debias:
-        noise = (var / n[:, None]).mean(-1)
-        diff2 = diff2 - (noise[:, None] + noise[None, :])
-    i, j = np.triu_indices(len(mean), k=1)
-    numerator = float(np.sqrt(max(diff2[i, j].mean(), 0.0)))
+    var = std[keep] ** 2
+    numerator = separation_from_moments(mean[keep], var, stats.count[keep], debias)
     denominator = float(np.sqrt(var.mean()))
     if denominator == 0.0:
         return 0.0 if numerator == 0.0 else float("inf")
     return numerator / denominator
+
+
+def class_separation(stats: ExcitationStats, block: str, debias: bool = True) -> float:
+    """How far apart the classes' mean excitations are, in units of ``s``: ``sqrt(max(D², 0))``.
+
+    The numerator of :func:`class_specificity` on its own (same ``D²``, same ``debias``): the
+    root-mean-square difference between two classes' mean gate values. Unlike the ratio it does
+    not grow when the spread within a class shrinks, so it says how much the gates themselves
+    move with the class (0.01 = one hundredth of the gate's range). NaN with fewer than two
+    classes of two or more images.
+    """
+    mean, std = stats._check_block(block), stats.std[block]
+    keep = stats.count > 1
+    if keep.sum() < 2:
+        return float("nan")
+    return separation_from_moments(mean[keep], std[keep] ** 2, stats.count[keep], debias)
+
+
+def separation_from_moments(mean: np.ndarray, var: np.ndarray, n: np.ndarray, debias: bool = True) -> float:
+    """``sqrt(max(D², 0))`` of :func:`class_specificity` from class means and variances (``[K, C]``)
+    and counts (``[K]``). Uses ``mean_{i<j} |μ_i − μ_j|² = (K Σ|μ_k|² − |Σ μ_k|²) / (K (K − 1) / 2)``,
+    so the cost is K × C, not K² × C."""
+    mean = np.asarray(mean, dtype=np.float64)
+    k, channels = mean.shape
+    if k < 2:
+        return float("nan")
+    pairs = k * (k - 1) / 2
+    d2 = (k * float((mean**2).sum()) - float((mean.sum(0) ** 2).sum())) / (pairs * channels)
+    if debias:
+        noise = (np.asarray(var, dtype=np.float64) / np.asarray(n, dtype=np.float64)[:, None]).mean(-1)
+        d2 -= 2.0 * float(noise.mean())
+    return float(np.sqrt(max(d2, 0.0)))
 
 
 def saturation(stats: ExcitationStats, block: str, per_class: bool = False) -> dict[str, Any]:
@@ -113,6 +140,7 @@ def summary_table(stats: ExcitationStats, blocks: Sequence[str] | None = None) -
                 "block": block,
                 "channels": stats.num_channels(block),
                 "class_specificity": class_specificity(stats, block),
+                "class_separation": class_separation(stats, block),
                 "share_s>0.95": sat["high"],
                 "share_s<0.05": sat["low"],
                 "mean_s": float(stats.all_class_mean(block).mean()),

@@ -92,6 +92,33 @@ class KnockoutResult:
     def random_std(self) -> float:
         return float(np.std(self.random_off, ddof=1)) if len(self.random_off) > 1 else 0.0
 
+    @property
+    def random_interval(self) -> tuple[float, float]:
+        """The 2.5th and 97.5th percentiles of the random draws' accuracies."""
+        low, high = np.quantile(self.random_off, [0.025, 0.975])
+        return float(low), float(high)
+
+    @property
+    def p_value(self) -> float:
+        """How often k random channels off hurt at least as much as the top k (one-sided, counting
+        the top-k choice itself: with ``draws`` random draws the smallest possible value is
+        ``1 / (draws + 1)``)."""
+        worse = sum(a <= self.top_off for a in self.random_off)
+        return (1 + worse) / (1 + len(self.random_off))
+
+    def verdict(self, alpha: float = 0.05) -> str:
+        """One sentence: did the top-k channels hurt the class more than random ones?"""
+        low, high = self.random_interval
+        numbers = (
+            f"top {self.k} off {100 * self.top_off:.1f} %, random {self.k} off {100 * self.random_mean:.1f} % "
+            f"(95 % of {len(self.random_off)} draws in {100 * low:.1f} … {100 * high:.1f} %), p = {self.p_value:.3f}"
+        )
+        if len(self.random_off) < round(1 / alpha) - 1:
+            return f"Too few random draws to decide at {alpha:.0%} (use at least {round(1 / alpha) - 1}): {numbers}."
+        if self.p_value <= alpha:
+            return f"The class's most excited channels hurt it MORE than random ones: {numbers}."
+        return f"The class's most excited channels did NOT hurt it clearly more than random ones: {numbers}."
+
 
 def knockout_comparison(
     model: nn.Module,

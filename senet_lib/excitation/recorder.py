@@ -232,6 +232,7 @@ def class_excitations(
     seed: int = 0,
     blocks: Sequence[str] | None = None,
     checkpoint: str | Path | None = None,
+    network: str | None = None,
 ) -> ExcitationStats:
     """Per-class excitation statistics from ``images_per_class`` images of each class (paper: 50).
 
@@ -246,6 +247,8 @@ def class_excitations(
         seed: the sampling seed.
         blocks: paper names of the blocks to record (default: all).
         checkpoint: the checkpoint the weights came from, recorded for provenance.
+        network: how the network was trained, for plot titles and provenance (e.g.
+            ``"40 epochs, 87.9 % test"`` or ``"untrained"``).
     """
     if images_per_class < 1:
         raise ValueError(f"images_per_class must be at least 1, got {images_per_class}.")
@@ -258,6 +261,7 @@ def class_excitations(
     metadata = {
         "model": getattr(model, "arch_config", {}).get("name", type(model).__name__),
         "checkpoint": None if checkpoint is None else str(checkpoint),
+        **({} if network is None else {"network": network}),
         **data_meta,
         "split": split,
         "images_per_class": images_per_class,

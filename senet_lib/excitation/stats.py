@@ -184,6 +184,7 @@ class ExcitationStats:
         """The provenance dict for :func:`senet_lib.figures.save_figure` (metadata + ``extra``)."""
         keys = (
             "model",
+            "network",
             "checkpoint",
             "dataset",
             "synthetic",

@@ -17,7 +17,6 @@ from matplotlib.ticker import MaxNLocator
 
 from ..excitation import (
     ExcitationStats,
-    KnockoutResult,
     channel_order,
     class_specificity,
     paper_blocks,
@@ -31,7 +30,6 @@ __all__ = [
     "plot_class_excitations",
     "plot_excitation_heatmaps",
     "plot_image_vs_class",
-    "plot_knockout",
     "plot_saturation",
     "plot_similarity",
     "plot_specificity",
@@ -102,15 +100,28 @@ def plot_class_excitations(
     over ``n_channels`` uniformly sampled channels. Blocks default to :func:`paper_blocks`."""
     chosen, indices = _blocks(stats, blocks), _classes(stats, classes)
     palette = sns.color_palette("deep", len(indices))
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v", "P"]
 
     def draw(ax: plt.Axes, block: str, channels: np.ndarray, x: np.ndarray) -> None:
-        for color, k in zip(palette, indices, strict=True):
-            ax.plot(x, stats.mean[block][k, channels], color=color, lw=1.2, label=stats.classes[k])
-        if show_all:
-            ax.plot(x, stats.all_class_mean(block)[channels], color="black", lw=1.6, ls="--", label="all")
+        if show_all:  # underneath, thick and grey, so that no class line hides behind it
+            ax.plot(x, stats.all_class_mean(block)[channels], color="0.6", lw=3.0, label="all", zorder=1)
+        for i, (color, k) in enumerate(zip(palette, indices, strict=True)):
+            ax.plot(
+                x,
+                stats.mean[block][k, channels],
+                color=color,
+                lw=1.1,
+                ls=styles[i % len(styles)],
+                marker=markers[i % len(markers)],
+                markersize=2.5,
+                alpha=0.9,
+                label=stats.classes[k],
+                zorder=2 + i,
+            )
 
     fig = _channel_panels(stats, chosen, n_channels, seed, ncols, "mean excitation s", draw)
-    fig.suptitle(f"Mean excitation per class ({_sample_note(stats)})")
+    fig.suptitle(f"Mean excitation per class (paper Fig. 6)\n({_sample_note(stats)})")
     return fig
 
 
@@ -131,7 +142,9 @@ def plot_class_band(
         ax.plot(x, mean, lw=1.4, label="mean")
 
     fig = _channel_panels(stats, chosen, n_channels, seed, ncols, "excitation s", draw)
-    fig.suptitle(f"Class {stats.classes[k]!r}: mean ± std over its {int(stats.count[k])} images")
+    fig.suptitle(
+        f"Class {stats.classes[k]!r}: mean ± std over its {int(stats.count[k])} images\n({_sample_note(stats)})"
+    )
     return fig
 
 
@@ -147,12 +160,15 @@ def plot_excitation_heatmaps(
     chosen = _blocks(stats, blocks)
     fig, axes = _grid(len(chosen), ncols, width=6.0, height=0.25 * min(stats.num_classes, 40) + 1.8)
     show_names = stats.num_classes <= 20
-    for ax, block in zip(axes, chosen, strict=True):
+    panels = {}
+    for block in chosen:
         values = stats.mean[block]
         if relative:
             values = values - stats.all_class_mean(block)[None, :]
-        values = values[:, channel_order(stats.mean[block])]
-        limit = float(np.nanmax(np.abs(values))) or 1.0
+        panels[block] = values[:, channel_order(stats.mean[block])]
+    limit = max(float(np.nanmax(np.abs(v))) for v in panels.values()) or 1.0  # one scale for all panels
+    for ax, block in zip(axes, chosen, strict=True):
+        values = panels[block]
         options = (
             {"cmap": "vlag", "center": 0.0, "vmin": -limit, "vmax": limit}
             if relative
@@ -167,7 +183,11 @@ def plot_excitation_heatmaps(
             **options,
         )
         ax.set(title=block, xlabel=f"channel (reordered, {values.shape[1]})", ylabel="class")
-    fig.suptitle("Mean excitation, classes × channels" + (" (relative to all classes)" if relative else ""))
+    fig.suptitle(
+        "Mean excitation, classes × channels"
+        + (" (relative to all classes; one colour scale)" if relative else "")
+        + f"\n({_sample_note(stats)})"
+    )
     return fig
 
 
@@ -192,12 +212,15 @@ def plot_similarity(
             yticklabels=names,
         )
         ax.set_title(block)
-    fig.suptitle(f"{method.capitalize()} similarity between class-mean excitations")
+    fig.suptitle(f"{method.capitalize()} similarity between class-mean excitations\n({_sample_note(stats)})")
     return fig
 
 
-def plot_specificity(stats: ExcitationStats, blocks: Sequence[str] | None = None) -> plt.Figure:
-    """Class specificity (see :func:`~senet_lib.excitation.class_specificity`) against depth."""
+def plot_specificity(
+    stats: ExcitationStats, blocks: Sequence[str] | None = None, reference: ExcitationStats | None = None
+) -> plt.Figure:
+    """Class specificity (see :func:`~senet_lib.excitation.class_specificity`) against depth;
+    ``reference`` (e.g. the same network untrained) is drawn beside it."""
     chosen = list(blocks) if blocks is not None else stats.blocks
     values = [class_specificity(stats, b) for b in chosen]
     raw = [class_specificity(stats, b, debias=False) for b in chosen]
@@ -205,11 +228,14 @@ def plot_specificity(stats: ExcitationStats, blocks: Sequence[str] | None = None
     x = np.arange(len(chosen))
     ax.plot(x, values, marker="o", label="debiased (noise floor removed)")
     ax.plot(x, raw, marker=".", ls=":", color="grey", label="raw")
+    if reference is not None:
+        ref = [class_specificity(reference, b) for b in chosen]
+        ax.plot(x, ref, marker="x", ls="--", color="tab:green", label=_network(reference) + ", debiased")
     ax.set_xticks(x, chosen, rotation=45, ha="right")
     ax.set(xlabel="SE block (network order)", ylabel="class specificity\n(between-class / within-class)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
-    ax.set_title(f"Class specificity by depth ({_sample_note(stats)})")
+    ax.set_title(f"Class specificity by depth\n({_sample_note(stats)})", fontsize="medium")
     return fig
 
 
@@ -224,8 +250,18 @@ def plot_saturation(stats: ExcitationStats, blocks: Sequence[str] | None = None)
     ax.bar(x, low, bottom=high, label=f"s < {stats.metadata.get('saturation_low', 0.05)}", color="tab:blue")
     ax.set_xticks(x, chosen, rotation=45, ha="right")
     ax.set(ylim=(0, 1), ylabel="share of (image, channel) gates", xlabel="SE block (network order)")
+    if not (high.any() or low.any()):
+        ax.text(
+            0.5,
+            0.5,
+            "no gate value above 0.95 or below 0.05 in any block:\nno channel is passed unchanged or shut",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize="small",
+        )
     ax.legend(fontsize="small")
-    ax.set_title("Saturated gates per block")
+    ax.set_title(f"Saturated gates per block\n({_sample_note(stats)})")
     return fig
 
 
@@ -257,26 +293,19 @@ def plot_image_vs_class(
         ax.set_title(block)
         _channel_axis(ax, "excitation s")
     axes[0].legend(fontsize="small", loc="best")
-    fig.suptitle(title or f"One image of class {stats.classes[k]!r} against its class")
-    return fig
-
-
-def plot_knockout(result: KnockoutResult, class_name: str | None = None) -> plt.Figure:
-    """Bar chart: class accuracy with nothing off, its top-k channels off, and k random channels off."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
-    labels = ["nothing off", f"top {result.k} off", f"random {result.k} off"]
-    values = [result.baseline, result.top_off, result.random_mean]
-    errors = [0.0, 0.0, result.random_std]
-    ax.bar(labels, values, yerr=errors, capsize=4, color=["tab:grey", "tab:red", "tab:blue"])
-    ax.set(ylim=(0, 1.05), ylabel="accuracy on the class's test images")
-    name = class_name if class_name is not None else f"class {result.class_index}"
-    ax.set_title(
-        f"{result.block}: switching off channels, {name}\n(random: mean ± std of {len(result.random_off)} draws)"
+    fig.suptitle(
+        title or f"One image of class {stats.classes[k]!r} against its class\n({_sample_note(stats)})"
     )
     return fig
+
+
+def _network(stats: ExcitationStats) -> str:
+    """The model's name and, when recorded, how it was trained: "se_resnet20 (40 epochs, 87.9 % test)"."""
+    model, network = stats.metadata.get("model", "model"), stats.metadata.get("network")
+    return f"{model} ({network})" if network else str(model)
 
 
 def _sample_note(stats: ExcitationStats) -> str:
     dataset = stats.metadata.get("dataset", "?")
     per_class = stats.metadata.get("images_per_class", int(stats.count.max()) if stats.count.size else 0)
-    return f"{stats.metadata.get('model', 'model')}, {dataset}, {per_class} images/class"
+    return f"{_network(stats)}, {dataset}, {per_class} images/class"
