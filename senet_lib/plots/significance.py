@@ -24,7 +24,7 @@ def plot_separation(
     (e.g. :func:`~senet_lib.excitation.significance.untrained_like`) drawn the same way."""
     names = list(report.blocks)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(names) + 2.5), 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.6 * len(names) + 2.5), 4.4), layout="constrained")
     series = [(report, "tab:blue", "o", 0.0)]
     if reference is not None:
         series.append((reference, "tab:green", "x", 0.15))
@@ -55,7 +55,7 @@ def plot_separation(
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set(xlabel="SE block (network order)", ylabel="class separation\n(RMS gap between class means of s)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.legend(fontsize="x-small", loc="outside lower center", ncol=2)
     note = f", {data_label}" if data_label else ""
     ax.set_title(
         f"How far the classes' mean gates lie apart, by depth\n({report.network}{note}, "
