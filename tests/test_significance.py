@@ -81,6 +81,11 @@ def test_the_permutation_test_finds_a_class_effect_and_none_where_there_is_none(
     assert report.blocks["SE_2_1"].threshold < report.blocks["SE_4_1"].observed
     assert list(report.groups) == ["stage 2", "stage 3", "stage 4"]
     assert report.depth_verdict().startswith("toy: separation RISES with depth")
+    assert "hardly depend on the class" not in report.depth_verdict()  # 0.05 per class step is not small
+    weak = ex.report_from_samples(
+        *samples({"SE_2_1": 0.0, "SE_4_1": 0.01}, per_class=100), permutations=19, resamples=99
+    )  # separation 1.83 x 0.01
+    assert "RISES" in weak.depth_verdict() and "hardly depend on the class anywhere" in weak.depth_verdict()
     frame = report.to_frame()
     assert frame.loc["SE_4_1", "class_specific"] and frame.loc["SE_2_1", "group"] == "stage 2"
 
