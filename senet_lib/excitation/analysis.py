@@ -42,13 +42,10 @@ def class_specificity(stats: ExcitationStats, block: str, debias: bool = True) -
     Returns NaN when fewer than two classes have two or more images, and ``inf`` when class
     means differ but no image varies from its class mean.
     """
-    mean, std = stats._check_block(block), stats.std[block]
-    keep = stats.count > 1
-    if keep.sum() < 2:
-        return float("nan")
-    var = std[keep] ** 2
-    numerator = separation_from_moments(mean[keep], var, stats.count[keep], debias)
-    denominator = float(np.sqrt(var.mean()))
+    numerator = class_separation(stats, block, debias)
+    if np.isnan(numerator):
+        return numerator
+    denominator = float(np.sqrt((stats.std[block][stats.count > 1] ** 2).mean()))
     if denominator == 0.0:
         return 0.0 if numerator == 0.0 else float("inf")
     return numerator / denominator
