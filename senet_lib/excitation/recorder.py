@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,6 +211,33 @@ def _batches(
         yield (normalize(x) if normalize is not None else x.float()), labels[idx]
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """The images of one split that :func:`class_excitations` (and the resampling tests of
+    :mod:`.significance`) look at: ``images_per_class`` of each class, drawn with ``seed``."""
+
+    images: Tensor
+    labels: Tensor
+    indices: Tensor
+    classes: list[str]
+    meta: dict[str, Any]
+    normalize: Any | None
+
+    def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        return _batches(self.images, self.labels, self.indices, batch_size, self.normalize)
+
+
+def _sample(
+    data: ImageDataset | tuple[Tensor, Tensor], split: str, images_per_class: int, seed: int
+) -> _Sample:
+    if images_per_class < 1:
+        raise ValueError(f"images_per_class must be at least 1, got {images_per_class}.")
+    images, labels, classes, meta, is_uint8 = _split_tensors(data, split)
+    normalize = data.normalize if is_uint8 else None  # type: ignore[union-attr]
+    indices = _sample_per_class(labels, images_per_class, seed)
+    return _Sample(images, labels, indices, classes, meta, normalize)
+
+
 def _sample_per_class(labels: Tensor, images_per_class: int, seed: int) -> Tensor:
 
     counts = torch.bincount(labels)
@@ -250,11 +278,7 @@ def class_excitations(
         network: how the network was trained, for plot titles and provenance (e.g.
             ``"40 epochs, 87.9 % test"`` or ``"untrained"``).
     """
-    if images_per_class < 1:
-        raise ValueError(f"images_per_class must be at least 1, got {images_per_class}.")
-    images, labels, classes, data_meta, is_uint8 = _split_tensors(data, split)
-    normalize = data.normalize if is_uint8 else None  # type: ignore[union-attr]
-    indices = _sample_per_class(labels, images_per_class, seed)
+    sample = _sample(data, split, images_per_class, seed)
     if device is not None:
         model = model.to(device)
     run_device = next(model.parameters()).device
@@ -262,19 +286,19 @@ def class_excitations(
         "model": getattr(model, "arch_config", {}).get("name", type(model).__name__),
         "checkpoint": None if checkpoint is None else str(checkpoint),
         **({} if network is None else {"network": network}),
-        **data_meta,
+        **sample.meta,
         "split": split,
         "images_per_class": images_per_class,
-        "num_images": len(indices),
+        "num_images": len(sample.indices),
         "seed": seed,
         "device": str(run_device),
         "commit": git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with ExcitationRecorder(model, blocks, num_classes=len(classes)) as rec:
-        for x, y in _batches(images, labels, indices, batch_size, normalize):
+    with ExcitationRecorder(model, blocks, num_classes=len(sample.classes)) as rec:
+        for x, y in sample.batches(batch_size):
             rec.update(x, y)
-    return rec.stats(classes, metadata)
+    return rec.stats(sample.classes, metadata)
 
 
 def image_excitations(

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..models import create_model
 from ..se import parse_block_name
 from .analysis import separation_from_moments
-from .recorder import _batches, _sample_per_class, _split_tensors, image_excitations
+from .recorder import _sample, image_excitations
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
     import pandas as pd
@@ -115,7 +115,6 @@ class SeparationReport:
     network: str  # a description for titles, e.g. "se_resnet20, 40 epochs, 87.9 % test"
     blocks: dict[str, BlockSeparation]
     groups: dict[str, list[str]]  # depth groups in network order: stage name → blocks
-    rise_bootstrap: np.ndarray  # [resamples] mean separation of the last group minus the first
     images_per_class: int
 
     @property
@@ -130,6 +129,12 @@ class SeparationReport:
 
     def group_mean(self, group: str) -> float:
         return float(np.mean([self.blocks[b].observed for b in self.groups[group]]))
+
+    @property
+    def rise_bootstrap(self) -> np.ndarray:
+        """``[resamples]`` the deepest group's mean separation minus the first's, per bootstrap draw
+        (the draws are shared by all blocks, so the difference is taken draw by draw)."""
+        return self._group_bootstrap(self.group_names[-1]) - self._group_bootstrap(self.group_names[0])
 
     @property
     def rise_interval(self) -> tuple[float, float]:
@@ -228,16 +233,14 @@ def per_image_excitations(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """``s`` of every sampled image (the images :func:`class_excitations` samples with this seed),
     per block ``[N, C]``, with their labels ``[N]`` and the number of classes."""
-    images, labels, classes, _meta, is_uint8 = _split_tensors(data, split)
-    normalize = data.normalize if is_uint8 else None  # type: ignore[union-attr]
-    indices = _sample_per_class(labels, images_per_class, seed)
+    sample = _sample(data, split, images_per_class, seed)
     parts: list[dict[str, np.ndarray]] = []
     kept: list[Tensor] = []
-    for x, y in _batches(images, labels, indices, batch_size, normalize):
+    for x, y in sample.batches(batch_size):
         parts.append(image_excitations(model, x, blocks))
         kept.append(y)
     per_block = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return per_block, torch.cat(kept).numpy(), len(classes)
+    return per_block, torch.cat(kept).numpy(), len(sample.classes)
 
 
 def separation_report(
@@ -300,13 +303,8 @@ def report_from_samples(
             null=_separations(rows, counts, shuffled, True),
             bootstrap=_separations(rows, counts, boot, True),
         )
-    groups = _depth_groups(list(results))
-    first, last = list(groups.values())[0], list(groups.values())[-1]
-    rise = np.mean([results[b].bootstrap for b in last], 0) - np.mean(
-        [results[b].bootstrap for b in first], 0
-    )
     per_class = int(counts[counts > 0].min()) if n else 0
-    return SeparationReport(network, results, groups, rise, per_class)
+    return SeparationReport(network, results, _depth_groups(list(results)), per_class)
 
 
 # --------------------------------------------------------------------------- the reference network
