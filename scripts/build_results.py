@@ -263,6 +263,18 @@ def bench_section(records: list[dict[str, Any]]) -> str:
         if speedups:
             pairs = ", ".join(f"{model} {value:.2f}×" for model, value in speedups.items())
             lines += ["", f"`default` over `seed-style`: {pairs}."]
+        loop = record.get("loop") or {}
+        if loop.get("status") == "ok":
+            lines += [
+                "",
+                f"Epoch loop (`fit`, {loop['model']}, {loop['precision']}, {loop['train_images']} training and "
+                f"{loop['test_images']} test images, median of {loop['epochs'] - 1} epochs after a warm-up): "
+                f"its training phase runs at {loop['fit_train']['images_per_sec']:,.0f} img/s, "
+                f"{loop['fit_vs_bare_step']:.2f} × the bare step on one batch "
+                f"({loop['bare_step']['images_per_sec']:,.0f} img/s); the whole epoch with its test pass and "
+                f"checkpoint at {loop['fit_epoch']['images_per_sec']:,.0f} img/s, "
+                f"{loop['epoch_vs_bare_step']:.2f} ×.",
+            ]
         targets = [t for t in record.get("targets", []) if t.get("applies")]
         if targets:
             lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]

@@ -65,7 +65,7 @@ def test_record_structure(cpu_run):
     record, _, _ = cpu_run
     expected = {"kind", "schema", "created", "environment", "backend", "dataloader_workers", "device"}
     expected |= {"device_name", "torch", "commit", "settings", "data_note", "results", "summary", "targets"}
-    expected |= {"reference_ratios", "profile"}
+    expected |= {"reference_ratios", "profile", "loop"}
     assert expected <= set(record)
     assert (record["kind"], record["schema"], record["device"]) == ("benchmark", 2, "cpu")
     assert record["torch"] == torch.__version__ and record["environment"]["device"] == "cpu"
@@ -161,7 +161,12 @@ def test_ratios_speedups_and_targets_come_from_the_medians(cpu_run):
     assert cpu_target["applies"] is True
     assert cpu_target["measured"] == pytest.approx(summary["speedup_default_vs_seed_style"]["se_resnet20"])
     assert cpu_target["met"] == (cpu_target["measured"] >= 2.0)
-    assert not any(targets[k]["applies"] for k in targets if k != "cpu_default_vs_seed_style")
+    loop_target = targets["fit_vs_bare_step"]
+    assert loop_target["applies"] is True
+    assert loop_target["measured"] == pytest.approx(record["loop"]["fit_vs_bare_step"])
+    assert loop_target["met"] == (loop_target["measured"] >= 0.9)
+    cpu_only = {"cpu_default_vs_seed_style", "fit_vs_bare_step"}
+    assert not any(targets[k]["applies"] for k in targets if k not in cpu_only)
 
 
 def test_printed_table_and_rendered_readme_section(cpu_run):
@@ -174,6 +179,91 @@ def test_printed_table_and_rendered_readme_section(cpu_run):
     assert f"| se_resnet20 | seed-style | {row['images_per_sec']:,.0f} | " in section
     assert "| fp32 | channels-first | torch |" in section and "median of 2 repeats" in section
     assert "| cpu_default_vs_seed_style |" in section and "`default` over `seed-style`" in section
+    loop = record["loop"]
+    assert f"{loop['fit_vs_bare_step']:.3f} × bare" in printed
+    assert f"{loop['fit_vs_bare_step']:.2f} × the bare step" in section and "| fit_vs_bare_step |" in section
+
+
+def test_the_loop_runs_fit_with_the_defaults_and_leaves_out_its_warm_up_epoch(cpu_run):
+    record, _, _ = cpu_run
+    loop = record["loop"]
+    assert loop["status"] == "ok", loop
+    assert (loop["model"], loop["batch_size"], loop["epochs"]) == ("se_resnet20", 4, 3)  # repeats + 1
+    assert (loop["train_images"], loop["test_images"]) == (16, 3)  # a test split a fifth of the training one
+    assert loop["steps_per_epoch"] == 4 and loop["pipeline"] == "DeviceLoader"
+    assert loop["precision"] == get_precision(torch.device("cpu"), None).name
+    history = loop["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3] and [r["warm_up"] for r in history] == [
+        True,
+        False,
+        False,
+    ]
+    assert all(r["test_acc"] is not None for r in history)  # evaluated every epoch
+    timed = history[1:]
+    assert loop["fit_train"]["images_per_sec"] == pytest.approx(
+        statistics.median(r["images_per_sec"] for r in timed)
+    )
+    epoch_rates = [16 / r["seconds"] for r in timed]
+    assert loop["fit_epoch"]["images_per_sec"] == pytest.approx(statistics.median(epoch_rates))
+    assert loop["fit_vs_bare_step"] == pytest.approx(
+        loop["fit_train"]["images_per_sec"] / loop["bare_step"]["images_per_sec"]
+    )
+    assert record["summary"]["fit_vs_bare_step"] == loop["fit_vs_bare_step"]
+    # the whole epoch also holds the test pass and the checkpoint: never faster than its training phase
+    assert loop["epoch_vs_bare_step"] < loop["fit_vs_bare_step"]
+    assert 0 < loop["test_seconds_share"] < 1
+
+
+def test_loop_ratios_come_from_the_timed_epochs(monkeypatch):
+    """Known rates in, known ratios out: the warm-up epoch (10 img/s here) must not enter the medians."""
+    from senet_lib.bench import loop as loop_module
+    from senet_lib.train import History
+
+    info = {"precision": "fp32", "channels_last": False, "pipeline": "DeviceLoader", "steps_per_epoch": 2}
+    monkeypatch.setattr(loop_module, "_bare_step_rates", lambda *a, **k: ([100.0, 120.0, 100.0], info))
+    rows = [(10.0, 1.0), (90.0, 0.5), (80.0, 0.4), (70.0, 0.5)]  # (training img/s, epoch seconds)
+    history = History(
+        {"epoch": i + 1, "images_per_sec": ips, "seconds": s, "test_acc": 0.5}
+        for i, (ips, s) in enumerate(rows)
+    )
+    monkeypatch.setattr(loop_module, "fit", lambda *a, **k: history)
+    settings = bench.BenchSettings(models=("resnet20",), variants=("default",), batch_size=8, repeats=3)
+    result = bench.measure_loop("resnet20", settings, torch.device("cpu"))
+    assert result["status"] == "ok" and result["epochs"] == 4
+    assert result["bare_step"]["images_per_sec"] == 100.0
+    assert result["fit_vs_bare_step"] == pytest.approx(0.8)  # median(90, 80, 70) / 100
+    # 2 steps of 8 images over 0.5, 0.4 and 0.5 s: 32, 40 and 32 img/s, median 32
+    assert result["epoch_vs_bare_step"] == pytest.approx(0.32)
+    # e.g. 16 images at 80 img/s = 0.2 s of the epoch's 0.4 s: the other half is test pass and saving
+    assert result["test_seconds_share"] == pytest.approx(
+        statistics.median([1 - 16 / 90 / 0.5, 0.5, 1 - 16 / 70 / 0.5])
+    )
+
+
+def test_a_failing_loop_is_recorded_and_no_loop_skips_it(monkeypatch, tmp_path):
+    from senet_lib.bench import loop as loop_module
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full\nmore")
+
+    monkeypatch.setattr(loop_module, "fit", broken)
+    settings = bench.BenchSettings(
+        models=("resnet20",), variants=("default",), batch_size=2, steps=1, repeats=1
+    )
+    settings = dataclasses.replace(settings, warmup=1, min_seconds=0.0, train_images=4)
+    result = bench.measure_loop("resnet20", settings, torch.device("cpu"))
+    assert (result["status"], result["error"], result["fit_vs_bare_step"]) == (
+        "failed",
+        "RuntimeError: disk full",
+        None,
+    )
+    seen = []
+    monkeypatch.setattr(bench, "main_bench", lambda s, **k: seen.append(s) or tmp_path)
+    assert cli.main(["bench", "--models", "resnet20", "--no-loop", *TINY]) == 0
+    assert seen[0].loop is False
+    record = bench.run_benchmark(dataclasses.replace(settings, loop=False), verbose=False)
+    assert record["loop"] is None and "fit_vs_bare_step" not in record["summary"]
+    assert not {t["name"]: t for t in record["targets"]}["fit_vs_bare_step"]["applies"]
 
 
 def _row(model: str, variant: str, repeats: list[float] | None) -> dict:

@@ -29,6 +29,11 @@ compilation:
 The old names still work: ``baseline``, ``device``, ``device+amp``, ``device+amp+cl`` and
 ``device+amp+cl+compile`` (also ``+compile``) mean the variants above, in that order.
 
+Besides the variants it times the **epoch loop**: :func:`senet_lib.train.fit` with the library's
+defaults, test pass and checkpoint every epoch, against the bare :meth:`Trainer.train_step` on one
+batch already on the device (:mod:`senet_lib.bench.loop`; ``--no-loop`` skips it). Its ratio
+``fit_vs_bare_step`` says what the input pipeline and the bookkeeping cost.
+
 The record (JSON, in the results folder) holds the environment (:meth:`Environment.record`),
 backend flags (CPU bf16 units, torch threads, TF32 and ``cudnn.benchmark``, CUDA/cuDNN versions),
 the settings, every measurement, the derived ratios and the targets they are compared with. Each row
@@ -38,6 +43,7 @@ data are synthetic images of CIFAR shape unless ``--dataset`` says otherwise: pi
 not change how long a training step takes.
 """
 
+from .loop import format_loop, load_loop_data, loop_config, measure_loop
 from .report import check_targets, format_record, summarize, write_bench_record
 from .run import load_bench_data, main_bench, run_benchmark
 from .settings import (
@@ -77,6 +83,10 @@ __all__ = [
     "backend_flags",
     "throughput_stats",
     "measure",
+    "measure_loop",
+    "loop_config",
+    "load_loop_data",
+    "format_loop",
     "profile_steps",
     "summarize",
     "check_targets",

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..checkpoint import atomic_write_json
 from ..env import Environment, get_paths
+from .loop import format_loop
 from .settings import BenchSettings
 from .variants import REFERENCE_RATIOS, TARGETS
 
@@ -73,6 +74,7 @@ def check_targets(summary: dict[str, Any], env: Environment) -> list[dict[str, A
         ),
         "se_vs_plain_ratio": (summary.get("se_vs_plain_ratio"), device == "cuda" and pair),
         "cuda_default_vs_seed_style": (default_speedups.get(summary["se_model"]), device == "cuda"),
+        "fit_vs_bare_step": (summary.get("fit_vs_bare_step"), summary.get("fit_vs_bare_step") is not None),
         "cpu_default_vs_seed_style": (
             default_speedups.get("se_resnet20"),
             device == "cpu" and summary["se_model"] == "se_resnet20",
@@ -177,6 +179,8 @@ def format_record(record: dict[str, Any]) -> str:
             if best:
                 parts.append(f"fastest ({best['variant']}) {best['speedup']:.2f}×")
             lines.append(f"  {model:<14}{', '.join(parts)}")
+    if record.get("loop"):
+        lines += ["", *format_loop(record["loop"])]
     lines += ["", f"{'target':<84}{'measured':>12}  status"]
     for check in record["targets"]:
         measured = _format_value(check["measured"])

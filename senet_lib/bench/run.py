@@ -11,6 +11,7 @@ from typing import Any
 
 from ..data import ImageDataset, load_dataset
 from ..env import Environment, setup
+from .loop import measure_loop
 from .report import _row_figures, check_targets, format_record, summarize, write_bench_record
 from .settings import BenchSettings, backend_flags, default_settings
 from .timing import measure, profile_steps
@@ -49,6 +50,12 @@ def run_benchmark(
             if verbose:
                 print(f"  {model_name:<14} {variant:<24} {_row_figures(row)}", flush=True)
     summary = summarize(results, settings)
+    loop = None
+    if settings.loop:
+        if verbose:
+            print(f"  {summary['se_model']:<14} {'fit vs bare step':<24} …", flush=True)
+        loop = measure_loop(summary["se_model"], settings, env.device)
+        summary["fit_vs_bare_step"] = loop.get("fit_vs_bare_step")
     workers = sorted({r["num_workers"] for r in results if r.get("num_workers") is not None})
     record = {
         "kind": "benchmark",
@@ -72,6 +79,7 @@ def run_benchmark(
         },
         "data_note": DATA_NOTE if settings.dataset == "synthetic" else f"real {settings.dataset} images",
         "results": results,
+        "loop": loop,
         "summary": summary,
         "targets": check_targets(summary, env),
         "reference_ratios": REFERENCE_RATIOS,

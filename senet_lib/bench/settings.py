@@ -18,7 +18,8 @@ class BenchSettings:
     """What to measure. :func:`default_settings` picks values that suit the device.
 
     ``train_images`` is the size of the (synthetic) training split the loaders cycle through;
-    None means just enough for the warm-up and one repeat's ``steps``.
+    None means just enough for the warm-up and one repeat's ``steps``. ``loop`` also measures
+    :func:`senet_lib.train.fit` against the bare step for the SE model (:mod:`senet_lib.bench.loop`).
     """
 
     models: tuple[str, ...]
@@ -33,6 +34,7 @@ class BenchSettings:
     dataset: str = "synthetic"
     num_workers: int | None = None
     seed: int = 0
+    loop: bool = True
 
     def __post_init__(self) -> None:
         variants = tuple(dict.fromkeys(canonical_variant(v) for v in self.variants))

@@ -81,6 +81,11 @@ TARGETS: dict[str, dict[str, Any]] = {
         "goal": "default GPU path (device loader, mixed precision) ≥ 5 × seed-style fp32 DataLoader loop",
         "applies_when": "the SE model on a CUDA GPU",
     },
+    "fit_vs_bare_step": {
+        "target": 0.9,
+        "goal": "fit's training phase ≥ 0.9 × the bare train step (SE model, library defaults, medians)",
+        "applies_when": "the loop was measured (any device)",
+    },
     "cpu_default_vs_seed_style": {
         "target": 2.0,
         "goal": "default CPU path ≥ 2 × the seed-style fp32 loop for se_resnet20",

@@ -32,6 +32,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides["models"] = tuple(check_model(m) for m in args.models)
     if args.variants:
         overrides["variants"] = tuple(args.variants)
+    if args.no_loop:
+        overrides["loop"] = False
     if args.dataset:
         overrides["dataset"] = check_dataset(args.dataset)
     if "steps" in overrides and "max_steps" not in overrides:  # the cap never cuts the steps asked for
@@ -72,6 +74,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-images", type=int, help="size of the training split the loaders cycle through")
     p.add_argument("--dataset", help="default: synthetic images of CIFAR shape")
     p.add_argument("--num-workers", type=int, help="DataLoader workers for the seed-style pipeline")
+    p.add_argument(
+        "--no-loop",
+        action="store_true",
+        help="skip timing fit (a few epochs of train_images, with test passes) against the bare step",
+    )
     p.add_argument("--out", help="folder (or .json file) for the record (default: the results folder)")
     p.add_argument(
         "--profile-trace", action="store_true", help="also profile a few steps and print the top ops"
