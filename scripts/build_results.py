@@ -92,6 +92,20 @@ def _recipe_text(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _trained_in(record: dict[str, Any]) -> str:
+    """The record's precision; a run resumed in another precision names each with its epochs."""
+    segments = record.get("segments") or []
+    if len({s.get("precision") for s in segments if s.get("precision")}) <= 1:
+        return str(record.get("precision") or "?")
+    return " + ".join(f"{s.get('precision') or '?'} (epochs {s['first']}–{s['last']})" for s in segments)
+
+
+def _devices(record: dict[str, Any]) -> set[str]:
+    """Every device a run trained on: the finishing one and, for resumed runs, those of its segments."""
+    found = {s["device_name"] for s in record.get("segments") or [] if s.get("device_name")}
+    return found | {str(record.get("device_name") or record.get("device"))}
+
+
 def train_section(records: list[dict[str, Any]], figures: Path, write_figures: bool = True) -> str:
     """Markdown tables (one per dataset + recipe) with links to their curve figures in ``figures``
     (drawn and saved unless ``write_figures`` is False)."""
@@ -106,7 +120,7 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
     for index, (key, group) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
         first = group[0]
         label = key[0]
-        devices = sorted({str(r.get("device_name") or r.get("device")) for r in group})
+        devices = sorted(set().union(*(_devices(r) for r in group)))
         commits = sorted({str(r.get("commit", "unknown"))[:12] for r in group})
         lines += [
             f"**{label}**, {_recipe_text(first)}. Device: {', '.join(devices)}; commit {', '.join(commits)}.",
@@ -116,7 +130,7 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
         ]
         rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in group:
-            rows[r["model"]["name"], str(r.get("precision") or "?")].append(r)
+            rows[r["model"]["name"], _trained_in(r)].append(r)
         mixed = len({precision for _, precision in rows}) > 1
         by_model = {(f"{m} ({p})" if mixed else m): runs for (m, p), runs in sorted(rows.items())}
         for (model, precision), runs in sorted(rows.items()):
@@ -163,7 +177,7 @@ def ablation_section(records: list[dict[str, Any]]) -> str:
     lines = ["**Ablation grids** (paper §6; `python -m senet_lib ablate`, notebook 07):", ""]
     for key, group in sorted(groups.items(), key=lambda kv: str(kv[0])):
         first = group[0]
-        devices = sorted({str(r.get("device_name") or r.get("device")) for r in group})
+        devices = sorted(set().union(*(_devices(r) for r in group)))
         commits = sorted({str(r.get("commit", "unknown"))[:12] for r in group})
         lines += [
             f"*{key[0]}* on {key[1]} (train {key[2]}), {_recipe_text(first)}. Device: {', '.join(devices)}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from senet_lib.profiles import get_settings
 from senet_lib.train import History, TrainConfig, Trainer, TrainingDiverged, fit, train_or_load
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -249,6 +251,50 @@ def test_resume_after_interruption_continues_the_same_run(tiny_data, tmp_path, m
         create_model("se_resnet20", 10), tiny_data, config, run_dir=tmp_path / "b", resume=True, device=CPU
     )
     assert again.to_list() == resumed.to_list()
+
+
+def test_a_run_resumed_elsewhere_records_where_each_epoch_trained(tiny_data, tmp_path, monkeypatch):
+    """A run that moves to another machine or precision between sessions must not be reported as if
+    one machine had trained it: every epoch names its device and precision, and the record's
+    segments (and README's table) show the change."""
+    import importlib.util
+
+    from senet_lib.train.records import run_record
+
+    config = tiny_config(precision=None)  # the device's default, as the CLI's profiles leave it
+    real_step, calls = Trainer.train_step, {"n": 0}
+
+    def killed_in_epoch_two(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 4:  # epoch 2, first step
+            raise KeyboardInterrupt
+        return real_step(self, x, y)
+
+    monkeypatch.setenv("SENET_PRECISION", "fp32")
+    monkeypatch.setattr(Trainer, "train_step", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, device=CPU)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    monkeypatch.setenv("SENET_PRECISION", "bf16")
+    monkeypatch.setattr(train.loop, "device_name", lambda device: "another machine")
+    history = fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, resume=True, device=CPU)
+    assert [(r["precision"], r["device_name"] == "another machine") for r in history] == [
+        ("fp32", False),
+        ("bf16", True),
+    ]
+    record = run_record(create_model("resnet20", 10), tiny_data, config, history, {"precision": "bf16"}, 1.0)
+    assert [(s["first"], s["last"], s["precision"]) for s in record["segments"]] == [
+        (1, 1, "fp32"),
+        (2, 2, "bf16"),
+    ]
+    assert History([{"epoch": 1}, {"epoch": 2}]).segments() == [  # rows from before epochs said where
+        {"first": 1, "last": 2, "device_name": None, "precision": None}
+    ]
+    spec = importlib.util.spec_from_file_location("build_results", ROOT / "scripts" / "build_results.py")
+    build_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_results)
+    assert build_results._trained_in(record) == "fp32 (epochs 1–1) + bf16 (epochs 2–2)"
+    assert "another machine" in build_results._devices(record)
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tiny_data, tmp_path):

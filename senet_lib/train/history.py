@@ -24,6 +24,8 @@ class HistoryRow(TypedDict, total=False):
     lr: float  # at the epoch's first step
     seconds: float  # train + test
     images_per_sec: float  # training throughput
+    device_name: str  # where the epoch trained (a resumed run may have moved); absent in older runs
+    precision: str  # what it trained in: fp32, bf16 or fp16; absent in older runs
 
 
 class History:
@@ -67,6 +69,26 @@ class History:
     @property
     def final_test_acc(self) -> float | None:
         return self.rows[-1].get("test_acc") if self.rows else None
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Consecutive epochs trained on the same device in the same precision: ``first`` and ``last``
+        epoch, ``device_name`` and ``precision`` (None for epochs of runs too old to say). One
+        segment for a run that never moved; more when it was resumed elsewhere."""
+        out: list[dict[str, Any]] = []
+        for row in self.rows:
+            where = (row.get("device_name"), row.get("precision"))
+            if out and (out[-1]["device_name"], out[-1]["precision"]) == where:
+                out[-1]["last"] = row["epoch"]
+            else:
+                out.append(
+                    {
+                        "first": row["epoch"],
+                        "last": row["epoch"],
+                        "device_name": where[0],
+                        "precision": where[1],
+                    }
+                )
+        return out
 
     @property
     def total_seconds(self) -> float:

@@ -23,6 +23,7 @@ from ..checkpoint import (
 )
 from ..data import make_loaders
 from ..env import (
+    device_name,
     get_device,
     seed_everything,
 )
@@ -245,6 +246,7 @@ def _fit(
             f"({config.batch_size}): lower the batch size or use more training images."
         )
     trainer = make_trainer(model, config, device, steps, get_context())
+    where = {"device_name": device_name(device), "precision": trainer.precision.name}
     history = History()
     start_epoch = 0
     saved_note = "No checkpoint has been written yet."
@@ -295,6 +297,7 @@ def _fit(
             "lr": lr,
             "seconds": time.perf_counter() - epoch_start,
             "images_per_sec": images / train_seconds if train_seconds > 0 else float("nan"),
+            **where,
         }
         if config.tta and done == config.epochs:
             row["test_acc_flip"] = trainer.evaluate_flip_tta(loaders.test)

@@ -65,6 +65,7 @@ class RunRecord(TypedDict):
     final_test_acc: float | None
     best_test_acc: float | None
     wall_time_s: float
+    segments: list[dict[str, Any]]  # History.segments(): more than one when a resumed run moved
 
 
 def _dataset_descriptor(data: ImageDataset) -> DatasetDescriptor:
@@ -90,7 +91,11 @@ def run_record(
     wall_time: float,
 ) -> RunRecord:
     """One JSON-ready record of a training run: model, dataset, recipe, seed, device, versions,
-    commit, per-epoch history, final and best test accuracy and wall time (seconds)."""
+    commit, per-epoch history, final and best test accuracy and wall time (seconds).
+
+    ``device``, ``device_name``, ``precision`` and ``environment`` describe the process that finished
+    the run; ``segments`` says where every epoch trained (:meth:`History.segments`), so a run resumed
+    on another machine or in another precision says so."""
     history = history if isinstance(history, History) else History(history)
     return {
         "kind": "train",
@@ -110,6 +115,7 @@ def run_record(
         "final_test_acc": history.final_test_acc,
         "best_test_acc": history.best_test_acc,
         "wall_time_s": float(wall_time),
+        "segments": history.segments(),
     }
 
 
