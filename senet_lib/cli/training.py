@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import typing
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,30 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while training (``kill``, a cloud session or a scheduler ending the job)."""
+
+
+@contextmanager
+def sigterm_stops_like_ctrl_c() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so a
+    ``kill`` ends training the way Ctrl-C does: the checkpoint of the last finished epoch stays
+    (checkpoints are written atomically) and one sentence says how to resume. Outside the main
+    thread, where Python cannot handle signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model; print where the checkpoint, history and record went.
 
@@ -165,7 +191,7 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     )
     try:
         # Rank 0 holds the folder through the record too (fit's own claim nests in it) and writes.
-        with claim_run_folder(run_dir) if context.is_main else nullcontext():
+        with sigterm_stops_like_ctrl_c(), claim_run_folder(run_dir) if context.is_main else nullcontext():
             history = _fit_in_cli_words(model, data, config, run_dir, args.resume, env.device)
             record = run_record(
                 model,
@@ -181,9 +207,11 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
                 record["distributed"] = context.describe()
             if context.is_main:
                 atomic_write_json(run_dir / RECORD_NAME, record)
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; {_what_is_kept(run_dir)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stopped:
+        terminated = isinstance(stopped, Terminated)
+        how = "stopped by SIGTERM" if terminated else "interrupted"
+        print(f"\n{PROG}: {how}; {_what_is_kept(run_dir)}", file=sys.stderr)
+        return 143 if terminated else 130  # the shell's codes for SIGTERM and SIGINT
     best, final = history.best_test_acc, history.final_test_acc
     print(
         f"\nDone: final test accuracy {100 * final:.2f}%, best {100 * best:.2f}% on {data.label}, "
@@ -246,7 +274,7 @@ def _fit_in_cli_words(
 
 
 def _what_is_kept(run_dir: Path) -> str:
-    """After Ctrl-C: whether a checkpoint is there to resume (and which epoch), in one sentence."""
+    """After Ctrl-C or SIGTERM: whether a checkpoint is there to resume (and which epoch), in one sentence."""
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():
         return "no checkpoint had been written yet, so there is nothing to resume: run the command again to start over."
