@@ -45,12 +45,13 @@ not change how long a training step takes.
 
 from .loop import format_loop, load_loop_data, loop_config, measure_loop
 from .report import check_targets, format_record, summarize, write_bench_record
-from .run import load_bench_data, main_bench, run_benchmark
+from .run import main_bench, run_benchmark
 from .settings import (
     BenchSettings,
     backend_flags,
     default_settings,
     default_variants,
+    load_bench_data,
     mixed_precision_name,
     tf32_settings,
 )

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from ..data import ImageDataset, load_dataset, make_loaders
+from ..data import ImageDataset, make_loaders
 from ..env import synchronize
 from ..models import create_model
 from ..train import TrainConfig, Trainer, fit, resolve_channels_last
-from .settings import BenchSettings
+from .settings import BenchSettings, load_bench_data
 from .timing import _first_line, _timed_repeat, throughput_stats
 
 #: The test split of the synthetic loop data, as a fraction of the training split (CIFAR: 10,000 / 50,000).
@@ -50,17 +50,9 @@ def loop_config(settings: BenchSettings) -> TrainConfig:
 
 
 def load_loop_data(settings: BenchSettings) -> ImageDataset:
-    """The loop's images: synthetic CIFAR-shaped data with ``train_images`` training images and a test
-    split of :data:`TEST_FRACTION` of that, or the named dataset (subset to ``train_images``)."""
-    size = settings.train_images or settings.batch_size * (settings.warmup + settings.steps + 1)
-    if settings.dataset == "synthetic":
-        test = max(1, round(TEST_FRACTION * size))
-        return load_dataset("synthetic", synthetic_size=(size, test), seed=settings.seed)
-    data = load_dataset(settings.dataset)
-    if settings.train_images is not None and settings.train_images < len(data.train):
-        test = max(1, round(TEST_FRACTION * settings.train_images))
-        data = data.subset(settings.train_images, test, seed=settings.seed)
-    return data
+    """The loop's images: the benchmark's (:func:`~senet_lib.bench.settings.load_bench_data`) with a
+    test split of :data:`TEST_FRACTION` of the training split."""
+    return load_bench_data(settings, test_fraction=TEST_FRACTION)
 
 
 def _bare_step_rates(
@@ -126,7 +118,7 @@ def measure_loop(
             history = fit(model, data, config, run_dir=run_dir, device=device)
         rows = list(history)
         images = info["steps_per_epoch"] * config.batch_size
-        timed = rows[1:] or rows
+        timed = rows[1:]  # BenchSettings keeps repeats >= 1, so at least one epoch after the warm-up
         fit_train = [float(r["images_per_sec"]) for r in timed]
         fit_epoch = [images / float(r["seconds"]) for r in timed]
         bare_stats, train_stats, epoch_stats = (throughput_stats(v) for v in (bare, fit_train, fit_epoch))

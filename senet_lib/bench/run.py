@@ -9,26 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..data import ImageDataset, load_dataset
 from ..env import Environment, setup
 from .loop import measure_loop
 from .report import _row_figures, check_targets, format_record, summarize, write_bench_record
-from .settings import BenchSettings, backend_flags, default_settings
+from .settings import BenchSettings, backend_flags, default_settings, load_bench_data
 from .timing import measure, profile_steps
 from .variants import DATA_NOTE, REFERENCE_RATIOS, TIMING_NOTE
-
-
-def load_bench_data(settings: BenchSettings) -> ImageDataset:
-    """The images to train on: synthetic CIFAR-shaped data (``train_images`` of them, by default
-    enough for the warm-up and one repeat's ``steps``), or a named dataset."""
-    needed = settings.batch_size * (settings.warmup + settings.steps + 1)
-    if settings.dataset == "synthetic":
-        size = settings.train_images or needed
-        return load_dataset("synthetic", synthetic_size=(size, settings.batch_size), seed=settings.seed)
-    data = load_dataset(settings.dataset)
-    if settings.train_images is not None and settings.train_images < len(data.train):
-        data = data.subset(settings.train_images, None, seed=settings.seed)
-    return data
 
 
 def run_benchmark(

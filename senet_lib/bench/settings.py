@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..data import ImageDataset, load_dataset
 from ..env import cpu_bf16_units
 from .variants import VARIANTS, canonical_variant
 
@@ -78,6 +79,25 @@ class BenchSettings:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+
+def load_bench_data(settings: BenchSettings, test_fraction: float | None = None) -> ImageDataset:
+    """The images to train on: synthetic CIFAR-shaped data (``train_images`` of them, by default
+    enough for the warm-up and one repeat's ``steps``), or a named dataset subset to ``train_images``.
+
+    ``test_fraction`` sizes the test split as that share of the training split (the epoch loop's
+    test passes, :mod:`senet_lib.bench.loop`); None leaves one batch of synthetic test images (the
+    variants never test) and a named dataset's whole test split."""
+    size = settings.train_images or settings.batch_size * (settings.warmup + settings.steps + 1)
+    test = None if test_fraction is None else max(1, round(test_fraction * size))
+    if settings.dataset == "synthetic":
+        return load_dataset(
+            "synthetic", synthetic_size=(size, test or settings.batch_size), seed=settings.seed
+        )
+    data = load_dataset(settings.dataset)
+    if settings.train_images is not None and settings.train_images < len(data.train):
+        data = data.subset(settings.train_images, test, seed=settings.seed)
+    return data
 
 
 def default_variants(device: torch.device) -> tuple[str, ...]:
