@@ -1,5 +1,6 @@
 """Shared test set-up: every test writes into its own temporary folders, never into the repo; the one
-fake-CIFAR writer (CIFAR-10 and CIFAR-100 in the standard layouts)."""
+fake-CIFAR writer (CIFAR-10 and CIFAR-100 in the standard layouts); the one way to stop training
+at a chosen step (``stop_at_step``)."""
 
 from __future__ import annotations
 
@@ -108,3 +109,31 @@ def write_fake_cifar(
 def fake_cifar() -> Callable[..., FakeCifar]:
     """The one fake-CIFAR writer, :func:`write_fake_cifar`: ``fake_cifar(parent, "cifar100", ...)``."""
     return write_fake_cifar
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt  # Ctrl-C, or a session's time limit
+
+
+@pytest.fixture
+def stop_at_step(monkeypatch) -> Callable[..., Callable[[], None]]:
+    """``stop_at_step(n, stop=None)``: the ``n``-th call (1-based, counted from now) of
+    ``Trainer.train_step`` first runs ``stop`` (default: raise ``KeyboardInterrupt``), then trains.
+    Returns a function that puts the real step back."""
+    from senet_lib.train import Trainer
+
+    real_step = Trainer.train_step
+
+    def patch(n: int, stop: Callable[[], None] | None = None) -> Callable[[], None]:
+        calls = {"n": 0}
+
+        def step(self, x, y):
+            calls["n"] += 1
+            if calls["n"] == n:
+                (stop or _interrupt)()
+            return real_step(self, x, y)
+
+        monkeypatch.setattr(Trainer, "train_step", step)
+        return lambda: monkeypatch.setattr(Trainer, "train_step", real_step)
+
+    return patch

@@ -130,27 +130,24 @@ def test_training_again_without_resume_keeps_the_checkpoint(trained, capsys, mon
     assert (run_dir / "checkpoint.pt").read_bytes() == before
 
 
-def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_last_epoch(tmp_path, capsys, monkeypatch):
+def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_last_epoch(
+    tmp_path, capsys, monkeypatch, stop_at_step
+):
     """``kill`` (SIGTERM) during epoch 2 ends the command with 143 and one sentence; epoch 1's
     checkpoint stays and ``--resume`` finishes the run from it."""
     import signal
     import threading
 
     from senet_lib.checkpoint import read_checkpoint
-    from senet_lib.train import Trainer
 
     monkeypatch.setenv("SENET_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
     args = ["train", *TINY, "--epochs", "3"]
-    real_step, steps = Trainer.train_step, {"n": 0}
 
-    def step_then_kill_in_epoch_two(self, x, y):
-        steps["n"] += 1
-        if steps["n"] == 3:  # epoch 2, first step: epoch 1's checkpoint is on disk
-            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM)).start()
-            threading.Event().wait(5)  # the signal arrives (and raises) while this step waits
-        return real_step(self, x, y)
+    def kill() -> None:
+        threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+        threading.Event().wait(5)  # the signal arrives (and raises) while this step waits
 
-    monkeypatch.setattr(Trainer, "train_step", step_then_kill_in_epoch_two)
+    restore = stop_at_step(3, kill)  # epoch 2, first step: epoch 1's checkpoint is on disk
     before = signal.getsignal(signal.SIGTERM)
     assert cli.main(args) == 143
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is only there while training
@@ -158,7 +155,7 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_last_epoch(tmp_path, c
     assert "stopped by SIGTERM" in err and "(epoch 1), is kept" in err and "--resume" in err
     run_dir = _run_dir(tmp_path / "ckpt")
     assert read_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    restore()
     assert cli.main([*args, "--resume"]) == 0
     assert read_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 3
 

@@ -11,7 +11,7 @@ import torch
 from senet_lib import train
 from senet_lib.checkpoint import LOCK_NAME, earlier, find_earlier_run, read_checkpoint
 from senet_lib.data import make_synthetic
-from senet_lib.train import TrainConfig, Trainer, train_or_load
+from senet_lib.train import TrainConfig, train_or_load
 
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(
@@ -38,21 +38,13 @@ def _snapshot(folder):
     return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
-def test_a_killed_run_resumes_from_an_attached_earlier_session(tmp_path, monkeypatch, capsys):
+def test_a_killed_run_resumes_from_an_attached_earlier_session(tmp_path, monkeypatch, capsys, stop_at_step):
     data = make_synthetic(n_train=48, n_test=16, seed=0)  # 3 steps per epoch
-    real_step, steps = Trainer.train_step, {"n": 0}
-
-    def killed_in_epoch_two(self, x, y):
-        steps["n"] += 1
-        if steps["n"] == 4:
-            raise KeyboardInterrupt  # the session's time limit
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_in_epoch_two)
+    restore = stop_at_step(4)  # epoch 2, first step: the session's time limit
     session1 = tmp_path / "session1" / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
         train_or_load("se_resnet20", data, CONFIG, checkpoint_dir=session1, device=CPU)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    restore()
     (run_dir,) = session1.iterdir()
     epoch1 = read_checkpoint(run_dir / "checkpoint.pt")["history"]
     assert len(epoch1) == 1

@@ -212,24 +212,16 @@ def test_cutmix_needs_num_classes():
 
 
 # --------------------------------------------------------------------------- fit, resume, divergence
-def test_resume_after_interruption_continues_the_same_run(tiny_data, tmp_path, monkeypatch):
+def test_resume_after_interruption_continues_the_same_run(tiny_data, tmp_path, stop_at_step):
     config = tiny_config(cutmix=0.5, label_smoothing=0.1)  # cutmix draws from RNGs that must be restored
     torch.manual_seed(0)
     reference = fit(create_model("se_resnet20", 10), tiny_data, config, run_dir=tmp_path / "a", device=CPU)
 
-    real_step, calls = Trainer.train_step, {"n": 0}
-
-    def killed_in_epoch_two(self, x, y):
-        calls["n"] += 1
-        if calls["n"] == 5:  # epoch 2, second step
-            raise KeyboardInterrupt
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_in_epoch_two)
+    restore = stop_at_step(5)  # epoch 2, second step
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
         fit(create_model("se_resnet20", 10), tiny_data, config, run_dir=tmp_path / "b", device=CPU)
-    monkeypatch.undo()
+    restore()
     _, partial = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert partial["epoch"] == 1 and partial["trainer_state"]["step"] == 3
 
@@ -253,7 +245,9 @@ def test_resume_after_interruption_continues_the_same_run(tiny_data, tmp_path, m
     assert again.to_list() == resumed.to_list()
 
 
-def test_a_run_resumed_elsewhere_records_where_each_epoch_trained(tiny_data, tmp_path, monkeypatch):
+def test_a_run_resumed_elsewhere_records_where_each_epoch_trained(
+    tiny_data, tmp_path, monkeypatch, stop_at_step
+):
     """A run that moves to another machine or precision between sessions must not be reported as if
     one machine had trained it: every epoch names its device and precision, and the record's
     segments (and README's table) show the change."""
@@ -262,19 +256,11 @@ def test_a_run_resumed_elsewhere_records_where_each_epoch_trained(tiny_data, tmp
     from senet_lib.train.records import run_record
 
     config = tiny_config(precision=None)  # the device's default, as the CLI's profiles leave it
-    real_step, calls = Trainer.train_step, {"n": 0}
-
-    def killed_in_epoch_two(self, x, y):
-        calls["n"] += 1
-        if calls["n"] == 4:  # epoch 2, first step
-            raise KeyboardInterrupt
-        return real_step(self, x, y)
-
     monkeypatch.setenv("SENET_PRECISION", "fp32")
-    monkeypatch.setattr(Trainer, "train_step", killed_in_epoch_two)
+    restore = stop_at_step(4)  # epoch 2, first step
     with pytest.raises(KeyboardInterrupt):
         fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, device=CPU)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    restore()
     monkeypatch.setenv("SENET_PRECISION", "bf16")
     monkeypatch.setattr(train.loop, "device_name", lambda device: "another machine")
     history = fit(create_model("resnet20", 10), tiny_data, config, run_dir=tmp_path, resume=True, device=CPU)
