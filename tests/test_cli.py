@@ -117,6 +117,29 @@ def test_evaluate_reproduces_the_recorded_test_accuracy(trained, capsys, monkeyp
     shown = float(re.search(r"test acc\s*:\s*([\d.]+)%", out).group(1))
     assert shown == pytest.approx(100 * final["test_acc"], abs=0.006)
     assert "synthetic shapes (not CIFAR)" in out and "test split of 40 images" in out
+    assert "flip-TTA" not in out  # only asked for with --tta
+
+
+def test_evaluate_tta_prints_the_trainers_flip_tta_accuracy_on_the_same_test_split(
+    trained, capsys, monkeypatch
+):
+    from senet_lib.train import Trainer
+
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    monkeypatch.setenv("SENET_DATA_DIR", str(base / "data"))
+    seen: list[int] = []
+
+    def sentinel(self, loader) -> float:
+        seen.append(sum(int(y.shape[0]) for _, y in loader))
+        return 0.4321
+
+    monkeypatch.setattr(Trainer, "evaluate_flip_tta", sentinel)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run_dir), "--tta"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [40]
+    assert re.search(r"flip-TTA\s*:\s*43\.21%", out)
 
 
 def test_training_again_without_resume_keeps_the_checkpoint(trained, capsys, monkeypatch):
@@ -149,14 +172,16 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_last_epoch(
 
     restore = stop_at_step(3, kill)  # epoch 2, first step: epoch 1's checkpoint is on disk
     before = signal.getsignal(signal.SIGTERM)
-    assert cli.main(args) == 143
+    assert cli.main([*args, "--resume"]) == 143  # --resume with nothing to resume starts afresh
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is only there while training
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "no checkpoint in the run folder yet, so from epoch 1" in out
     assert "stopped by SIGTERM" in err and "(epoch 1), is kept" in err and "--resume" in err
     run_dir = _run_dir(tmp_path / "ckpt")
     assert read_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
     restore()
     assert cli.main([*args, "--resume"]) == 0
+    assert "Resuming (after epoch 1) resnet20" in capsys.readouterr().out
     assert read_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 3
 
 

@@ -53,7 +53,8 @@ def _read_json(path: Path) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print the test loss and accuracy of a checkpoint (writes nothing, needs no writable folder)."""
+    """Print the test loss and accuracy of a checkpoint, and with ``--tta`` its flip-TTA accuracy
+    (writes nothing, needs no writable folder)."""
     device = get_device(args.device)
     path = Path(args.checkpoint).expanduser()
     if path.is_dir():
@@ -104,6 +105,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"device     : {device} ({device_name(device)}), precision {trainer.precision.name}")
     print(f"test loss  : {loss:.4f}")
     print(f"test acc   : {100 * acc:.2f}%")
+    if args.tta:
+        tta = trainer.evaluate_flip_tta(test_loader)
+        print(f"flip-TTA   : {100 * tta:.2f}% (mean logits of each image and its mirror; single-crop above)")
     return 0
 
 
@@ -118,4 +122,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=PRECISIONS, help="default: the device's ($SENET_PRECISION)")
     p.add_argument("--pipeline", choices=PIPELINES, default="auto", help="data pipeline (default auto)")
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
+    p.add_argument(
+        "--tta", action="store_true", help="also the accuracy with horizontal-flip test-time augmentation"
+    )
     p.set_defaults(func=cmd_evaluate)

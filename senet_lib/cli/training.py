@@ -185,7 +185,7 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
     print(
-        f"\n{'Resuming' if args.resume else 'Training'} {model_name} on {data.label} "
+        f"\n{_start_word(run_dir, args.resume)} {model_name} on {data.label} "
         f"(train {len(data.train)}, test {len(data.test)}) for {config.epochs} epochs, profile {env.profile}; "
         f"run folder {run_dir}"
     )
@@ -271,6 +271,20 @@ def _fit_in_cli_words(
             f"{run_dir} holds {describe_arch(err.stored)}, not {describe_arch(err.given)}: give the same "
             "--model, --norm and --reduction to --resume it, or pass another --run-name."
         ) from err
+
+
+def _start_word(run_dir: Path, resume: bool) -> str:
+    """The first words of the start line: "Resuming" only where a checkpoint is there to resume from."""
+    path = run_dir / CHECKPOINT_NAME
+    if not resume:
+        return "Training"
+    if not path.is_file():
+        return "Training (--resume: no checkpoint in the run folder yet, so from epoch 1)"
+    try:
+        epoch = read_checkpoint(path).get("epoch", "?")
+    except CheckpointError:
+        return "Resuming (its checkpoint cannot be read; fit will say what to do)"
+    return f"Resuming (after epoch {epoch})"
 
 
 def _what_is_kept(run_dir: Path) -> str:
