@@ -118,6 +118,8 @@ def test_evaluate_reproduces_the_recorded_test_accuracy(trained, capsys, monkeyp
     assert shown == pytest.approx(100 * final["test_acc"], abs=0.006)
     assert "synthetic shapes (not CIFAR)" in out and "test split of 40 images" in out
     assert "flip-TTA" not in out  # only asked for with --tta
+    recorded = float(re.search(r"recorded\s*:\s*([\d.]+)%", out).group(1))
+    assert recorded == pytest.approx(100 * final["test_acc"], abs=0.006)
 
 
 def test_evaluate_tta_prints_the_trainers_flip_tta_accuracy_on_the_same_test_split(
@@ -249,3 +251,26 @@ def test_export_pretrained_writes_verified_fp16_weights_that_load(trained, tmp_p
         assert a.dtype == b.dtype, name
         if a.is_floating_point():
             assert (a - b).abs().max() <= 1e-3 * max(1.0, float(b.abs().max())), name
+
+
+def test_evaluate_exported_weights_reads_epoch_seed_and_accuracy_from_the_sidecar(
+    trained, tmp_path, capsys, monkeypatch
+):
+    """An exported file holds only weights: evaluate takes the run's epochs, seed and recorded accuracy
+    from the sidecar, and prints the recorded accuracy beside the one it measures."""
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    monkeypatch.setenv("SENET_DATA_DIR", str(base / "data"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_pretrained.py"
+    subprocess.run([sys.executable, str(script), str(run_dir), "--out", str(tmp_path)], check=True)
+    (weights,) = tmp_path.glob("*.pt")
+    sidecar = json.loads(weights.with_suffix(".json").read_text())
+    sidecar["accuracy"]["final_test_acc"] = 0.1234  # a value no evaluation of this net gives
+    sidecar["recipe"]["seed"] = 7
+    weights.with_suffix(".json").write_text(json.dumps(sidecar))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert f"(resnet20, epoch {sidecar['recipe']['epochs']}, seed 7)" in out
+    assert re.search(r"recorded\s*:\s*12\.34% at the end of training", out)
+    assert "test split of 40 images" in out  # the recorded test size, as for a run folder

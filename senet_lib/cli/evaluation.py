@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,20 @@ from .training import checked_config
 
 
 # --------------------------------------------------------------------------- evaluate
-def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
-    """The dataset descriptor saved beside a checkpoint (``record.json`` of its run folder, or an
-    exported weights file's sidecar ``data``), or None.
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What was written beside a checkpoint: its run folder's ``record.json`` or an exported weights
+    file's sidecar. Any field can be missing (None)."""
+
+    source: Path
+    dataset: dict[str, Any] | None
+    epochs: int | None
+    seed: int | None
+    final_test_acc: float | None
+
+
+def recorded_beside(checkpoint: Path) -> Recorded | None:
+    """The record of the run a checkpoint belongs to, or None where nothing is written beside it.
 
     Raises:
         UsageError: that file is not valid JSON (the message names it).
@@ -34,13 +46,31 @@ def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
     record_path = checkpoint.parent / RECORD_NAME
     if record_path.is_file():
         record = _read_json(record_path)
-        return record.get("dataset") if isinstance(record, dict) else None
-    sidecar = checkpoint.with_suffix(".json")
-    if sidecar.is_file():
-        meta = _read_json(sidecar)
-        data = meta.get("data") if isinstance(meta, dict) else None
-        return data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
-    return None
+        record = record if isinstance(record, dict) else {}
+        dataset = record.get("dataset")
+        recipe, accuracy = record.get("recipe") or {}, record
+    else:
+        record_path = checkpoint.with_suffix(".json")
+        if not record_path.is_file():
+            return None
+        meta = _read_json(record_path)
+        meta = meta if isinstance(meta, dict) else {}
+        data = meta.get("data")
+        dataset = data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
+        recipe, accuracy = meta.get("recipe") or {}, meta.get("accuracy") or {}
+    return Recorded(
+        source=record_path,
+        dataset=dataset if isinstance(dataset, dict) else None,
+        epochs=recipe.get("epochs"),
+        seed=recipe.get("seed"),
+        final_test_acc=accuracy.get("final_test_acc"),
+    )
+
+
+def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
+    """The dataset descriptor saved beside a checkpoint (see :func:`recorded_beside`), or None."""
+    recorded = recorded_beside(checkpoint)
+    return recorded.dataset if recorded else None
 
 
 def _read_json(path: Path) -> Any:
@@ -75,7 +105,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{path} does not record its architecture, so evaluate cannot rebuild the model: load it in Python "
             "with senet_lib.checkpoint.load_checkpoint(path, model=<the network>)."
         ) from err
-    recorded = (recorded_dataset(path) or {}) if args.dataset is None else {}
+    beside = recorded_beside(path)
+    recorded = ((beside.dataset if beside else None) or {}) if args.dataset is None else {}
     dataset = args.dataset or recorded.get("name")
     if dataset is None:
         raise UsageError(
@@ -98,13 +129,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     trainer = Trainer(model, config, device, steps_per_epoch=1)
     loss, acc = trainer.evaluate(test_loader)
     arch = model.arch_config
-    print(
-        f"checkpoint : {path} ({arch['name']}, epoch {payload.get('epoch', '?')}, seed {recipe.get('seed', '?')})"
-    )
+    # An exported weights file holds only weights: its epoch and seed come from the sidecar.
+    epoch = payload.get("epoch", beside.epochs if beside and beside.epochs is not None else "?")
+    seed = recipe.get("seed", beside.seed if beside and beside.seed is not None else "?")
+    print(f"checkpoint : {path} ({arch['name']}, epoch {epoch}, seed {seed})")
     print(f"dataset    : {data.label}, test split of {len(data.test)} images")
     print(f"device     : {device} ({device_name(device)}), precision {trainer.precision.name}")
     print(f"test loss  : {loss:.4f}")
     print(f"test acc   : {100 * acc:.2f}%")
+    if beside and beside.final_test_acc is not None and args.dataset is None and args.test_subset is None:
+        print(
+            f"recorded   : {100 * beside.final_test_acc:.2f}% at the end of training ({beside.source.name})"
+        )
     if args.tta:
         tta = trainer.evaluate_flip_tta(test_loader)
         print(f"flip-TTA   : {100 * tta:.2f}% (mean logits of each image and its mirror; single-crop above)")
