@@ -105,7 +105,7 @@ def _no_data_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data were loaded before the bad input was noticed")
 
-    monkeypatch.setattr(cli.training, "load_run_data", refuse)
+    monkeypatch.setattr(cli.options, "load_run_data", refuse)
 
 
 def _save_run(folder: Path, name: str = "resnet20", config: TrainConfig | None = None, **options) -> Path:

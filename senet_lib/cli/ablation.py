@@ -10,7 +10,7 @@ from ..env import PROFILES, setup
 from ..profiles import get_settings
 from ..train import ABLATIONS, ablation_grid, run_ablation
 from .common import check_dataset, check_model
-from .training import add_config_flags, add_data_options, config_from_args, run_data_from_args
+from .options import add_config_flags, add_data_options, config_from_args, run_data_from_args
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:

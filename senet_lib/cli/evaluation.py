@@ -21,7 +21,7 @@ from ..train import (
     Trainer,
 )
 from .common import UsageError, check_dataset
-from .training import checked_config
+from .options import checked_config
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -5,12 +5,10 @@ fields) and the run it trains.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import threading
-import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -24,15 +22,13 @@ from ..checkpoint import (
     describe_arch,
     read_checkpoint,
 )
-from ..data import DATASETS, load_run_data
 from ..env import PROFILES, RENAMED_PROFILES, setup
 from ..models.layers import NORMS
-from ..profiles import Profile, get_settings
+from ..profiles import get_settings
 from ..train import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
     RECORD_NAME,
-    ConfigError,
     DistContext,
     History,
     RecipeMismatchError,
@@ -48,86 +44,16 @@ from ..train import (
     write_record,
 )
 from .common import PROG, UsageError, check_dataset, check_model
+from .options import (
+    add_config_flags,
+    add_data_options,
+    config_from_args,
+    model_options_from_args,
+    run_data_from_args,
+)
 
 
 # --------------------------------------------------------------------------- train
-def _flags(f: dataclasses.Field) -> tuple[str, ...]:
-    return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
-
-
-#: TrainConfig field → its command-line option, as errors name it (``--wd``, not ``weight_decay``).
-_FLAGS = {f.name: _flags(f)[0] for f in dataclasses.fields(TrainConfig)}
-
-
-def profile_defaults(name: str) -> str:
-    """``TrainConfig.<name>`` in every profile, for its option's help: ``"40"`` or ``"quick: 5, cpu: 40, ..."``."""
-
-    def show(value: Any) -> str:
-        if isinstance(value, tuple):
-            return " ".join(map(str, value)) or "none"
-        text = "auto" if value is None else str(value)
-        return text.replace("%", "%%")  # argparse formats help with %
-
-    values = {p: show(getattr(TrainConfig.from_profile(get_settings(p)), name)) for p in PROFILES}
-    if len(set(values.values())) == 1:
-        return next(iter(values.values()))
-    return ", ".join(f"{p}: {v}" for p, v in values.items())
-
-
-def add_config_flags(groups: Mapping[str, Any]) -> None:
-    """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
-    names, choices, group); ``None`` (the default of each) means "the profile's value", which the
-    help shows for every profile."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        meta = f.metadata
-        if not meta["cli"]:
-            continue
-        helptext = f"{meta['help'] or f.name.replace('_', ' ')} [profile default: {profile_defaults(f.name)}]"
-        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": helptext}
-        if _flags(f)[0].startswith("--no-"):  # on by default: only the flag that turns it off
-            kwargs.update(action="store_false")
-        elif hint in (bool, bool | None):
-            kwargs.update(action=argparse.BooleanOptionalAction)
-        else:
-            base = {int | None: int, str | None: str, float | None: float, tuple[int, ...]: int}.get(
-                hint, hint
-            )
-            kwargs.update(type=base, metavar=meta["metavar"])
-            if hint == tuple[int, ...]:
-                kwargs.update(nargs="*")
-            if meta["choices"]:
-                kwargs.update(choices=tuple(c for c in meta["choices"] if c is not None), metavar=None)
-        groups[meta["group"]].add_argument(*_flags(f), **kwargs)
-
-
-def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
-    """``build()``, with an invalid value reported by its command-line option (``--lr``, not ``lr``)."""
-    try:
-        return build()
-    except ConfigError as err:
-        raise UsageError(f"{_FLAGS.get(err.field, err.field)} {err.problem}: give another value.") from err
-
-
-def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
-    """The profile's recipe with every option the user gave on the command line applied."""
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
-    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if "milestones" in overrides:
-        overrides["milestones"] = tuple(overrides["milestones"])
-    return checked_config(lambda: TrainConfig.from_profile(profile, **overrides))
-
-
-def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Model options given on the command line (only those given, so run names match the notebooks')."""
-    options: dict[str, Any] = {}
-    if args.norm is not None:
-        options["norm"] = args.norm
-    if args.reduction is not None:
-        options["reduction"] = args.reduction
-    return options
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived while training (``kill``, a cloud session or a scheduler ending the job)."""
 
@@ -224,30 +150,6 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
         path = write_record(record, args.results_dir or env.paths.results)
         print(f"results    : {path}")
     return 0
-
-
-def run_data_from_args(args: argparse.Namespace, profile: Profile, dataset: str) -> Any:
-    """The run's data: ``dataset`` with the profile's subsets unless ``--train-subset``,
-    ``--test-subset`` or ``--full-data`` say otherwise (:func:`senet_lib.data.load_run_data`)."""
-    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
-    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
-    if args.full_data:
-        train_subset = test_subset = None
-    return load_run_data(
-        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
-    )
-
-
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """``--dataset``, ``--data-dir``, ``--no-download`` and the subset options of a training command."""
-    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
-    p.add_argument("--data-dir", help="where to look for / download the dataset")
-    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
-    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
-    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
-    p.add_argument(
-        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
-    )
 
 
 def _fit_in_cli_words(

@@ -1,0 +1,119 @@
+"""Training options on the command line: one flag per :class:`~senet_lib.train.TrainConfig` field
+(generated from the fields' metadata, with every profile's default in its help), the data and model
+options, and the way back from parsed flags to a checked ``TrainConfig`` and the run's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..data import DATASETS, load_run_data
+from ..env import PROFILES
+from ..profiles import Profile, get_settings
+from ..train import ConfigError, TrainConfig
+from .common import UsageError
+
+
+def _flags(f: dataclasses.Field) -> tuple[str, ...]:
+    return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
+
+
+#: TrainConfig field → its command-line option, as errors name it (``--wd``, not ``weight_decay``).
+_FLAGS = {f.name: _flags(f)[0] for f in dataclasses.fields(TrainConfig)}
+
+
+def profile_defaults(name: str) -> str:
+    """``TrainConfig.<name>`` in every profile, for its option's help: ``"40"`` or ``"quick: 5, cpu: 40, ..."``."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, tuple):
+            return " ".join(map(str, value)) or "none"
+        text = "auto" if value is None else str(value)
+        return text.replace("%", "%%")  # argparse formats help with %
+
+    values = {p: show(getattr(TrainConfig.from_profile(get_settings(p)), name)) for p in PROFILES}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{p}: {v}" for p, v in values.items())
+
+
+def add_config_flags(groups: Mapping[str, Any]) -> None:
+    """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
+    names, choices, group); ``None`` (the default of each) means "the profile's value", which the
+    help shows for every profile."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta["cli"]:
+            continue
+        helptext = f"{meta['help'] or f.name.replace('_', ' ')} [profile default: {profile_defaults(f.name)}]"
+        hint, kwargs = hints[f.name], {"dest": f.name, "default": None, "help": helptext}
+        if _flags(f)[0].startswith("--no-"):  # on by default: only the flag that turns it off
+            kwargs.update(action="store_false")
+        elif hint in (bool, bool | None):
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        else:
+            base = {int | None: int, str | None: str, float | None: float, tuple[int, ...]: int}.get(
+                hint, hint
+            )
+            kwargs.update(type=base, metavar=meta["metavar"])
+            if hint == tuple[int, ...]:
+                kwargs.update(nargs="*")
+            if meta["choices"]:
+                kwargs.update(choices=tuple(c for c in meta["choices"] if c is not None), metavar=None)
+        groups[meta["group"]].add_argument(*_flags(f), **kwargs)
+
+
+def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
+    """``build()``, with an invalid value reported by its command-line option (``--lr``, not ``lr``)."""
+    try:
+        return build()
+    except ConfigError as err:
+        raise UsageError(f"{_FLAGS.get(err.field, err.field)} {err.problem}: give another value.") from err
+
+
+def config_from_args(args: argparse.Namespace, profile: Profile) -> TrainConfig:
+    """The profile's recipe with every option the user gave on the command line applied."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "milestones" in overrides:
+        overrides["milestones"] = tuple(overrides["milestones"])
+    return checked_config(lambda: TrainConfig.from_profile(profile, **overrides))
+
+
+def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Model options given on the command line (only those given, so run names match the notebooks')."""
+    options: dict[str, Any] = {}
+    if args.norm is not None:
+        options["norm"] = args.norm
+    if args.reduction is not None:
+        options["reduction"] = args.reduction
+    return options
+
+
+def run_data_from_args(args: argparse.Namespace, profile: Profile, dataset: str) -> Any:
+    """The run's data: ``dataset`` with the profile's subsets unless ``--train-subset``,
+    ``--test-subset`` or ``--full-data`` say otherwise (:func:`senet_lib.data.load_run_data`)."""
+    train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
+    test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
+    if args.full_data:
+        train_subset = test_subset = None
+    return load_run_data(
+        dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
+    )
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--data-dir``, ``--no-download`` and the subset options of a training command."""
+    p.add_argument("--dataset", help=f"auto | {' | '.join(DATASETS)} (default: the profile's)")
+    p.add_argument("--data-dir", help="where to look for / download the dataset")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+    p.add_argument("--train-subset", type=int, help="class-balanced training subset size")
+    p.add_argument("--test-subset", type=int, help="class-balanced test subset size")
+    p.add_argument(
+        "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
+    )
