@@ -28,6 +28,7 @@ __all__ = [
     "find_pretrained",
     "list_pretrained",
     "pick_pretrained",
+    "pick_pretrained_pair",
     "pretrained_dir",
     "same_recipe",
 ]
@@ -138,6 +139,33 @@ def pick_pretrained(
         match = _verified(weights, sidecar)
         if match is not None:
             return match
+    return None
+
+
+def pick_pretrained_pair(
+    plain_name: str, se_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
+) -> tuple[PretrainedMatch, PretrainedMatch] | None:
+    """A shipped plain network and its SE twin trained on the same full ``dataset`` with the same
+    recipe and seed (:func:`same_recipe`): a fair comparison, as notebook 05 makes it. The
+    longest-trained pair, lowest seed first; both verified against their SHA-256; None if none."""
+    plain = [
+        (weights, sidecar)
+        for weights, sidecar in _sidecars(folder)
+        if sidecar["arch_config"] == {"name": plain_name, "num_classes": int(num_classes)}
+        and (sidecar.get("data") or {}).get("name") == dataset
+        and not (sidecar.get("data") or {}).get("synthetic")
+    ]
+    plain.sort(
+        key=lambda c: (
+            -int((c[1].get("recipe") or {}).get("epochs", 0)),
+            (c[1].get("recipe") or {}).get("seed", 0),
+        )
+    )
+    twin_arch = {"name": se_name, "num_classes": int(num_classes)}
+    for weights, sidecar in plain:
+        twin = find_pretrained(twin_arch, sidecar["data"], sidecar.get("recipe") or {}, folder)
+        if twin is not None and (match := _verified(weights, sidecar)):
+            return match, twin
     return None
 
 

@@ -104,3 +104,24 @@ def test_pick_prefers_the_longest_run_then_the_lowest_seed(tmp_path, real_lookin
     assert picked.history[-1]["epoch"] == 3 and "test stand-in" in picked.describe()
     assert pretrained.pick_pretrained("se_resnet20", "cifar100", 100, tmp_path) is None
     assert len(pretrained.list_pretrained(tmp_path)) == 4
+
+
+def test_pair_needs_the_same_recipe_and_seed_and_prefers_the_longest(tmp_path, real_looking_data):
+    """Notebook 05's fair comparison: a plain net and its SE twin of one recipe, seed and data."""
+    data = real_looking_data
+    _ship(tmp_path, data, _config(seed=0), name="resnet20")
+    _ship(tmp_path, data, _config(seed=1))  # an SE net of another seed: no twin of the plain one
+    assert pretrained.pick_pretrained_pair("resnet20", "se_resnet20", "cifar10", 10, tmp_path) is None
+    _ship(tmp_path, data, _config(seed=0, lr=0.05))  # same seed, another recipe: still none
+    assert pretrained.pick_pretrained_pair("resnet20", "se_resnet20", "cifar10", 10, tmp_path) is None
+    _ship(tmp_path, data, _config(seed=0))
+    short = TrainConfig(**{**_config().to_dict(), "epochs": 2})
+    _ship(tmp_path, data, short, name="resnet20")
+    _ship(tmp_path, data, short)
+    pair = pretrained.pick_pretrained_pair("resnet20", "se_resnet20", "cifar10", 10, tmp_path)
+    assert pair is not None
+    assert [m.path.name for m in pair] == [
+        "resnet20_cifar10_3ep_seed0.pt",
+        "se_resnet20_cifar10_3ep_seed0.pt",
+    ]
+    assert pretrained.pick_pretrained_pair("resnet20", "se_resnet20", "cifar100", 100, tmp_path) is None
