@@ -116,26 +116,33 @@ def list_pretrained(folder: str | Path | None = None) -> list[PretrainedMatch]:
     return [PretrainedMatch(weights, sidecar) for weights, sidecar in _sidecars(folder)]
 
 
-def pick_pretrained(
-    model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
-) -> PretrainedMatch | None:
-    """The shipped ``model_name`` (default options) trained on the full ``dataset``, whatever its
-    recipe: the longest-trained one, lowest seed first. For analyses that need *a* trained network
-    (notebook 06), not a particular run. Verified against its SHA-256; None if there is none."""
-    candidates = [
+def _longest_first(
+    model_name: str, dataset: str, num_classes: int, folder: str | Path | None
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The shipped ``model_name`` files (default options) trained on the full real ``dataset``:
+    the longest-trained first, then the lowest seed."""
+    found = [
         (weights, sidecar)
         for weights, sidecar in _sidecars(folder)
         if sidecar["arch_config"] == {"name": model_name, "num_classes": int(num_classes)}
         and (sidecar.get("data") or {}).get("name") == dataset
         and not (sidecar.get("data") or {}).get("synthetic")
     ]
-    candidates.sort(
-        key=lambda c: (
-            -int((c[1].get("recipe") or {}).get("epochs", 0)),
-            (c[1].get("recipe") or {}).get("seed", 0),
-        )
-    )
-    for weights, sidecar in candidates:
+
+    def longest_then_lowest_seed(candidate: tuple[Path, dict[str, Any]]) -> tuple[int, int]:
+        recipe = candidate[1].get("recipe") or {}
+        return -int(recipe.get("epochs", 0)), int(recipe.get("seed", 0))
+
+    return sorted(found, key=longest_then_lowest_seed)
+
+
+def pick_pretrained(
+    model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
+) -> PretrainedMatch | None:
+    """The shipped ``model_name`` (default options) trained on the full ``dataset``, whatever its
+    recipe: the longest-trained one, lowest seed first. For analyses that need *a* trained network
+    (notebook 06), not a particular run. Verified against its SHA-256; None if there is none."""
+    for weights, sidecar in _longest_first(model_name, dataset, num_classes, folder):
         match = _verified(weights, sidecar)
         if match is not None:
             return match
@@ -148,19 +155,7 @@ def pick_pretrained_pair(
     """A shipped plain network and its SE twin trained on the same full ``dataset`` with the same
     recipe and seed (:func:`same_recipe`): a fair comparison, as notebook 05 makes it. The
     longest-trained pair, lowest seed first; both verified against their SHA-256; None if none."""
-    plain = [
-        (weights, sidecar)
-        for weights, sidecar in _sidecars(folder)
-        if sidecar["arch_config"] == {"name": plain_name, "num_classes": int(num_classes)}
-        and (sidecar.get("data") or {}).get("name") == dataset
-        and not (sidecar.get("data") or {}).get("synthetic")
-    ]
-    plain.sort(
-        key=lambda c: (
-            -int((c[1].get("recipe") or {}).get("epochs", 0)),
-            (c[1].get("recipe") or {}).get("seed", 0),
-        )
-    )
+    plain = _longest_first(plain_name, dataset, num_classes, folder)
     twin_arch = {"name": se_name, "num_classes": int(num_classes)}
     for weights, sidecar in plain:
         twin = find_pretrained(twin_arch, sidecar["data"], sidecar.get("recipe") or {}, folder)
