@@ -265,6 +265,7 @@ PUBLIC_API = {
         "find_pretrained",
         "list_pretrained",
         "pick_pretrained",
+        "pick_pretrained_pair",
         "pretrained_dir",
         "same_recipe",
     ),
