@@ -26,7 +26,7 @@ every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is 
 from .ablation import cmd_ablate
 from .benchmark import cmd_bench
 from .common import PROG, UsageError, check_dataset, check_model
-from .evaluation import cmd_evaluate, recorded_dataset
+from .evaluation import cmd_evaluate
 from .options import add_config_flags, checked_config, config_from_args, model_options_from_args
 from .parser import build_parser, cmd_data, cmd_models, main
 from .training import cmd_train

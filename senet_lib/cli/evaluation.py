@@ -67,12 +67,6 @@ def recorded_beside(checkpoint: Path) -> Recorded | None:
     )
 
 
-def recorded_dataset(checkpoint: Path) -> dict[str, Any] | None:
-    """The dataset descriptor saved beside a checkpoint (see :func:`recorded_beside`), or None."""
-    recorded = recorded_beside(checkpoint)
-    return recorded.dataset if recorded else None
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
