@@ -274,3 +274,24 @@ def test_evaluate_exported_weights_reads_epoch_seed_and_accuracy_from_the_sideca
     assert f"(resnet20, epoch {sidecar['recipe']['epochs']}, seed 7)" in out
     assert re.search(r"recorded\s*:\s*12\.34% at the end of training", out)
     assert "test split of 40 images" in out  # the recorded test size, as for a run folder
+
+
+def test_evaluate_with_a_garbled_sidecar_still_measures_and_shows_no_recorded_accuracy(
+    trained, tmp_path, capsys, monkeypatch
+):
+    """A sidecar whose recipe and accuracy are not what export writes: evaluate still measures the
+    weights, prints '?' for what it cannot read, and shows no recorded accuracy."""
+    _, base = trained
+    run_dir = _run_dir(base / "ckpt")
+    monkeypatch.setenv("SENET_DATA_DIR", str(base / "data"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_pretrained.py"
+    subprocess.run([sys.executable, str(script), str(run_dir), "--out", str(tmp_path)], check=True)
+    (weights,) = tmp_path.glob("*.pt")
+    sidecar = json.loads(weights.with_suffix(".json").read_text())
+    sidecar["recipe"], sidecar["accuracy"] = "garbled", {"final_test_acc": "n/a"}
+    weights.with_suffix(".json").write_text(json.dumps(sidecar))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "(resnet20, epoch ?, seed ?)" in out and re.search(r"test acc\s*:\s*[\d.]+%", out)
+    assert "recorded" not in out

@@ -46,25 +46,32 @@ def recorded_beside(checkpoint: Path) -> Recorded | None:
     record_path = checkpoint.parent / RECORD_NAME
     if record_path.is_file():
         record = _read_json(record_path)
-        record = record if isinstance(record, dict) else {}
+        record = _mapping(record)
         dataset = record.get("dataset")
-        recipe, accuracy = record.get("recipe") or {}, record
+        recipe, accuracy = _mapping(record.get("recipe")), record
     else:
         record_path = checkpoint.with_suffix(".json")
         if not record_path.is_file():
             return None
         meta = _read_json(record_path)
-        meta = meta if isinstance(meta, dict) else {}
+        meta = _mapping(meta)
         data = meta.get("data")
         dataset = data if isinstance(data, dict) else ({"name": data} if isinstance(data, str) else None)
-        recipe, accuracy = meta.get("recipe") or {}, meta.get("accuracy") or {}
+        recipe, accuracy = _mapping(meta.get("recipe")), _mapping(meta.get("accuracy"))
+    final = accuracy.get("final_test_acc")
+    if not isinstance(final, (int, float)) or isinstance(final, bool):
+        final = None  # a hand-edited or damaged file may hold anything here: only a number is shown
     return Recorded(
         source=record_path,
         dataset=dataset if isinstance(dataset, dict) else None,
         epochs=recipe.get("epochs"),
         seed=recipe.get("seed"),
-        final_test_acc=accuracy.get("final_test_acc"),
+        final_test_acc=final,
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _read_json(path: Path) -> Any:
