@@ -165,6 +165,23 @@ def test_ratios_speedups_and_targets_come_from_the_medians(cpu_run):
     assert loop_target["applies"] is True
     assert loop_target["measured"] == pytest.approx(record["loop"]["fit_vs_bare_step"])
     assert loop_target["met"] == (loop_target["measured"] >= 0.9)
+    # a CPU run interleaves its variants, so default and seed-style are also compared round by round
+    assert record["settings"]["interleave"] is True
+    for model in ("se_resnet20", "resnet20"):
+        rates = {
+            v: [t["images_per_sec"] for t in r["repeats"]]
+            for r in record["results"]
+            for v in ("default", "seed-style")
+            if r["model"] == model and r["variant"] == v
+        }
+        assert [t["round"] for r in record["results"] if r["model"] == model for t in r["repeats"]] == [
+            0,
+            1,
+        ] * 2
+        paired = summary["speedup_default_vs_seed_style_by_round"][model]
+        assert paired["rounds"] == pytest.approx(
+            [d / b for d, b in zip(rates["default"], rates["seed-style"], strict=True)]
+        )
     cpu_only = {"cpu_default_vs_seed_style", "fit_vs_bare_step"}
     assert not any(targets[k]["applies"] for k in targets if k not in cpu_only)
 
@@ -390,18 +407,20 @@ def test_defaults_by_device():
         3.0,
     )
     assert cpu.variants == ("seed-style", "device-fp32", "device-bf16", "device-bf16-cl", "default")
+    assert (cpu.interleave, cuda.interleave) == (True, False)  # CUDA rows keep their own peak memory
     assert bench.default_variants(torch.device("mps")) == ("seed-style", "device-fp32", "default")
 
 
 def test_seed_style_switches_tf32_off_on_cuda_and_restores_it(monkeypatch):
-    """Runs without a GPU: the TF32 switches are plain flags, and the timing itself is replaced."""
+    """Runs without a GPU: the TF32 switches are plain flags, and the timing itself is replaced
+    (the fake warm-up notes the flags, then stops the row)."""
     seen = {}
 
-    def fake_time(row, model_name, data, variant, settings, device):
+    def fake_start(row, model_name, data, variant, settings, device):
         seen[variant] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        row["status"] = "ok"
+        raise RuntimeError("timing replaced")
 
-    monkeypatch.setattr(bench.timing, "_time_variant", fake_time)
+    monkeypatch.setattr(bench.timing, "start_variant", fake_start)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -414,6 +433,7 @@ def test_seed_style_switches_tf32_off_on_cuda_and_restores_it(monkeypatch):
         assert seen == {"seed-style": (False, False), "device-fp32": (True, True)}
         assert seed_row["tf32"] == {"matmul_allow_tf32": False, "cudnn_allow_tf32": False}
         assert device_row["tf32"] == {"matmul_allow_tf32": True, "cudnn_allow_tf32": True}
+        assert seed_row["error"] == "RuntimeError: timing replaced"
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
@@ -455,3 +475,83 @@ def test_a_failing_variant_is_recorded_not_raised(monkeypatch):
     row = bench.measure("resnet20", None, "device-fp32", settings, torch.device("cpu"))
     assert row["status"] == "failed" and row["images_per_sec"] is None
     assert row["error"] == "RuntimeError: no compiler here"
+
+
+def _endless_batches():
+    while True:
+        yield torch.zeros(1), torch.zeros(1)
+
+
+class _LoggingTrainer(_CountingTrainer):
+    """A :class:`_CountingTrainer` that notes its variant in a shared log at every step, and fails
+    from its ``fail_at``-th step on, if given."""
+
+    def __init__(self, name: str, log: list[str], fail_at: int | None = None) -> None:
+        super().__init__()
+        self.name, self.log, self.fail_at = name, log, fail_at
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.log.append(self.name)
+        if self.fail_at is not None and self.steps + 1 >= self.fail_at:
+            raise RuntimeError(f"{self.name} broke")
+        return super().train_step(x, y)
+
+
+def _fake_starts(monkeypatch, log, fail_at=None):
+    """Replace building and warming up a variant by a logging stand-in (no warm-up steps)."""
+
+    def fake_start(row, model_name, data, variant, settings, device):
+        row.update(status="warm")
+        trainer = _LoggingTrainer(variant, log, (fail_at or {}).get(variant))
+        return bench.timing.LiveVariant(row, trainer, _endless_batches())
+
+    monkeypatch.setattr(bench.interleave, "start_variant", fake_start)
+
+
+def test_interleaved_variants_are_timed_in_rounds_of_alternating_order(monkeypatch):
+    log: list[str] = []
+    _fake_starts(monkeypatch, log)
+    variants = ("seed-style", "device-fp32", "default")
+    settings = bench.BenchSettings(
+        models=("resnet20",), variants=variants, batch_size=2, steps=2, repeats=3, min_seconds=0
+    )
+    rows = bench.measure_interleaved("resnet20", None, variants, settings, torch.device("cpu"))
+    assert [r["variant"] for r in rows] == list(variants)
+    forwards = [v for v in variants for _ in range(2)]  # 2 steps per repeat
+    assert log == forwards + forwards[::-1] + forwards
+    assert bench.round_order(variants, 1) == ["default", "device-fp32", "seed-style"]
+    for row in rows:
+        assert row["status"] == "ok" and [r["round"] for r in row["repeats"]] == [0, 1, 2]
+        assert row["images_per_sec"] == pytest.approx(
+            statistics.median(r["images_per_sec"] for r in row["repeats"])
+        )
+
+
+def test_a_variant_failing_mid_rounds_is_recorded_and_the_others_go_on(monkeypatch):
+    log: list[str] = []
+    _fake_starts(monkeypatch, log, fail_at={"device-fp32": 3})  # fails in its second repeat
+    variants = ("seed-style", "device-fp32", "default")
+    settings = bench.BenchSettings(
+        models=("resnet20",), variants=variants, batch_size=2, steps=2, repeats=3, min_seconds=0
+    )
+    seed, broken, default = bench.measure_interleaved(
+        "resnet20", None, variants, settings, torch.device("cpu")
+    )
+    assert broken["status"] == "failed" and broken["error"] == "RuntimeError: device-fp32 broke"
+    assert broken["images_per_sec"] is None
+    assert seed["status"] == default["status"] == "ok"
+    assert len(seed["repeats"]) == len(default["repeats"]) == 3
+    assert log.count("device-fp32") == 3  # two steps of round 0, the failing one, then no more
+
+
+def test_paired_speedups_take_default_over_seed_style_round_by_round():
+    def row(variant, rates, status="ok"):
+        repeats = [{"images_per_sec": v, "round": i} for i, v in enumerate(rates)]
+        return {"model": "m", "variant": variant, "status": status, "repeats": repeats}
+
+    paired = bench.paired_speedups([row("seed-style", [100, 200, 100]), row("default", [210, 380, 190])], "m")
+    assert paired["rounds"] == pytest.approx([2.1, 1.9, 1.9])
+    assert (paired["min"], paired["median"], paired["max"]) == pytest.approx((1.9, 1.9, 2.1))
+    sequential = [{**row("seed-style", [100]), "repeats": [{"images_per_sec": 100}]}, row("default", [200])]
+    assert bench.paired_speedups(sequential, "m") is None  # repeats that name no round
+    assert bench.paired_speedups([row("seed-style", [1]), row("default", [2], "failed")], "m") is None

@@ -7,7 +7,11 @@ fetching each batch from the loader, since the input pipeline is one of the thin
 Each run lasts at least ``steps`` steps *and* at least ``min_seconds`` seconds, whichever ends
 later, but never more than ``max_steps`` steps. A row reports the **median** training images per
 second of its runs, their min and max, and the relative spread ``(max - min) / median``; every
-run's own figures stay in the record. Ratios and speed-ups are computed from the medians.
+run's own figures stay in the record. Ratios and speed-ups are computed from the medians. On a CPU
+(or MPS) a model's variants are **interleaved**: built and warmed up together, then timed in rounds
+of one repeat each (:mod:`senet_lib.bench.interleave`), so the speed-up of ``default`` over
+``seed-style`` is also given round by round; ``--no-interleave`` times them one after another, as
+on CUDA.
 
 Variants (``--variants``), each a combination of input pipeline, precision, memory format and
 compilation:
@@ -43,8 +47,9 @@ data are synthetic images of CIFAR shape unless ``--dataset`` says otherwise: pi
 not change how long a training step takes.
 """
 
+from .interleave import measure_interleaved, round_order
 from .loop import format_loop, load_loop_data, loop_config, measure_loop
-from .report import check_targets, format_record, summarize, write_bench_record
+from .report import check_targets, format_record, paired_speedups, summarize, write_bench_record
 from .run import main_bench, run_benchmark
 from .settings import (
     BenchSettings,
@@ -84,6 +89,9 @@ __all__ = [
     "backend_flags",
     "throughput_stats",
     "measure",
+    "measure_interleaved",
+    "round_order",
+    "paired_speedups",
     "measure_loop",
     "loop_config",
     "load_loop_data",

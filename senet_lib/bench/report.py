@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,25 @@ def _medians(results: Sequence[dict]) -> dict[tuple[str, str], float]:
     }
 
 
+def _round_rates(results: Sequence[dict], model: str, variant: str) -> dict[int, float]:
+    """``{round: img/s}`` of one ok row whose repeats name their round (an interleaved run), else ``{}``."""
+    for r in results:
+        if r["model"] == model and r["variant"] == variant and r.get("status") == "ok":
+            return {t["round"]: t["images_per_sec"] for t in r.get("repeats", ()) if "round" in t}
+    return {}
+
+
+def paired_speedups(results: Sequence[dict], model: str) -> dict[str, Any] | None:
+    """``default`` over ``seed-style`` of ``model`` round by round (repeats timed side by side,
+    :mod:`senet_lib.bench.interleave`): min, median and max over the rounds; None when the rows
+    were not interleaved."""
+    default, seed = _round_rates(results, model, "default"), _round_rates(results, model, "seed-style")
+    ratios = [default[k] / seed[k] for k in sorted(default.keys() & seed.keys()) if seed[k] > 0]
+    if not ratios:
+        return None
+    return {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios), "rounds": ratios}
+
+
 def summarize(results: Sequence[dict], settings: BenchSettings) -> dict[str, Any]:
     """The headline numbers, all from the rows' medians: best SE variant and its throughput, SE/plain
     ratio per variant and at the best variant, and per model the speed-up of ``default`` (and of
@@ -37,8 +57,11 @@ def summarize(results: Sequence[dict], settings: BenchSettings) -> dict[str, Any
             se, plain = medians.get((se_model, variant)), medians.get((plain_model, variant))
             if se and plain:
                 ratios[variant] = se / plain
-    speedup_default, speedup_best = {}, {}
+    speedup_default, speedup_best, by_round = {}, {}, {}
     for model in settings.models:
+        paired = paired_speedups(results, model)
+        if paired:
+            by_round[model] = paired
         seed = medians.get((model, "seed-style"))
         if not seed:
             continue
@@ -58,6 +81,7 @@ def summarize(results: Sequence[dict], settings: BenchSettings) -> dict[str, Any
         "se_vs_plain_ratio_by_variant": ratios,
         "speedup_default_vs_seed_style": speedup_default,
         "speedup_best_vs_seed_style": speedup_best,
+        "speedup_default_vs_seed_style_by_round": by_round,
     }
 
 
@@ -175,6 +199,12 @@ def format_record(record: dict[str, Any]) -> str:
             parts = []
             if model in summary["speedup_default_vs_seed_style"]:
                 parts.append(f"default {summary['speedup_default_vs_seed_style'][model]:.2f}×")
+                paired = (summary.get("speedup_default_vs_seed_style_by_round") or {}).get(model)
+                if paired:
+                    parts[-1] += (
+                        f" (round by round {paired['min']:.2f}–{paired['max']:.2f}×, "
+                        f"median {paired['median']:.2f}×)"
+                    )
             best = summary["speedup_best_vs_seed_style"].get(model)
             if best:
                 parts.append(f"fastest ({best['variant']}) {best['speedup']:.2f}×")

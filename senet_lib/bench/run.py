@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..env import Environment, setup
+from .interleave import measure_interleaved
 from .loop import measure_loop
 from .report import _row_figures, check_targets, format_record, summarize, write_bench_record
 from .settings import BenchSettings, backend_flags, default_settings, load_bench_data
@@ -30,11 +31,14 @@ def run_benchmark(
     data = load_bench_data(settings)
     results = []
     for model_name in settings.models:
-        for variant in settings.variants:
-            row = measure(model_name, data, variant, settings, env.device)
+        if settings.interleave:
+            rows = measure_interleaved(model_name, data, settings.variants, settings, env.device)
+        else:
+            rows = (measure(model_name, data, v, settings, env.device) for v in settings.variants)
+        for row in rows:
             results.append(row)
             if verbose:
-                print(f"  {model_name:<14} {variant:<24} {_row_figures(row)}", flush=True)
+                print(f"  {model_name:<14} {row['variant']:<24} {_row_figures(row)}", flush=True)
     summary = summarize(results, settings)
     loop = None
     if settings.loop:

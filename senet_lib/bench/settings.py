@@ -21,6 +21,8 @@ class BenchSettings:
     ``train_images`` is the size of the (synthetic) training split the loaders cycle through;
     None means just enough for the warm-up and one repeat's ``steps``. ``loop`` also measures
     :func:`senet_lib.train.fit` against the bare step for the SE model (:mod:`senet_lib.bench.loop`).
+    ``interleave`` times a model's variants in rounds of one repeat each instead of one after another
+    (:mod:`senet_lib.bench.interleave`), so drift of a shared machine falls on every row alike.
     """
 
     models: tuple[str, ...]
@@ -36,6 +38,7 @@ class BenchSettings:
     num_workers: int | None = None
     seed: int = 0
     loop: bool = True
+    interleave: bool = False
 
     def __post_init__(self) -> None:
         variants = tuple(dict.fromkeys(canonical_variant(v) for v in self.variants))
@@ -114,8 +117,10 @@ def default_variants(device: torch.device) -> tuple[str, ...]:
 
 def default_settings(device: torch.device) -> BenchSettings:
     """CUDA: SE-ResNet-50 vs ResNet-50 (CIFAR stem), batch 256, every variant, a CIFAR-sized epoch
-    of 50,000 images. CPU/MPS: the CIFAR ResNet-20 pair, batch 128, no compilation. Everywhere:
-    3 repeats of at least 3 s each, reporting the median."""
+    of 50,000 images, variants one after another (each row's peak memory is its own). CPU/MPS: the
+    CIFAR ResNet-20 pair, batch 128, no compilation, variants interleaved in rounds (a shared CPU
+    drifts by several per cent within a minute). Everywhere: 3 repeats of at least 3 s each,
+    reporting the median."""
     device = torch.device(device)
     if device.type == "cuda":
         return BenchSettings(
@@ -133,6 +138,7 @@ def default_settings(device: torch.device) -> BenchSettings:
         steps=10,
         warmup=3,
         train_images=10_000,
+        interleave=True,
     )
 
 

@@ -6,6 +6,7 @@ import gc
 import statistics
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -130,16 +131,34 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
-def _time_variant(
+@dataclass
+class LiveVariant:
+    """A (model, variant) built and warmed up, between its timed repeats: its record ``row`` (filled
+    as it goes, so a failure still leaves what the variant resolved to), trainer, endless batches
+    and the repeats timed so far."""
+
+    row: dict[str, Any]
+    trainer: Trainer
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+    repeats: list[dict[str, float]] = field(default_factory=list)
+    loss: torch.Tensor | None = None
+
+    def time_repeat(self, settings: BenchSettings, device: torch.device) -> None:
+        """One more timed repeat (:func:`_timed_repeat`)."""
+        timing, self.loss = _timed_repeat(self.trainer, self.batches, settings, device)
+        self.repeats.append(timing)
+
+
+def start_variant(
     row: dict[str, Any],
     model_name: str,
     data: ImageDataset,
     variant: str,
     settings: BenchSettings,
     device: torch.device,
-) -> None:
-    """Build, warm up and time one (model, variant), filling ``row`` as it goes (so a failure
-    still leaves what the variant resolved to)."""
+) -> LiveVariant:
+    """Build and warm up one (model, variant), filling ``row`` with what it resolved to and how long
+    the warm-up took (the first step on its own: for compiled variants it holds the compilation)."""
     trainer, batches, info = _build(model_name, data, variant, settings, device)
     row.update(info)
     row["true_fp32"] = (
@@ -157,29 +176,50 @@ def _time_variant(
                 synchronize(device)
                 first_step = time.perf_counter() - start
         synchronize(device)
-        warmup_seconds = time.perf_counter() - start
-        repeats, loss = [], None
-        for _ in range(settings.repeats):
-            timing, loss = _timed_repeat(trainer, batches, settings, device)
-            repeats.append(timing)
-        loader_images_per_sec = _loader_only(batches, settings, device)
-    finally:
+    except BaseException:
         batches.close()  # stops DataLoader workers
+        raise
     row.update(
+        warmup_steps=settings.warmup,
+        first_step_seconds=first_step,
+        warmup_seconds=time.perf_counter() - start,
+        compile_seconds=first_step if info["compile"] else None,
+        compile_mode="torch.compile(dynamic=False), default mode" if info["compile"] else None,
+    )
+    return LiveVariant(row, trainer, batches)
+
+
+def finish_variant(live: LiveVariant, settings: BenchSettings, device: torch.device) -> None:
+    """Time the loader alone, stop the batches and fill ``live.row`` with the repeats' statistics."""
+    try:
+        loader_images_per_sec = _loader_only(live.batches, settings, device)
+    finally:
+        live.batches.close()  # stops DataLoader workers
+    repeats = live.repeats
+    live.row.update(
         status="ok",
         **throughput_stats([r["images_per_sec"] for r in repeats]),
         step_ms=statistics.median(1000 * r["seconds"] / r["steps"] for r in repeats),
         repeats=repeats,
         timed_steps=sum(r["steps"] for r in repeats),
-        warmup_steps=settings.warmup,
-        first_step_seconds=first_step,
-        warmup_seconds=warmup_seconds,
-        compile_seconds=first_step if info["compile"] else None,
-        compile_mode="torch.compile(dynamic=False), default mode" if info["compile"] else None,
         loader_images_per_sec=loader_images_per_sec,
         peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        final_loss=float(loss) if loss is not None else None,
+        final_loss=float(live.loss) if live.loss is not None else None,
     )
+
+
+def record_failure(row: dict[str, Any], err: BaseException) -> None:
+    """Mark ``row`` failed with the error's first line (a variant that cannot run here is a result)."""
+    row.update(status="failed", error=_first_line(err), images_per_sec=None)
+
+
+def release(compiled: bool, device: torch.device) -> None:
+    """Free what timed variants left: dynamo's caches (after a compiled one), garbage, CUDA's cache."""
+    if compiled:
+        torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def measure(
@@ -202,15 +242,18 @@ def measure(
             row["tf32"] = tf32
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            _time_variant(row, model_name, data, variant, settings, device)
+            live = start_variant(row, model_name, data, variant, settings, device)
+            try:
+                for _ in range(settings.repeats):
+                    live.time_repeat(settings, device)
+            except BaseException:
+                live.batches.close()
+                raise
+            finish_variant(live, settings, device)
     except Exception as err:  # a variant that cannot run here is a result, not a crash
-        row.update(status="failed", error=_first_line(err), images_per_sec=None)
+        record_failure(row, err)
     finally:
-        if spec.compile:
-            torch._dynamo.reset()
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        release(spec.compile, device)
     return row
 
 

@@ -115,7 +115,9 @@ DATA_NOTE = (
 TIMING_NOTE = (
     "train_step (forward, backward, optimiser step) plus fetching the batch; warm-up steps untimed; "
     "device synchronised before each clock read; each repeat runs at least `steps` steps and at least "
-    "`min_seconds` seconds (at most `max_steps` steps); rows report the median over repeats"
+    "`min_seconds` seconds (at most `max_steps` steps); rows report the median over repeats; with "
+    "`interleave`, a model's variants are timed in rounds of one repeat each (order alternating), "
+    "and each repeat names its round"
 )
 
 

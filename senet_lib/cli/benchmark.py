@@ -34,6 +34,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides["variants"] = tuple(args.variants)
     if args.no_loop:
         overrides["loop"] = False
+    if args.interleave is not None:
+        overrides["interleave"] = args.interleave
     if args.dataset:
         overrides["dataset"] = check_dataset(args.dataset)
     if "steps" in overrides and "max_steps" not in overrides:  # the cap never cuts the steps asked for
@@ -78,6 +80,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "--no-loop",
         action="store_true",
         help="skip timing fit (a few epochs of train_images, with test passes) against the bare step",
+    )
+    p.add_argument(
+        "--interleave",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time a model's variants in rounds of one repeat each, so machine drift falls on all alike "
+        "(default: on a CPU or MPS, not on CUDA, where each row's peak memory is its own)",
     )
     p.add_argument("--out", help="folder (or .json file) for the record (default: the results folder)")
     p.add_argument(
