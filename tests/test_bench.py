@@ -237,7 +237,16 @@ def test_loop_ratios_come_from_the_timed_epochs(monkeypatch):
     from senet_lib.train import History
 
     info = {"precision": "fp32", "channels_last": False, "pipeline": "DeviceLoader", "steps_per_epoch": 2}
-    monkeypatch.setattr(loop_module, "_bare_step_rates", lambda *a, **k: ([100.0, 120.0, 100.0], info))
+    halves = iter([[100.0, 120.0, 100.0], [90.0, 130.0, 110.0]])  # timed before fit, then after it
+
+    class FakeBareStep:
+        def __init__(self, *args, **kwargs) -> None:
+            self.info = info
+
+        def rates(self) -> list[float]:
+            return next(halves)
+
+    monkeypatch.setattr(loop_module, "_BareStep", FakeBareStep)
     rows = [(10.0, 1.0), (90.0, 0.5), (80.0, 0.4), (70.0, 0.5)]  # (training img/s, epoch seconds)
     history = History(
         {"epoch": i + 1, "images_per_sec": ips, "seconds": s, "test_acc": 0.5}
@@ -247,10 +256,12 @@ def test_loop_ratios_come_from_the_timed_epochs(monkeypatch):
     settings = bench.BenchSettings(models=("resnet20",), variants=("default",), batch_size=8, repeats=3)
     result = bench.measure_loop("resnet20", settings, torch.device("cpu"))
     assert result["status"] == "ok" and result["epochs"] == 4
-    assert result["bare_step"]["images_per_sec"] == 100.0
-    assert result["fit_vs_bare_step"] == pytest.approx(0.8)  # median(90, 80, 70) / 100
+    assert result["bare_step_before_fit"] == [100.0, 120.0, 100.0]
+    assert result["bare_step_after_fit"] == [90.0, 130.0, 110.0]
+    assert result["bare_step"]["images_per_sec"] == 105.0  # the median over both halves
+    assert result["fit_vs_bare_step"] == pytest.approx(80 / 105)  # median(90, 80, 70) / 105
     # 2 steps of 8 images over 0.5, 0.4 and 0.5 s: 32, 40 and 32 img/s, median 32
-    assert result["epoch_vs_bare_step"] == pytest.approx(0.32)
+    assert result["epoch_vs_bare_step"] == pytest.approx(32 / 105)
     # e.g. 16 images at 80 img/s = 0.2 s of the epoch's 0.4 s: the other half is test pass and saving
     assert result["test_seconds_share"] == pytest.approx(
         statistics.median([1 - 16 / 90 / 0.5, 0.5, 1 - 16 / 70 / 0.5])

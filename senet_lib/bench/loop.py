@@ -7,6 +7,10 @@ device, a fresh shuffle and augmentation every epoch, a test pass after every ep
 split one fifth the size of the training split (CIFAR's proportion), and a checkpoint plus history
 written to a run folder after every epoch.
 
+The bare step is timed ``repeats`` times before fit and ``repeats`` times after it (the same trainer,
+kept aside), and its median is taken over both halves: a shared machine drifts by several per cent
+within minutes, and timing both sides of fit keeps that drift from falling on one half only.
+
 Two ratios come out, both from medians over epochs (the first epoch is a warm-up and is left out):
 
 * ``fit_vs_bare_step``: fit's training phase (its history's ``images_per_sec``) over the bare step.
@@ -55,37 +59,49 @@ def load_loop_data(settings: BenchSettings) -> ImageDataset:
     return load_bench_data(settings, test_fraction=TEST_FRACTION)
 
 
-def _bare_step_rates(
-    model_name: str, data: ImageDataset, config: TrainConfig, settings: BenchSettings, device: torch.device
-) -> tuple[list[float], dict[str, Any]]:
-    """Per-repeat img/s of ``train_step`` on one device batch, after ``warmup`` untimed steps."""
-    channels_last = resolve_channels_last(device, config)
-    train_loader, _ = make_loaders(
-        data,
-        config.batch_size,
-        device,
-        pipeline=config.pipeline,
-        channels_last=channels_last,
-        seed=config.seed,
-    )
-    torch.manual_seed(config.seed)
-    model = create_model(model_name, num_classes=data.num_classes)
-    trainer = Trainer(model, config, device, steps_per_epoch=len(train_loader))
-    batch = next(iter(train_loader))
-    for _ in range(settings.warmup):
-        trainer.train_step(*batch)
-    synchronize(device)
-    rates = [
-        _timed_repeat(trainer, itertools.repeat(batch), settings, device)[0]["images_per_sec"]
-        for _ in range(settings.repeats)
-    ]
-    info = {
-        "precision": trainer.precision.name,
-        "channels_last": trainer.channels_last,
-        "pipeline": type(train_loader).__name__,
-        "steps_per_epoch": len(train_loader),
-    }
-    return rates, info
+class _BareStep:
+    """``train_step`` on one device batch, ready to be timed (after ``warmup`` untimed steps)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        data: ImageDataset,
+        config: TrainConfig,
+        settings: BenchSettings,
+        device: torch.device,
+    ) -> None:
+        channels_last = resolve_channels_last(device, config)
+        train_loader, _ = make_loaders(
+            data,
+            config.batch_size,
+            device,
+            pipeline=config.pipeline,
+            channels_last=channels_last,
+            seed=config.seed,
+        )
+        torch.manual_seed(config.seed)
+        model = create_model(model_name, num_classes=data.num_classes)
+        self.trainer = Trainer(model, config, device, steps_per_epoch=len(train_loader))
+        self.batch = next(iter(train_loader))
+        self.settings, self.device = settings, device
+        for _ in range(settings.warmup):
+            self.trainer.train_step(*self.batch)
+        synchronize(device)
+        self.info = {
+            "precision": self.trainer.precision.name,
+            "channels_last": self.trainer.channels_last,
+            "pipeline": type(train_loader).__name__,
+            "steps_per_epoch": len(train_loader),
+        }
+
+    def rates(self) -> list[float]:
+        """Img/s of ``repeats`` timed repeats."""
+        return [
+            _timed_repeat(self.trainer, itertools.repeat(self.batch), self.settings, self.device)[0][
+                "images_per_sec"
+            ]
+            for _ in range(self.settings.repeats)
+        ]
 
 
 def measure_loop(
@@ -109,13 +125,17 @@ def measure_loop(
     try:
         data = data if data is not None else load_loop_data(settings)
         result.update(train_images=len(data.train), test_images=len(data.test))
-        bare, info = _bare_step_rates(model_name, data, config, settings, device)
+        bare_step = _BareStep(model_name, data, config, settings, device)
+        info = bare_step.info
         result.update(info)
-        gc.collect()
+        before = bare_step.rates()
         torch.manual_seed(config.seed)
         model = create_model(model_name, num_classes=data.num_classes)
         with tempfile.TemporaryDirectory(prefix="senet-bench-loop-") as run_dir:
             history = fit(model, data, config, run_dir=run_dir, device=device)
+        after = bare_step.rates()  # the bare step is timed on both sides of fit, so drift falls on both
+        bare = before + after
+        del bare_step
         rows = list(history)
         images = info["steps_per_epoch"] * config.batch_size
         timed = rows[1:]  # BenchSettings keeps repeats >= 1, so at least one epoch after the warm-up
@@ -125,6 +145,8 @@ def measure_loop(
         result.update(
             status="ok",
             bare_step=bare_stats,
+            bare_step_before_fit=before,
+            bare_step_after_fit=after,
             fit_train=train_stats,
             fit_epoch=epoch_stats,
             fit_vs_bare_step=train_stats["images_per_sec"] / bare_stats["images_per_sec"],
@@ -146,6 +168,11 @@ def measure_loop(
     return result
 
 
+def _span(rates: list[float] | None) -> str:
+    """``min–max`` of some img/s figures (``—`` when an older record has none)."""
+    return f"{min(rates):,.0f}–{max(rates):,.0f}" if rates else "—"
+
+
 def format_loop(loop: dict[str, Any]) -> list[str]:
     """The printed lines for a :func:`measure_loop` result."""
     head = f"epoch loop (fit) vs bare train_step, {loop['model']}, batch {loop['batch_size']}"
@@ -155,7 +182,9 @@ def format_loop(loop: dict[str, Any]) -> list[str]:
         head + f" ({loop['precision']}, {'channels-last' if loop['channels_last'] else 'channels-first'}, "
         f"{loop['pipeline']}, {loop['train_images']} train / {loop['test_images']} test images, "
         f"median of {loop['epochs'] - 1} epochs after a warm-up):",
-        f"  bare step                {loop['bare_step']['images_per_sec']:>8,.0f} img/s",
+        f"  bare step                {loop['bare_step']['images_per_sec']:>8,.0f} img/s  "
+        f"(timed before and after fit: {_span(loop.get('bare_step_before_fit'))} and "
+        f"{_span(loop.get('bare_step_after_fit'))} img/s)",
         f"  fit, training phase      {loop['fit_train']['images_per_sec']:>8,.0f} img/s  "
         f"= {loop['fit_vs_bare_step']:.3f} × bare",
         f"  fit, whole epoch         {loop['fit_epoch']['images_per_sec']:>8,.0f} img/s  "
