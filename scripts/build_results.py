@@ -230,6 +230,7 @@ def _bench_timing(settings: dict[str, Any]) -> str:
         return (
             f"median of {settings['repeats']} repeats of ≥ {settings.get('steps')} steps and "
             f"≥ {settings.get('min_seconds', 0):g} s each"
+            + (", a model's variants interleaved in rounds" if settings.get("interleave") else "")
         )
     return f"{settings.get('steps')} timed steps"
 
@@ -275,7 +276,16 @@ def bench_section(records: list[dict[str, Any]]) -> str:
             lines += ["", f"{summary.get('se_model')} / {summary.get('plain_model')} throughput: {pairs}."]
         speedups = summary.get("speedup_default_vs_seed_style") or {}
         if speedups:
-            pairs = ", ".join(f"{model} {value:.2f}×" for model, value in speedups.items())
+            by_round = summary.get("speedup_default_vs_seed_style_by_round") or {}
+            pairs = ", ".join(
+                f"{model} {value:.2f}×"
+                + (
+                    f" (round by round {by_round[model]['min']:.2f}–{by_round[model]['max']:.2f}×)"
+                    if model in by_round
+                    else ""
+                )
+                for model, value in speedups.items()
+            )
             lines += ["", f"`default` over `seed-style`: {pairs}."]
         loop = record.get("loop") or {}
         if loop.get("status") == "ok":
