@@ -175,6 +175,12 @@ def _fit_in_cli_words(
         ) from err
 
 
+def _saved_epoch(path: Path) -> object:
+    """The epoch the checkpoint at ``path`` was saved after (``"?"`` when it does not say);
+    raises :class:`CheckpointError` when the file cannot be read."""
+    return read_checkpoint(path).get("epoch", "?")
+
+
 def _start_word(run_dir: Path, resume: bool) -> str:
     """The first words of the start line: "Resuming" only where a checkpoint is there to resume from."""
     path = run_dir / CHECKPOINT_NAME
@@ -183,10 +189,9 @@ def _start_word(run_dir: Path, resume: bool) -> str:
     if not path.is_file():
         return "Training (--resume: no checkpoint in the run folder yet, so from epoch 1)"
     try:
-        epoch = read_checkpoint(path).get("epoch", "?")
+        return f"Resuming (after epoch {_saved_epoch(path)})"
     except CheckpointError:
         return "Resuming (its checkpoint cannot be read; fit will say what to do)"
-    return f"Resuming (after epoch {epoch})"
 
 
 def _what_is_kept(run_dir: Path) -> str:
@@ -195,7 +200,7 @@ def _what_is_kept(run_dir: Path) -> str:
     if not path.is_file():
         return "no checkpoint had been written yet, so there is nothing to resume: run the command again to start over."
     try:
-        epoch = read_checkpoint(path).get("epoch", "?")
+        epoch = _saved_epoch(path)
     except CheckpointError:
         return f"{path} cannot be read, so there is nothing to resume: delete it and run the command again."
     return f"the last checkpoint, {path} (epoch {epoch}), is kept: run the same command with --resume to continue."
