@@ -211,7 +211,8 @@ def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, fol
 
     set_style()
     fig = plot_curves({model: [r["history"] for r in runs] for model, runs in by_model.items()})
-    fig.suptitle(f"{label}: {recipe}", fontsize=10)
+    fig.suptitle(f"{' vs '.join(by_model)} on {label}\n{recipe}", fontsize=10)
+    fig.tight_layout()  # again, now with the title: it no longer overlaps the panels' own titles
     provenance = {
         "dataset": label,
         "recipe": recipe,

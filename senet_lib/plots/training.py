@@ -228,6 +228,8 @@ def plot_curves(
             ax.set_ylabel("loss (log scale)")
         if quantity == "acc":
             ax.set_ylim(max(0.0, part["value"].min() - 0.05), min(1.0, part["value"].max() + 0.05))
+    if axes[-1].get_legend() is not None:  # beside the panels, where it hides no curve
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     n_seeds = frame.groupby("run")["seed"].nunique().max()
     if n_seeds > 1:
         axes[0].annotate(
