@@ -254,15 +254,54 @@ def _bench_row(row: dict[str, Any]) -> str:
     return f"| {row.get('model')} | {row.get('variant')} | {' | '.join(cells)} |"
 
 
+def _bench_overview_row(record: dict[str, Any]) -> str:
+    """One line of the overview: when, where, and the SE model's default-vs-seed-style figures."""
+    summary = record.get("summary") or {}
+    se_model = summary.get("se_model")
+    rates = {
+        r.get("variant"): r.get("images_per_sec")
+        for r in record.get("results", [])
+        if r.get("model") == se_model and r.get("status") == "ok"
+    }
+    speedup = (summary.get("speedup_default_vs_seed_style") or {}).get(se_model)
+    by_round = (summary.get("speedup_default_vs_seed_style_by_round") or {}).get(se_model)
+    loop = record.get("loop") or {}
+    cells = [
+        str(record.get("created", ""))[:10],
+        str(record.get("device_name")),
+        ", ".join((record.get("backend") or {}).get("cpu_bf16_units") or []) or "none",
+        str(record.get("commit"))[:7],
+        str(se_model),
+        *(f"{rates[v]:,.0f}" if rates.get(v) else "—" for v in ("seed-style", "default")),
+        f"{speedup:.2f}×" if speedup else "—",
+        f"{by_round['min']:.2f}–{by_round['max']:.2f}×" if by_round else "not interleaved",
+        f"{loop['fit_vs_bare_step']:.2f}" if loop.get("status") == "ok" else "—",
+        f"`{record['_file']}`",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def bench_section(records: list[dict[str, Any]]) -> str:
+    """An overview table with one line per benchmark record (oldest first), then each record's full
+    table, ratios and targets in a collapsed ``<details>`` block."""
     if not records:
         return (
             "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU and copy its record here._"
         )
-    lines: list[str] = []
-    for record in sorted(records, key=lambda r: r["_file"]):
+    records = sorted(records, key=lambda r: r["_file"])
+    lines: list[str] = [
+        "| date | machine | CPU bf16 units | commit | SE model | seed-style img/s | default img/s | default / seed-style "
+        "| round by round | fit / bare step | record (`results/`) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *(_bench_overview_row(r) for r in records),
+        "",
+    ]
+    for record in records:
         settings = record.get("settings", {})
         lines += [
+            f"<details><summary>{record.get('device_name')}, {str(record.get('created', ''))[:10]}, commit "
+            f"{str(record.get('commit'))[:7]}: every row</summary>",
+            "",
             f"{record.get('device_name')}, torch {record.get('torch')}, commit {str(record.get('commit'))[:12]}, "
             f"batch {settings.get('batch_size')}, {_bench_timing(settings)} (`results/{record['_file']}`):",
             "",
@@ -308,7 +347,7 @@ def bench_section(records: list[dict[str, Any]]) -> str:
                 lines.append(
                     f"| {t['name']} | {t['goal']} | {measured} | {'yes' if t.get('met') else 'no'} |"
                 )
-        lines.append("")
+        lines += ["", "</details>", ""]
     return "\n".join(lines).rstrip()
 
 

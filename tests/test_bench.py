@@ -196,6 +196,13 @@ def test_printed_table_and_rendered_readme_section(cpu_run):
     assert f"| se_resnet20 | seed-style | {row['images_per_sec']:,.0f} | " in section
     assert "| fp32 | channels-first | torch |" in section and "median of 2 repeats" in section
     assert "| cpu_default_vs_seed_style |" in section and "`default` over `seed-style`" in section
+    # the overview line above the collapsed details: the SE model's speed-up, round by round, and the file
+    overview = next(x for x in section.split("<details>")[0].splitlines() if path.name in x)
+    summary = record["summary"]
+    paired = summary["speedup_default_vs_seed_style_by_round"]["se_resnet20"]
+    assert f"| {summary['speedup_default_vs_seed_style']['se_resnet20']:.2f}× |" in overview
+    assert f"| {paired['min']:.2f}–{paired['max']:.2f}× |" in overview
+    assert f"| {record['loop']['fit_vs_bare_step']:.2f} |" in overview
     loop = record["loop"]
     assert f"{loop['fit_vs_bare_step']:.3f} × bare" in printed
     assert f"{loop['fit_vs_bare_step']:.2f} × the bare step" in section and "| fit_vs_bare_step |" in section
