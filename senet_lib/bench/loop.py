@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
-from ..data import ImageDataset, make_loaders
+from ..data import ImageDataset
 from ..env import synchronize
 from ..models import create_model
-from ..train import TrainConfig, Trainer, fit, resolve_channels_last
+from ..train import TrainConfig, fit
 from .settings import BenchSettings, load_bench_data
-from .timing import _first_line, _timed_repeat, throughput_stats
+from .timing import _first_line, _timed_repeat, build_trainer, throughput_stats
 
 #: The test split of the synthetic loop data, as a fraction of the training split (CIFAR: 10,000 / 50,000).
 TEST_FRACTION = 0.2
@@ -70,18 +70,7 @@ class _BareStep:
         settings: BenchSettings,
         device: torch.device,
     ) -> None:
-        channels_last = resolve_channels_last(device, config)
-        train_loader, _ = make_loaders(
-            data,
-            config.batch_size,
-            device,
-            pipeline=config.pipeline,
-            channels_last=channels_last,
-            seed=config.seed,
-        )
-        torch.manual_seed(config.seed)
-        model = create_model(model_name, num_classes=data.num_classes)
-        self.trainer = Trainer(model, config, device, steps_per_epoch=len(train_loader))
+        self.trainer, train_loader = build_trainer(model_name, data, config, device)
         self.batch = next(iter(train_loader))
         self.settings, self.device = settings, device
         for _ in range(settings.warmup):

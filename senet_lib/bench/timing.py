@@ -44,6 +44,30 @@ def _batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             raise ValueError("The benchmark's data loader produced no batch: use a larger dataset.")
 
 
+def build_trainer(
+    model_name: str,
+    data: ImageDataset,
+    config: TrainConfig,
+    device: torch.device,
+    num_workers: int | None = None,
+) -> tuple[Trainer, Any]:
+    """A :class:`Trainer` for a fresh ``model_name`` (initialised from ``config.seed``) and the
+    training loader ``config`` asks for, built as :func:`senet_lib.train.fit` builds them."""
+    channels_last = resolve_channels_last(device, config)  # the loader needs it before the Trainer
+    train_loader, _ = make_loaders(
+        data,
+        config.batch_size,
+        device,
+        pipeline=config.pipeline,
+        channels_last=channels_last,
+        num_workers=num_workers,
+        seed=config.seed,
+    )
+    torch.manual_seed(config.seed)
+    model = create_model(model_name, num_classes=data.num_classes)
+    return Trainer(model, config, device, steps_per_epoch=max(len(train_loader), 1)), train_loader
+
+
 def _build(
     model_name: str, data: ImageDataset, variant: str, settings: BenchSettings, device: torch.device
 ) -> tuple[Trainer, Iterator[tuple[torch.Tensor, torch.Tensor]], dict[str, Any]]:
@@ -60,19 +84,7 @@ def _build(
         seed=settings.seed,
         progress=False,
     )
-    channels_last = resolve_channels_last(device, config)  # the loader needs it before the Trainer
-    torch.manual_seed(settings.seed)
-    model = create_model(model_name, num_classes=data.num_classes)
-    train_loader, _ = make_loaders(
-        data,
-        settings.batch_size,
-        device,
-        pipeline=spec.pipeline,
-        channels_last=channels_last,
-        num_workers=settings.num_workers,
-        seed=settings.seed,
-    )
-    trainer = Trainer(model, config, device, steps_per_epoch=max(len(train_loader), 1))
+    trainer, train_loader = build_trainer(model_name, data, config, device, settings.num_workers)
     is_device = isinstance(train_loader, DeviceLoader)
     info = {
         "pipeline": "device" if is_device else "torch",
