@@ -106,6 +106,31 @@ def _devices(record: dict[str, Any]) -> set[str]:
     return found | {str(record.get("device_name") or record.get("device"))}
 
 
+def paired_line(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """For each SE network whose plain twin (its name without ``se_``) ran the same seeds in the same
+    precision: the seed-by-seed differences of final test accuracy, their mean and spread, and how many
+    favour SE. Seeds that only one of the two ran are left out; fewer than two common seeds give nothing."""
+    lines = []
+    for (model, precision), runs in sorted(rows.items()):
+        plain = rows.get((model.removeprefix("se_"), precision))
+        if not model.startswith("se_") or not plain:
+            continue
+        se_by_seed = {r.get("seed"): r["final_test_acc"] for r in runs}
+        plain_by_seed = {r.get("seed"): r["final_test_acc"] for r in plain}
+        seeds = sorted(set(se_by_seed) & set(plain_by_seed), key=str)
+        if len(seeds) < 2:
+            continue
+        diffs = [100 * (se_by_seed[s] - plain_by_seed[s]) for s in seeds]
+        ahead = sum(d > 0 for d in diffs)
+        lines.append(
+            f"Paired by seed ({precision}, seeds {', '.join(map(str, seeds))}): {model} − "
+            f"{model.removeprefix('se_')} = {', '.join(f'{d:+.2f}' for d in diffs)} points "
+            f"(mean {statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}); "
+            f"SE ahead in {ahead} of {len(seeds)}."
+        )
+    return lines
+
+
 def train_section(records: list[dict[str, Any]], figures: Path, write_figures: bool = True) -> str:
     """Markdown tables (one per dataset + recipe) with links to their curve figures in ``figures``
     (drawn and saved unless ``write_figures`` is False)."""
@@ -141,6 +166,9 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
                 f"| {statistics.mean(r['wall_time_s'] for r in runs) / 60:.1f} "
                 f"| {', '.join('`' + r['_file'] + '`' for r in runs)} |"
             )
+        paired = paired_line(rows)
+        if paired:
+            lines += ["", *paired]
         name = f"results_curves_{index}"
         if write_figures:
             _curves_figure(by_model, label, _recipe_text(first), figures, name)

@@ -296,3 +296,32 @@ def test_recorded_grids_are_read_back_and_plotted(tiny_data, tmp_path):
     (tmp_path / "ablation_broken.json").write_text("{")
     with pytest.raises(AblationError, match="ablation_broken.json is not valid JSON"):
         recorded_ablations(tmp_path)
+
+
+def test_results_builder_pairs_se_and_plain_runs_by_seed(tmp_path):
+    builder = _builder()
+
+    def run(model: str, seed: int, acc: float) -> dict:
+        record = _ablation_record("-", seed, acc, "cifar10")
+        del record["ablation"]
+        record["model"] = {"name": model, "num_classes": 10}
+        record["precision"] = "bf16"
+        return record
+
+    records = [
+        run("resnet20", 0, 0.8763),
+        run("resnet20", 1, 0.8778),
+        run("resnet20", 2, 0.8762),  # seed 2 has no SE twin: it must not enter the pairing
+        run("se_resnet20", 0, 0.8790),
+        run("se_resnet20", 1, 0.8761),
+        run("se_resnet20", 3, 0.9000),  # nor seed 3, which has no plain twin
+    ]
+    text = builder.train_section(records, tmp_path, write_figures=False)
+    line = next(ln for ln in text.splitlines() if ln.startswith("Paired by seed"))
+    assert line == (
+        "Paired by seed (bf16, seeds 0, 1): se_resnet20 − resnet20 = +0.27, -0.17 points"
+        " (mean +0.05 ± 0.31); SE ahead in 1 of 2."
+    )
+    # One common seed is no comparison at all.
+    one_pair = [records[0], records[3]]
+    assert "Paired by seed" not in builder.train_section(one_pair, tmp_path, write_figures=False)
