@@ -57,6 +57,14 @@ class PretrainedMatch:
         return list(self.sidecar.get("history") or [])
 
     @property
+    def images_seen(self) -> int:
+        """Training images the network saw: its recipe's epochs × its training split (0 if unrecorded).
+
+        Notebook 06 compares this with notebook 05's run to analyse the better-trained network."""
+        epochs = (self.sidecar.get("recipe") or {}).get("epochs") or 0
+        return int(epochs) * int((self.sidecar.get("data") or {}).get("train_size") or 0)
+
+    @property
     def data_label(self) -> str:
         return str((self.sidecar.get("data") or {}).get("label", "?"))
 

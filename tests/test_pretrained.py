@@ -104,6 +104,9 @@ def test_pick_prefers_the_longest_run_then_the_lowest_seed(tmp_path, real_lookin
     assert picked.history[-1]["epoch"] == 3 and "test stand-in" in picked.describe()
     assert pretrained.pick_pretrained("se_resnet20", "cifar100", 100, tmp_path) is None
     assert len(pretrained.list_pretrained(tmp_path)) == 4
+    # 3 epochs × 32 training images: what notebook 06 weighs against notebook 05's run.
+    assert picked.images_seen == 3 * 32
+    assert pretrained.PretrainedMatch(picked.path, {"recipe": {"epochs": 3}}).images_seen == 0
 
 
 def test_pair_needs_the_same_recipe_and_seed_and_prefers_the_longest(tmp_path, real_looking_data):
