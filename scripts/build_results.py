@@ -459,7 +459,7 @@ def notebook_table(records: list[dict[str, Any]]) -> str:
         data = (
             f"synthetic data in {', '.join(n.split('_')[0] for n in synthetic)} (no CIFAR on that machine)"
             if synthetic
-            else "CIFAR where the notebooks load data"
+            else f"{' and '.join(record.get('data_labels') or ['CIFAR'])} where the notebooks load data"
         )
         lines.append(
             f"Runtimes measured by `make tutorial` (`scripts/run_notebooks.py`), `{record['profile']}` profile, on "

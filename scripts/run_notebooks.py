@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -34,6 +35,12 @@ def cell_times(nb: dict) -> list[tuple[str, float]]:
             first = next((line for line in cell["source"].splitlines() if line.strip()), "")
             timed.append((f"#{index} `{first[:40]}`", round(float(seconds), 2)))
     return sorted(timed, key=lambda item: -item[1])
+
+
+def data_labels(nb: dict) -> list[str]:
+    """The dataset labels a notebook printed (``ImageDataset('CIFAR-10 (JPEG q75 copy)': …``), in order."""
+    found = re.findall(r"ImageDataset\('([^']+)'", json.dumps(nb))
+    return list(dict.fromkeys(found))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, float] = {}
     slowest: dict[str, list[tuple[str, float]]] = {}
     synthetic: list[str] = []
+    labels: dict[str, None] = {}  # every dataset label the notebooks printed, first seen first
     for number, path in enumerate(notebooks, 1):
         out = args.output_dir / path.name
         print(f"[{number}/{len(notebooks)}] running {path.name} -> {out}", flush=True)
@@ -78,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(1) from None
         times[path.name] = round(time.perf_counter() - start, 1)
         slowest[path.name] = cell_times(nb)[:3]
+        labels.update(dict.fromkeys(data_labels(nb)))
         if "USING SYNTHETIC DATA" in json.dumps(nb):
             synthetic.append(path.name)
         cells = ", ".join(f"{label} {sec:.1f} s" for label, sec in slowest[path.name])
@@ -94,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": env.git_commit(),
         "data": data_status(),
         "fell_back_to_synthetic": synthetic,
+        "data_labels": list(labels),
         "seconds": times,
         "slowest_cells": {name: [list(c) for c in cells] for name, cells in slowest.items()},
         "total_seconds": round(sum(times.values()), 1),

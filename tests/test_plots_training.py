@@ -162,6 +162,11 @@ def test_build_results_renders_records(tmp_path):
     assert "| se_resnet50 | device+amp | 21,000 |" in text and "failed: OOM" in text
     assert "| 12 s (quick) | not measured yet |" in text and "| 100 s (quick) |" in text
     assert "synthetic data in 05" in text and "Test CPU" in text
+    runtimes.update(fell_back_to_synthetic=[], data_labels=["CIFAR-10 (JPEG q75 copy)"])
+    (results / "notebook_runtimes_quick_cpu.json").write_text(json.dumps(runtimes))
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert "CIFAR-10 (JPEG q75 copy) where the notebooks load data" in readme.read_text()
+    text = readme.read_text()
     assert "| se_images_per_sec | >= 20,000 | 21,000.40 | yes |" in text and "| speedup |" not in text
     assert (figures / "results_curves_0.png").exists() and (figures / "results_curves_0.json").exists()
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
