@@ -27,6 +27,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -50,6 +51,7 @@ __all__ = [
     "Precision",
     "RENAMED_PROFILES",
     "REPO_ROOT",
+    "allocator",
     "cpu_bf16_units",
     "cpu_model",
     "default_channels_last",
@@ -221,6 +223,16 @@ def git_commit(short: bool = False) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def allocator() -> dict[str, Any]:
+    """How this process allocates CPU memory, as far as the environment says: a preloaded allocator
+    (jemalloc, tcmalloc) and glibc's ``MALLOC_*_`` tunings. Large tensors freed and allocated again every
+    step can cost page faults with glibc's defaults, so two CPU records that differ here may differ in
+    speed for that reason alone."""
+    preload = [Path(p).name for p in os.environ.get("LD_PRELOAD", "").replace(":", " ").split() if p]
+    tunings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") and k.endswith("_")}
+    return {"ld_preload": preload, "malloc_env": tunings}
+
+
 def environment_record(
     device: torch.device, precision_name: str, profile: str | None = None, precision_reason: str | None = None
 ) -> dict:
@@ -237,6 +249,7 @@ def environment_record(
         "precision_reason": precision_reason,
         "cpu_bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
         "torch_threads": torch.get_num_threads(),
+        "allocator": allocator() if device.type == "cpu" else None,
         "profile": profile,
         "python": _platform.python_version(),
         "torch": torch.__version__,

@@ -157,6 +157,7 @@ PUBLIC_API = {
         "Precision",
         "RENAMED_PROFILES",
         "REPO_ROOT",
+        "allocator",
         "cpu_bf16_units",
         "cpu_model",
         "default_channels_last",

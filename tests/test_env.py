@@ -169,3 +169,21 @@ def test_git_commit_falls_back_to_senet_commit_without_git(monkeypatch):
     assert env_module.git_commit() == "unknown"
     monkeypatch.setenv("SENET_COMMIT", "abc123+modified")
     assert env_module.git_commit() == "abc123+modified"
+
+
+def test_cpu_records_name_the_allocator(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "17179869184")
+    monkeypatch.setenv("MALLOC_CONF", "not a glibc tuning")  # jemalloc's own variable: no trailing underscore
+    record = env.environment_record(torch.device("cpu"), "fp32")
+    assert record["allocator"] == {
+        "ld_preload": ["libjemalloc.so.2"],
+        "malloc_env": {"MALLOC_TRIM_THRESHOLD_": "17179869184"},
+    }
+    monkeypatch.delenv("LD_PRELOAD")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    assert env.environment_record(torch.device("cpu"), "fp32")["allocator"] == {
+        "ld_preload": [],
+        "malloc_env": {},
+    }
+    assert env.environment_record(torch.device("meta"), "fp32")["allocator"] is None
