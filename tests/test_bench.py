@@ -119,6 +119,7 @@ def test_seed_style_is_true_fp32_channels_first_torch_pipeline(cpu_run):
     [
         ("seed-style", ("torch", "fp32", False, False)),
         ("device-fp32", ("device", "fp32", False, False)),
+        ("device-fp32-cl", ("device", "fp32", True, False)),
         ("device-bf16", ("device", "bf16", False, False)),
         ("device-bf16-cl", ("device", "bf16", True, False)),
     ],
@@ -416,7 +417,8 @@ def test_variant_aliases_and_unknown_variants():
 def test_defaults_by_device():
     cuda = bench.default_settings(torch.device("cuda"))
     assert (cuda.models, cuda.batch_size) == (("se_resnet50", "resnet50"), 256)
-    assert cuda.variants == tuple(bench.VARIANTS) and "device-bf16-cl-compile" in cuda.variants
+    assert cuda.variants == tuple(v for v in bench.VARIANTS if v != "device-fp32-cl")
+    assert "device-bf16-cl-compile" in cuda.variants
     cpu = bench.default_settings(torch.device("cpu"))
     assert (cpu.models, cpu.batch_size, cpu.repeats, cpu.min_seconds) == (
         ("se_resnet20", "resnet20"),
@@ -424,7 +426,15 @@ def test_defaults_by_device():
         3,
         3.0,
     )
-    assert cpu.variants == ("seed-style", "device-fp32", "device-bf16", "device-bf16-cl", "default")
+    assert cpu.variants == (
+        "seed-style",
+        "device-fp32",
+        "device-fp32-cl",
+        "device-bf16",
+        "device-bf16-cl",
+        "default",
+    )
+    assert "device-fp32-cl" not in cuda.variants
     assert (cpu.interleave, cuda.interleave) == (True, False)  # CUDA rows keep their own peak memory
     assert bench.default_variants(torch.device("mps")) == ("seed-style", "device-fp32", "default")
 

@@ -105,11 +105,13 @@ def load_bench_data(settings: BenchSettings, test_fraction: float | None = None)
 
 def default_variants(device: torch.device) -> tuple[str, ...]:
     """Every variant on CUDA; on a CPU all but compilation (it takes minutes there); on MPS also no
-    bf16 variant (bf16 autocast is not a training path there)."""
+    bf16 variant (bf16 autocast is not a training path there). fp32 channels-last is a CPU row only:
+    it shows whether that memory format would pay on this CPU."""
     device = torch.device(device)
+    names = tuple(name for name in VARIANTS if device.type == "cpu" or name != "device-fp32-cl")
     if device.type == "cuda":
-        return tuple(VARIANTS)
-    names = tuple(name for name, spec in VARIANTS.items() if not spec.compile)
+        return names
+    names = tuple(name for name in names if not VARIANTS[name].compile)
     if device.type == "mps":
         names = tuple(name for name in names if not VARIANTS[name].uses_bf16)
     return names

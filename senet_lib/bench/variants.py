@@ -39,6 +39,7 @@ VARIANTS: dict[str, Variant] = {
         true_fp32=True,
     ),
     "device-fp32": Variant("device-resident loader, fp32", "device", "fp32", False),
+    "device-fp32-cl": Variant("device loader + fp32 + channels-last (CPU rows only)", "device", "fp32", True),
     "device-bf16": Variant(
         "device loader + bf16 autocast (fp16 where a GPU lacks bf16)", "device", "mixed", False
     ),

@@ -110,7 +110,7 @@ class Trainer:
     def _prepare(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
-        if self.channels_last:
+        if self.channels_last and x.dim() == 4:  # image batches; anything else has no channels-last form
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
