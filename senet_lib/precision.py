@@ -100,6 +100,11 @@ def get_precision(device: torch.device, name: str | None = None) -> Precision:
 
 
 def default_channels_last(device: torch.device, precision: Precision) -> bool:
-    """Channels-last when the recipe does not say: on CUDA only. On the project's AVX512-BF16 CPU the
-    bench measured bf16 in NCHW faster than in NHWC (results/bench_cpu-*), so CPUs stay channels-first."""
-    return torch.device(device).type == "cuda"
+    """Channels-last when the recipe does not say: on CUDA, and on a CPU that trains in fp32.
+
+    Chosen by ``python -m senet_lib bench`` (records in ``results/bench_cpu-*``): on the project's
+    AVX512-BF16 CPU, bf16 ran faster channels-first, so bf16 CPUs stay channels-first; on an Intel Xeon
+    without bf16 units, fp32 channels-last (the ``device-fp32-cl`` row) trained SE-ResNet-20 and
+    ResNet-20 faster than fp32 channels-first in every round. MPS stays channels-first."""
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and precision.name == "fp32")

@@ -23,7 +23,13 @@ from senet_lib.data import make_loaders, make_synthetic
 from senet_lib.train import DistributedTrainer, TrainConfig, Trainer, init_distributed, loop
 from senet_lib.train.runs import seeded_model
 
-CONFIG = TrainConfig(epochs=1, batch_size=16, lr=0.05, precision="fp32", progress=False, seed=0)
+# Channels-first, whatever the CPU's default: its float32 sums land closest to the float64 reference. In
+# either format a pre-activation within ~1e-6 of zero can fall on the other side of ReLU's kink than in
+# float64 and move one weight's gradient by ~1e-2 of its largest entry (seen with channels-last on
+# this batch, and channels-first on others): rounding, not a synchronisation error, and not what is tested.
+CONFIG = TrainConfig(
+    epochs=1, batch_size=16, lr=0.05, precision="fp32", channels_last=False, progress=False, seed=0
+)
 
 
 def first_step_results(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict:

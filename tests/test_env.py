@@ -55,7 +55,7 @@ def test_precision_choices(monkeypatch):
 
 
 def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
-    """bf16 on a CPU with native bf16 matrix units, fp32 on one without, channels-first either way;
+    """bf16 (channels-first) on a CPU with native bf16 matrix units, fp32 (channels-last) on one without;
     the reason is said either way, and SENET_PRECISION wins over the capability."""
     cpu = torch.device("cpu")
     monkeypatch.delenv("SENET_PRECISION", raising=False)
@@ -67,7 +67,8 @@ def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
     _fake_units(monkeypatch, lambda: [])
     without = env.get_precision(cpu)
     assert without.name == "fp32" and "no native bf16" in without.reason
-    assert not env.default_channels_last(cpu, without)
+    assert env.default_channels_last(cpu, without)
+    assert not env.default_channels_last(torch.device("mps"), without)
     monkeypatch.setenv("SENET_PRECISION", "fp32")
     _fake_units(monkeypatch, lambda: ["AMX-BF16"])
     forced = env.get_precision(cpu)

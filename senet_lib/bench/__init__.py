@@ -22,7 +22,7 @@ compilation:
                             runs (restored afterwards): the loop a first tutorial writes
 ``device-fp32``             device-resident loader (augmentation on the device), fp32 (TF32 as torch's
                             own defaults leave it on CUDA: off for matmuls, on for cuDNN convolutions)
-``device-fp32-cl``          … plus channels-last memory format (a CPU row only; not a default anywhere)
+``device-fp32-cl``          … plus channels-last (a CPU row only; ``default`` on a CPU without bf16 units)
 ``device-bf16``             device loader, bf16 autocast (fp16 + GradScaler on CUDA GPUs without bf16;
                             the row's ``precision`` says which)
 ``device-bf16-cl``          … plus channels-last memory format

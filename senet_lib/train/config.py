@@ -75,7 +75,7 @@ class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
     ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA (:func:`senet_lib.env.default_channels_last`) and
+    ``channels_last=None`` turns it on for CUDA and fp32 CPUs (:func:`senet_lib.env.default_channels_last`);
     ``compile=None`` turns ``torch.compile`` on for CUDA (:func:`senet_lib.train.runtime.resolve_compile`).
     ``cutmix`` is the probability that a batch is mixed (alpha 1.0). ``save_every`` and ``eval_every``
     are in epochs (checkpoint 0 = only at the end; the last epoch is always evaluated and saved);
