@@ -37,10 +37,13 @@ def cell_times(nb: dict) -> list[tuple[str, float]]:
     return sorted(timed, key=lambda item: -item[1])
 
 
-def data_labels(nb: dict) -> list[str]:
-    """The dataset labels a notebook printed (``ImageDataset('CIFAR-10 (JPEG q75 copy)': …``), in order."""
-    found = re.findall(r"ImageDataset\('([^']+)'", json.dumps(nb))
-    return list(dict.fromkeys(found))
+def data_labels(nb: dict | str) -> list[str]:
+    """The dataset labels a notebook printed (``ImageDataset('CIFAR-10 (JPEG q75 copy)': …``), in order.
+
+    ``nb`` is the executed notebook or its JSON text (pass the text when it is already serialised).
+    """
+    text = nb if isinstance(nb, str) else json.dumps(nb)
+    return list(dict.fromkeys(re.findall(r"ImageDataset\('([^']+)'", text)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(1) from None
         times[path.name] = round(time.perf_counter() - start, 1)
         slowest[path.name] = cell_times(nb)[:3]
-        labels.update(dict.fromkeys(data_labels(nb)))
-        if "USING SYNTHETIC DATA" in json.dumps(nb):
+        text = json.dumps(nb)  # serialised once for both searches
+        labels.update(dict.fromkeys(data_labels(text)))
+        if "USING SYNTHETIC DATA" in text:
             synthetic.append(path.name)
         cells = ", ".join(f"{label} {sec:.1f} s" for label, sec in slowest[path.name])
         print(f"{path.name}: {times[path.name]:.1f} s (slowest cells: {cells})", flush=True)

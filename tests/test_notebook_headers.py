@@ -72,3 +72,4 @@ def test_the_runtime_record_names_the_data_the_notebooks_printed():
     }
     assert module.data_labels(nb) == ["CIFAR-10 (JPEG q75 copy)"]
     assert module.data_labels({"cells": []}) == []
+    assert module.data_labels(json.dumps(nb)) == ["CIFAR-10 (JPEG q75 copy)"]  # the serialised text too
