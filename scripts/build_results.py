@@ -282,6 +282,12 @@ def _bench_row(row: dict[str, Any]) -> str:
     return f"| {row.get('model')} | {row.get('variant')} | {' | '.join(cells)} |"
 
 
+def _cpu_units(backend: dict[str, Any]) -> str:
+    """A record's CPU bf16 units, with the vector ISA in brackets where the record has it (since 2026-12-03)."""
+    units = ", ".join(backend.get("cpu_bf16_units") or []) or "none"
+    return f"{units} ({backend['cpu_vector_isa']})" if backend.get("cpu_vector_isa") else units
+
+
 def _bench_overview_row(record: dict[str, Any]) -> str:
     """One line of the overview: when, where, and the SE model's default-vs-seed-style figures."""
     summary = record.get("summary") or {}
@@ -297,7 +303,7 @@ def _bench_overview_row(record: dict[str, Any]) -> str:
     cells = [
         str(record.get("created", ""))[:10],
         str(record.get("device_name")),
-        ", ".join((record.get("backend") or {}).get("cpu_bf16_units") or []) or "none",
+        _cpu_units(record.get("backend") or {}),
         str(record.get("commit"))[:7],
         str(se_model),
         *(f"{rates[v]:,.0f}" if rates.get(v) else "—" for v in ("seed-style", "default")),
@@ -316,10 +322,11 @@ def bench_section(records: list[dict[str, Any]]) -> str:
         return (
             "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU and copy its record here._"
         )
-    records = sorted(records, key=lambda r: r["_file"])
+    # oldest first by the record's own clock: file names start with the machine, not the date
+    records = sorted(records, key=lambda r: (str(r.get("created", "")), r["_file"]))
     lines: list[str] = [
-        "| date | machine | CPU bf16 units | commit | SE model | seed-style img/s | default img/s | default / seed-style "
-        "| round by round | fit / bare step | record (`results/`) |",
+        "| date | machine | CPU bf16 units (vector ISA) | commit | SE model | seed-style img/s | default img/s "
+        "| default / seed-style | round by round | fit / bare step | record (`results/`) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *(_bench_overview_row(r) for r in records),
         "",

@@ -38,6 +38,7 @@ from .precision import (  # noqa: E402
     PRECISIONS,
     Precision,
     cpu_bf16_units,
+    cpu_vector_isa,
     default_channels_last,
     get_precision,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "REPO_ROOT",
     "allocator",
     "cpu_bf16_units",
+    "cpu_vector_isa",
     "cpu_model",
     "default_channels_last",
     "detect_platform",
@@ -237,7 +239,7 @@ def environment_record(
     device: torch.device, precision_name: str, profile: str | None = None, precision_reason: str | None = None
 ) -> dict:
     """Where code runs, as plain values: the one shape used by run records, benchmark records
-    and figure provenance (platform, OS, device and its name, CPU bf16 units, precision and why,
+    and figure provenance (platform, OS, device and its name, CPU bf16 units and vector ISA, precision and why,
     profile, versions, commit)."""
     device = torch.device(device)
     return {
@@ -248,6 +250,7 @@ def environment_record(
         "precision": precision_name,
         "precision_reason": precision_reason,
         "cpu_bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
+        "cpu_vector_isa": cpu_vector_isa() if device.type == "cpu" else None,
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator() if device.type == "cpu" else None,
         "profile": profile,

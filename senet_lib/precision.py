@@ -16,6 +16,7 @@ __all__ = [
     "PRECISIONS",
     "Precision",
     "cpu_bf16_units",
+    "cpu_vector_isa",
     "default_channels_last",
     "get_precision",
 ]
@@ -42,6 +43,19 @@ def cpu_bf16_units() -> list[str]:
     except OSError:
         return []
     return [name for flag, name in CPU_BF16_FLAGS.items() if flag in flags]
+
+
+def cpu_vector_isa() -> str | None:
+    """The widest vector instruction set torch's CPU kernels use here (``"AVX512"``, ``"AVX2"``,
+    ``"DEFAULT"`` …), from ``torch.backends.cpu.get_cpu_capability()``; None where torch cannot say.
+
+    Two CPUs without bf16 units can still train at very different fp32 speeds: this names one reason.
+    """
+    probe = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    try:
+        return str(probe()) if callable(probe) else None
+    except RuntimeError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from senet_lib import bench, cli
-from senet_lib.env import cpu_bf16_units, get_precision, setup
+from senet_lib.env import cpu_bf16_units, cpu_vector_isa, get_precision, setup
 from senet_lib.train import TrainConfig, resolve_channels_last
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,7 @@ def test_record_structure(cpu_run):
     assert record["torch"] == torch.__version__ and record["environment"]["device"] == "cpu"
     backend = record["backend"]
     assert backend["cpu_bf16_units"] == cpu_bf16_units() and backend["cuda"] is None
+    assert backend["cpu_vector_isa"] == cpu_vector_isa() == record["environment"]["cpu_vector_isa"]
     assert backend["torch_threads"] == 1  # as the fixture set it
     assert record["dataloader_workers"] == 0  # the seed-style DataLoader on a CPU runs in the main process
     settings = record["settings"]
@@ -204,6 +205,19 @@ def test_printed_table_and_rendered_readme_section(cpu_run):
     assert f"| {summary['speedup_default_vs_seed_style']['se_resnet20']:.2f}× |" in overview
     assert f"| {paired['min']:.2f}–{paired['max']:.2f}× |" in overview
     assert f"| {record['loop']['fit_vs_bare_step']:.2f} |" in overview
+    units = ", ".join(record["backend"]["cpu_bf16_units"]) or "none"
+    isa = record["backend"]["cpu_vector_isa"]
+    assert f"| {units} ({isa}) |" in overview if isa else f"| {units} |" in overview
+    assert f"vector ISA {isa}," in printed if isa else "vector ISA" not in printed
+    # a record from before the vector ISA was recorded shows the bf16 units alone
+    old_backend = {k: v for k, v in record["backend"].items() if k != "cpu_vector_isa"}
+    old_section = _build_results().bench_section([{**record, "backend": old_backend, "_file": path.name}])
+    assert f"| {units} |" in old_section.split("<details>")[0]
+    # oldest first by creation time, whatever the file names (they begin with the machine's name)
+    early = {**record, "created": "2026-01-01T00:00:00+00:00", "_file": "bench_z_machine.json"}
+    late = {**record, "created": "2026-02-01T00:00:00+00:00", "_file": "bench_a_machine.json"}
+    both = _build_results().bench_section([late, early])
+    assert both.index("bench_z_machine.json") < both.index("bench_a_machine.json")
     loop = record["loop"]
     assert f"{loop['fit_vs_bare_step']:.3f} × bare" in printed
     assert f"{loop['fit_vs_bare_step']:.2f} × the bare step" in section and "| fit_vs_bare_step |" in section

@@ -94,6 +94,23 @@ def test_cpu_bf16_units_reads_cpuinfo_without_torch_probe(monkeypatch, tmp_path)
     assert env.cpu_bf16_units() == ["AVX512-BF16"]
 
 
+def test_cpu_vector_isa_is_torchs_capability_and_lands_in_records(monkeypatch):
+    """The vector ISA comes from torch's own probe, is None where torch cannot say, and is recorded."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert env.cpu_vector_isa() == "AVX2"
+    record = env.environment_record(torch.device("cpu"), "fp32")
+    assert record["cpu_vector_isa"] == "AVX2"
+    assert env.environment_record(torch.device("mps"), "fp32")["cpu_vector_isa"] is None
+
+    def broken():
+        raise RuntimeError("no probe")
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", broken)
+    assert env.cpu_vector_isa() is None
+    monkeypatch.delattr(torch.backends.cpu, "get_cpu_capability")
+    assert env.cpu_vector_isa() is None
+
+
 def test_cpu_model_is_named_in_the_device_name(monkeypatch):
     """Two machines of one kind (Intel with bf16 units, AMD without) must be told apart in records."""
     real_read = env.Path.read_text

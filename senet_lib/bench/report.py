@@ -141,8 +141,9 @@ def format_record(record: dict[str, Any]) -> str:
         f"of ≥ {settings['steps']} steps and ≥ {settings['min_seconds']:g} s (≤ {settings['max_steps']} steps); "
         f"data: {settings['dataset_label']}, {settings['train_images']} training images",
         f"torch threads {backend.get('torch_threads')}, CPU bf16 units: "
-        f"{', '.join(backend.get('cpu_bf16_units') or []) or 'none'}, DataLoader workers "
-        f"{record.get('dataloader_workers')}",
+        f"{', '.join(backend.get('cpu_bf16_units') or []) or 'none'}"
+        + (f", vector ISA {backend['cpu_vector_isa']}" if backend.get("cpu_vector_isa") else "")
+        + f", DataLoader workers {record.get('dataloader_workers')}",
     ]
     if cuda:
         lines.append(

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..data import ImageDataset, load_dataset
-from ..env import cpu_bf16_units
+from ..env import cpu_bf16_units, cpu_vector_isa
 from .variants import VARIANTS, canonical_variant
 
 
@@ -175,11 +175,12 @@ def tf32_settings(device: torch.device, disable: bool) -> Iterator[dict[str, boo
 
 
 def backend_flags(device: torch.device) -> dict[str, Any]:
-    """Settings that change throughput: CPU bf16 units, torch threads, fp32 matmul precision and,
+    """Settings that change throughput: CPU bf16 units and vector ISA, torch threads, fp32 matmul precision and,
     on CUDA, the CUDA/cuDNN versions, TF32 flags and ``cudnn.benchmark``."""
     device = torch.device(device)
     flags: dict[str, Any] = {
         "cpu_bf16_units": cpu_bf16_units(),
+        "cpu_vector_isa": cpu_vector_isa() if device.type == "cpu" else None,
         "torch_threads": torch.get_num_threads(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cuda": None,
