@@ -56,6 +56,7 @@ __all__ = [
     "cpu_bf16_units",
     "cpu_vector_isa",
     "cpu_model",
+    "cpu_id",
     "default_channels_last",
     "detect_platform",
     "device_name",
@@ -149,6 +150,32 @@ def cpu_model() -> str | None:
     return _platform.processor() or None
 
 
+def cpu_id() -> str | None:
+    """The CPU's vendor, family, model and stepping from Linux ``/proc/cpuinfo``
+    (e.g. ``"AuthenticAMD family 25 model 1 stepping 1"``, a Zen 3 EPYC), or None elsewhere.
+
+    A virtual machine may name its CPU only "AMD EPYC", for parts a generation apart (one with AVX2 alone,
+    one with AVX512-BF16); these numbers tell such records apart.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():  # the first processor's block is enough
+            break
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    if "cpu family" not in fields or "model" not in fields:
+        return None
+    parts = [fields.get("vendor_id", ""), f"family {fields['cpu family']}", f"model {fields['model']}"]
+    if fields.get("stepping"):
+        parts.append(f"stepping {fields['stepping']}")
+    return " ".join(x for x in parts if x)
+
+
 def device_name(device: torch.device) -> str:
     """A human-readable name of the device (GPU model, or the CPU's architecture, model and core count)."""
     if device.type == "cuda":
@@ -239,7 +266,7 @@ def environment_record(
     device: torch.device, precision_name: str, profile: str | None = None, precision_reason: str | None = None
 ) -> dict:
     """Where code runs, as plain values: the one shape used by run records, benchmark records
-    and figure provenance (platform, OS, device and its name, CPU bf16 units and vector ISA, precision and why,
+    and figure provenance (platform, OS, device and its name, CPU bf16 units, vector ISA and family/model, precision and why,
     profile, versions, commit)."""
     device = torch.device(device)
     return {
@@ -251,6 +278,7 @@ def environment_record(
         "precision_reason": precision_reason,
         "cpu_bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
         "cpu_vector_isa": cpu_vector_isa() if device.type == "cpu" else None,
+        "cpu_id": cpu_id() if device.type == "cpu" else None,
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator() if device.type == "cpu" else None,
         "profile": profile,

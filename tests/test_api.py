@@ -161,6 +161,7 @@ PUBLIC_API = {
         "cpu_bf16_units",
         "cpu_vector_isa",
         "cpu_model",
+        "cpu_id",
         "default_channels_last",
         "detect_platform",
         "device_name",

@@ -208,7 +208,9 @@ def test_printed_table_and_rendered_readme_section(cpu_run):
     units = ", ".join(record["backend"]["cpu_bf16_units"]) or "none"
     isa = record["backend"]["cpu_vector_isa"]
     assert f"| {units} ({isa}) |" in overview if isa else f"| {units} |" in overview
-    assert f"vector ISA {isa}," in printed if isa else "vector ISA" not in printed
+    assert f"vector ISA {isa}" in printed if isa else "vector ISA" not in printed
+    cpu_id = record["environment"]["cpu_id"]
+    assert f"({cpu_id})" in printed if cpu_id else "family" not in printed
     # a record from before the vector ISA was recorded shows the bf16 units alone
     old_backend = {k: v for k, v in record["backend"].items() if k != "cpu_vector_isa"}
     old_section = _build_results().bench_section([{**record, "backend": old_backend, "_file": path.name}])

@@ -125,6 +125,32 @@ def test_cpu_model_is_named_in_the_device_name(monkeypatch):
     assert "AMD EPYC 9B14 (" in env.device_name(torch.device("cpu"))
 
 
+def test_cpu_id_tells_apart_cpus_a_vm_names_alike(monkeypatch):
+    """Two VMs both called "AMD EPYC": a Zen 3 (AVX2) and a Zen 4 (AVX512-BF16) part; records must differ."""
+    real_read = env.Path.read_text
+    cpuinfo = {"text": ""}
+
+    def fake_read(self, *args, **kwargs):
+        if str(self) == "/proc/cpuinfo":
+            if cpuinfo["text"] is None:
+                raise OSError("no /proc here")
+            return cpuinfo["text"]
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(env.Path, "read_text", fake_read)
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\nmodel name\t: AMD EPYC\nstepping\t: 1\n"
+    cpuinfo["text"] = block.format(n=0, m=1) + "\n" + block.format(n=1, m=17)  # the first processor counts
+    assert env.cpu_id() == "AuthenticAMD family 25 model 1 stepping 1"
+    assert env.environment_record(torch.device("cpu"), "fp32")["cpu_id"] == env.cpu_id()
+    assert env.environment_record(torch.device("mps"), "fp32")["cpu_id"] is None
+    cpuinfo["text"] = block.format(n=0, m=17)
+    assert env.cpu_id() == "AuthenticAMD family 25 model 17 stepping 1"
+    cpuinfo["text"] = "processor : 0\nmodel name : Apple M2\n"  # no family or model: nothing to say
+    assert env.cpu_id() is None
+    cpuinfo["text"] = None
+    assert env.cpu_id() is None
+
+
 def test_profile_default_and_override(monkeypatch):
     monkeypatch.delenv("SENET_PROFILE", raising=False)
     assert env.get_profile(device=torch.device("cpu")) == "quick"

@@ -143,6 +143,7 @@ def format_record(record: dict[str, Any]) -> str:
         f"torch threads {backend.get('torch_threads')}, CPU bf16 units: "
         f"{', '.join(backend.get('cpu_bf16_units') or []) or 'none'}"
         + (f", vector ISA {backend['cpu_vector_isa']}" if backend.get("cpu_vector_isa") else "")
+        + (f" ({cpu_id})" if (cpu_id := (record.get("environment") or {}).get("cpu_id")) else "")
         + f", DataLoader workers {record.get('dataloader_workers')}",
     ]
     if cuda:
