@@ -135,19 +135,29 @@ def get_device(name: str | None = None) -> torch.device:
     return device
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in Linux ``/proc/cpuinfo`` (keys lower-case), ``{}`` where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():  # the first processor's block is enough
+            break
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), " ".join(value.split()))
+    return fields
+
+
 def cpu_model() -> str | None:
     """The CPU's model name (Linux ``/proc/cpuinfo``, else ``platform.processor()``), or None.
 
     Machines of one kind can differ: the project's 2-core machines have been an Intel Xeon with
     AVX512-BF16 and an AMD EPYC without it, whose speeds differ several-fold.
     """
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name") and ":" in line:
-                return " ".join(line.split(":", 1)[1].split()) or None
-    except OSError:
-        pass
-    return _platform.processor() or None
+    return _cpuinfo().get("model name") or _platform.processor() or None
 
 
 def cpu_id() -> str | None:
@@ -157,17 +167,7 @@ def cpu_id() -> str | None:
     A virtual machine may name its CPU only "AMD EPYC", for parts a generation apart (one with AVX2 alone,
     one with AVX512-BF16); these numbers tell such records apart.
     """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():  # the first processor's block is enough
-            break
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip().lower(), value.strip())
+    fields = _cpuinfo()
     if "cpu family" not in fields or "model" not in fields:
         return None
     parts = [fields.get("vendor_id", ""), f"family {fields['cpu family']}", f"model {fields['model']}"]
