@@ -113,12 +113,13 @@ def get_precision(device: torch.device, name: str | None = None) -> Precision:
     return Precision(name=name, dtype=dtype, use_grad_scaler=(name == "fp16"), reason=reason)
 
 
-def default_channels_last(device: torch.device, precision: Precision) -> bool:
-    """Channels-last when the recipe does not say: on CUDA, and on a CPU that trains in fp32.
+def default_channels_last(device: torch.device) -> bool:
+    """Channels-last when the recipe does not say: on CUDA and on every CPU; MPS stays channels-first.
 
-    Chosen by ``python -m senet_lib bench`` (records in ``results/bench_cpu-*``): on the project's
-    AVX512-BF16 CPU, bf16 ran faster channels-first, so bf16 CPUs stay channels-first; on an Intel Xeon
-    without bf16 units, fp32 channels-last (the ``device-fp32-cl`` row) trained SE-ResNet-20 and
-    ResNet-20 faster than fp32 channels-first in every round. MPS stays channels-first."""
-    device = torch.device(device)
-    return device.type == "cuda" or (device.type == "cpu" and precision.name == "fp32")
+    Chosen by ``python -m senet_lib bench`` (records in ``results/bench_cpu-*``, the ``-cl`` rows against
+    their channels-first twins, timed in interleaved rounds). fp32: on an Intel Xeon without bf16 units
+    channels-last trained SE-ResNet-20 22 % faster, on an AMD EPYC with AVX2 15 %. bf16: on an Intel
+    Xeon with AMX-BF16, SE-ResNet-20 10 % and ResNet-20 21 % faster, and on an AMD EPYC with AVX512-BF16
+    2-10 % and 12-19 % in three records; only the Intel Xeon with AVX512-BF16 and no AMX (2026-11-23)
+    ran SE-ResNet-20 3-5 % slower channels-last, which one rule for every CPU accepts."""
+    return torch.device(device).type in ("cuda", "cpu")

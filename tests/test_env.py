@@ -55,20 +55,19 @@ def test_precision_choices(monkeypatch):
 
 
 def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
-    """bf16 (channels-first) on a CPU with native bf16 matrix units, fp32 (channels-last) on one without;
-    the reason is said either way, and SENET_PRECISION wins over the capability."""
+    """bf16 on a CPU with native bf16 matrix units, fp32 on one without, channels-last on both (and CUDA),
+    not on MPS; the reason is said either way, and SENET_PRECISION wins over the capability."""
     cpu = torch.device("cpu")
     monkeypatch.delenv("SENET_PRECISION", raising=False)
     _fake_units(monkeypatch, lambda: ["AMX-BF16", "AVX512-BF16"])
     with_units = env.get_precision(cpu)
     assert with_units.name == "bf16" and with_units.dtype == torch.bfloat16 and not with_units.use_grad_scaler
-    assert "AMX-BF16" in with_units.reason and not env.default_channels_last(cpu, with_units)
-    assert env.default_channels_last(torch.device("cuda"), with_units)
+    assert "AMX-BF16" in with_units.reason
+    assert env.default_channels_last(cpu) and env.default_channels_last(torch.device("cuda"))
     _fake_units(monkeypatch, lambda: [])
     without = env.get_precision(cpu)
     assert without.name == "fp32" and "no native bf16" in without.reason
-    assert env.default_channels_last(cpu, without)
-    assert not env.default_channels_last(torch.device("mps"), without)
+    assert not env.default_channels_last(torch.device("mps"))
     monkeypatch.setenv("SENET_PRECISION", "fp32")
     _fake_units(monkeypatch, lambda: ["AMX-BF16"])
     forced = env.get_precision(cpu)

@@ -75,7 +75,7 @@ class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
     ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA and fp32 CPUs (:func:`senet_lib.env.default_channels_last`);
+    ``channels_last=None`` turns it on for CUDA and CPUs (:func:`senet_lib.env.default_channels_last`);
     ``compile=None`` turns ``torch.compile`` on for CUDA (:func:`senet_lib.train.runtime.resolve_compile`).
     ``cutmix`` is the probability that a batch is mixed (alpha 1.0). ``save_every`` and ``eval_every``
     are in epochs (checkpoint 0 = only at the end; the last epoch is always evaluated and saved);
@@ -118,7 +118,7 @@ class TrainConfig:
         help="start each residual block's last BatchNorm scale at 0 (Goyal et al. 2017)",
     )
     precision: str | None = _recipe(None, choices=PRECISIONS, help="default: the device's")
-    channels_last: bool | None = _recipe(None, runtime=True, help="default: on for CUDA and bf16 CPUs")
+    channels_last: bool | None = _recipe(None, runtime=True, help="default: on for CUDA and CPUs, off on MPS")
     compile: bool | None = _recipe(None, runtime=True, help="torch.compile the model (default: on for CUDA)")
     pipeline: str = _recipe("auto", choices=PIPELINES, help="data pipeline")
     seed: int = _recipe(0, help="random seed (default: the profile's first)")

@@ -15,11 +15,11 @@ from .config import TrainConfig
 
 
 def resolve_channels_last(device: torch.device, config: TrainConfig) -> bool:
-    """``config.channels_last``, or when None the device's default for the run's precision
-    (:func:`senet_lib.env.default_channels_last`: CUDA, and CPUs training in fp32)."""
+    """``config.channels_last``, or when None the device's default
+    (:func:`senet_lib.env.default_channels_last`: CUDA and CPUs, not MPS)."""
     if config.channels_last is not None:
         return config.channels_last
-    return default_channels_last(device, get_precision(device, config.precision))
+    return default_channels_last(device)
 
 
 def run_environment(device: torch.device, config: TrainConfig, profile: str | None = None) -> dict[str, Any]:
