@@ -120,6 +120,18 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+class _Counted:
+    """A loader wrapped to count the images it yields (``seen``): a process's share of the test split."""
+
+    def __init__(self, loader: Iterable) -> None:
+        self.loader, self.seen = loader, 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            self.seen += int(y.shape[0])
+            yield x, y
+
+
 class DistributedTrainer(Trainer):
     """:class:`Trainer` for one process of several: the model (after :func:`convert_sync_batchnorm`
     when ``context.sync_bn``) trains through ``DistributedDataParallel``; metrics, the NaN check
@@ -173,19 +185,13 @@ class DistributedTrainer(Trainer):
     def evaluate(self, loader: Iterable) -> tuple[float, float]:
         """Loss and accuracy over every process's part of the test split, with rank 0's buffers."""
         broadcast_buffers(self.model)
-        seen = 0
-
-        def counted() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            nonlocal seen
-            for x, y in loader:
-                seen += int(y.shape[0])
-                yield x, y
-
+        counted = _Counted(loader)
         train_forward, self.forward = self.forward, self._eval_forward
         try:
-            loss, acc = super().evaluate(counted())
+            loss, acc = super().evaluate(counted)
         finally:
             self.forward = train_forward
+        seen = counted.seen
         totals = torch.tensor([loss * seen, acc * seen, float(seen)], dtype=torch.float64, device=self.device)
         loss_sum, correct, total = all_reduce_sum(totals).tolist()
         return loss_sum / total, round(correct) / total
@@ -194,15 +200,8 @@ class DistributedTrainer(Trainer):
     def evaluate_flip_tta(self, loader: Iterable) -> float:
         """Flip-TTA accuracy over every process's part of the test split, with rank 0's buffers."""
         broadcast_buffers(self.model)
-        seen = 0
-
-        def counted() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            nonlocal seen
-            for x, y in loader:
-                seen += int(y.shape[0])
-                yield x, y
-
-        acc = super().evaluate_flip_tta(counted())
+        counted = _Counted(loader)
+        acc, seen = super().evaluate_flip_tta(counted), counted.seen
         totals = torch.tensor([acc * seen, float(seen)], dtype=torch.float64, device=self.device)
         correct, total = all_reduce_sum(totals).tolist()
         return round(correct) / total
