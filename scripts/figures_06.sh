@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the committed figures/06_* from the pretrained SE-ResNet-20 (no training): notebook 06 run by
+# Regenerate the committed figures/06_* from a pretrained SE-ResNet-20 (no training; by default the one notebook
+# 06 itself picks: the longest-trained in pretrained/, senet_lib.pretrained.pick_pretrained): notebook 06 run by
 # papermill on the full CIFAR-10 test split, 50 images per class, figures written into figures/ (each with its
 # provenance .json); the executed notebook and the excitation statistics go to build/figures_06/.
 #
@@ -7,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-CKPT=${1:-pretrained/se_resnet20_cifar10_40ep_seed0.pt}
+CKPT=${1:-$("$PY" -c "from senet_lib.pretrained import pick_pretrained
+m = pick_pretrained('se_resnet20', 'cifar10', 10)
+print(m.path if m else '')")}
+if [ -z "$CKPT" ]; then
+  echo "No verified SE-ResNet-20 trained on CIFAR-10 in pretrained/ (or \$SENET_PRETRAINED_DIR): name one, bash scripts/figures_06.sh FILE.pt" >&2
+  exit 2
+fi
 OUT=build/figures_06
 mkdir -p "$OUT"
 "$PY" -c "from senet_lib.checkpoint import verify_weights; verify_weights('$CKPT')"

@@ -9,8 +9,9 @@ Three steps, each the code that made the committed files (its name is in every f
 * ``notebooks``: notebooks 00–04 in the quick profile (diagrams and counts, no trained weights): run by
   ``scripts/run_notebooks.py`` with their figures written to ``build/make_figures/``, then only the files
   committed in figures/ are copied over (the device-specific timing plot of notebook 04 is not committed).
-* ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 in ``pretrained/`` and the
-  CIFAR-10 test split (needs CIFAR-10 on disk or a download).
+* ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 that notebook 06 itself picks
+  from ``pretrained/`` (the longest-trained, ``senet_lib.pretrained.pick_pretrained``) and the CIFAR-10 test
+  split (needs CIFAR-10 on disk or a download).
 * ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
 
 A step that cannot run (its weights are missing) or fails (no CIFAR-10 and no internet) is named at the end,
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
 BUILD = ROOT / "build" / "make_figures"
-CHECKPOINT_06 = ROOT / "pretrained" / "se_resnet20_cifar10_40ep_seed0.pt"
+PRETRAINED = ROOT / "pretrained"
 NOTEBOOKS = ("00", "01", "02", "03", "04")
 
 
@@ -62,6 +63,20 @@ def producer(stem: str) -> str:
     raise SystemExit(f"figures/{stem}.png has no known producer: add it to scripts/make_figures.py.")
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def checkpoint_06() -> Path | None:
+    """The SE-ResNet-20 that notebook 06 analyses when CIFAR-10 is on disk: the longest-trained one in
+    :data:`PRETRAINED` whose SHA-256 matches its sidecar (``pick_pretrained``), or None."""
+    sys.path.insert(0, str(ROOT))
+    from senet_lib.pretrained import pick_pretrained
+
+    match = pick_pretrained("se_resnet20", "cifar10", 10, PRETRAINED)
+    return None if match is None else match.path
+
+
 def _cifar10_on_disk() -> bool:
     sys.path.insert(0, str(ROOT))
     from senet_lib.data import find_cifar
@@ -71,6 +86,7 @@ def _cifar10_on_disk() -> bool:
 
 def plan(python: str) -> list[Step]:
     notebooks = sorted(p for n in NOTEBOOKS for p in (ROOT / "notebooks").glob(f"{n}_*.ipynb"))
+    weights_06 = checkpoint_06()
     steps = [
         Step(
             "notebooks",
@@ -83,7 +99,11 @@ def plan(python: str) -> list[Step]:
                 *map(str, notebooks),
             ],
         ),
-        Step("06", f"notebook 06 on {CHECKPOINT_06.relative_to(ROOT)}", ["bash", "scripts/figures_06.sh"]),
+        Step(
+            "06",
+            f"notebook 06 on {_shown(weights_06) if weights_06 else 'the pretrained SE-ResNet-20'}",
+            ["bash", "scripts/figures_06.sh", *([_shown(weights_06)] if weights_06 else [])],
+        ),
         Step(
             "results",
             "accuracy curves from results/*.json",
@@ -100,8 +120,8 @@ def plan(python: str) -> list[Step]:
     by_name = {s.name: s for s in steps}
     for stem in committed():
         by_name[producer(stem)].figures.append(stem)
-    if not CHECKPOINT_06.is_file():
-        by_name["06"].missing = f"{CHECKPOINT_06.relative_to(ROOT)} is missing"
+    if weights_06 is None:
+        by_name["06"].missing = f"no verified SE-ResNet-20 trained on CIFAR-10 in {_shown(PRETRAINED)}"
     elif not _cifar10_on_disk():
         by_name["06"].note = "CIFAR-10 is not on disk: notebook 06 will download it (see data/README.md)"
     return steps

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from senet_lib.pretrained import pick_pretrained
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,19 +33,27 @@ def test_every_committed_figure_has_a_producer(make_figures, capsys):
     assert make_figures.main(["--plan"]) == 0
     out = capsys.readouterr().out
     assert "scripts/figures_06.sh" in out and "build_results.py" in out and "06_fig7_band_cat" in out
+    # notebook 06's own pick from pretrained/ (the longest-trained SE-ResNet-20), named to the script
+    (step_06,) = [s for s in steps if s.name == "06"]
+    picked = pick_pretrained("se_resnet20", "cifar10", 10, ROOT / "pretrained").path
+    assert picked.name.startswith("se_resnet20_cifar10_")
+    assert step_06.command == ["bash", "scripts/figures_06.sh", str(picked.relative_to(ROOT))]
     with pytest.raises(SystemExit, match="no known producer"):
         make_figures.producer("99_new_figure")
 
 
 def test_a_step_that_cannot_run_is_named_and_the_run_fails(make_figures, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(make_figures, "CHECKPOINT_06", ROOT / "pretrained" / "gone.pt")
+    monkeypatch.setattr(make_figures, "PRETRAINED", tmp_path / "empty")
     ran = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
     monkeypatch.setattr(make_figures, "BUILD", tmp_path)
     assert make_figures.main(["--only", "06", "--only", "results"]) == 1
     assert len(ran) == 1 and "build_results.py" in ran[0][1]
     assert ran[0][ran[0].index("--readme") + 1] == str(tmp_path / "README.md")  # README is left alone
-    assert "Not regenerated: 06 (pretrained/gone.pt is missing)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (
+        f"Not regenerated: 06 (no verified SE-ResNet-20 trained on CIFAR-10 in {tmp_path / 'empty'})" in out
+    )
 
 
 def test_a_failing_step_is_named_and_the_others_still_run(make_figures, monkeypatch, tmp_path, capsys):
