@@ -54,7 +54,7 @@ def test_precision_choices(monkeypatch):
         env.get_precision(cpu)
 
 
-def test_cpu_precision_and_memory_format_follow_the_bf16_units(monkeypatch):
+def test_cpu_precision_follows_the_bf16_units_and_every_cpu_trains_channels_last(monkeypatch):
     """bf16 on a CPU with native bf16 matrix units, fp32 on one without, channels-last on both (and CUDA),
     not on MPS; the reason is said either way, and SENET_PRECISION wins over the capability."""
     cpu = torch.device("cpu")
