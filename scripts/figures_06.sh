@@ -8,9 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-CKPT=${1:-$("$PY" -c "from senet_lib.pretrained import pick_pretrained
+# The picked path is written relative to the checkout when it lies inside it, so that the committed provenance
+# names pretrained/<file>.pt rather than this machine's folders.
+CKPT=${1:-$("$PY" -c "import os
+from senet_lib.pretrained import pick_pretrained
 m = pick_pretrained('se_resnet20', 'cifar10', 10)
-print(m.path if m else '')")}
+rel = os.path.relpath(m.path) if m else ''
+print(rel if m and not rel.startswith('..') else (m.path if m else ''))")}
 if [ -z "$CKPT" ]; then
   echo "No verified SE-ResNet-20 trained on CIFAR-10 in pretrained/ (or \$SENET_PRETRAINED_DIR): name one, bash scripts/figures_06.sh FILE.pt" >&2
   exit 2

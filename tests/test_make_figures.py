@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,16 @@ def test_a_failing_step_is_named_and_the_others_still_run(make_figures, monkeypa
     assert make_figures.main(["--only", "06", "--only", "results"]) == 1
     assert len(ran) == 2
     assert "Not regenerated: 06 (failed with exit status 1" in capsys.readouterr().out
+
+
+def test_figures_06_without_a_pretrained_network_says_what_to_do(tmp_path):
+    """The script itself (not only make_figures) stops in one sentence, before touching figures/."""
+    env = {**os.environ, "SENET_PRETRAINED_DIR": str(tmp_path / "empty"), "PY": sys.executable}
+    result = subprocess.run(
+        ["bash", "scripts/figures_06.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "No verified SE-ResNet-20 trained on CIFAR-10 in pretrained/ (or $SENET_PRETRAINED_DIR): "
+        "name one, bash scripts/figures_06.sh FILE.pt"
+    ]
