@@ -14,7 +14,7 @@ CKPT=${1:-$("$PY" -c "import os
 from senet_lib.pretrained import pick_pretrained
 m = pick_pretrained('se_resnet20', 'cifar10', 10)
 rel = os.path.relpath(m.path) if m else ''
-print(rel if m and not rel.startswith('..') else (m.path if m else ''))")}
+print(m.path if rel.startswith('..') else rel)")}
 if [ -z "$CKPT" ]; then
   echo "No verified SE-ResNet-20 trained on CIFAR-10 in pretrained/ (or \$SENET_PRETRAINED_DIR): name one, bash scripts/figures_06.sh FILE.pt" >&2
   exit 2
