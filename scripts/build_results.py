@@ -427,7 +427,7 @@ NOTEBOOKS: list[tuple[str, str, str, str]] = [
     (
         "05_train_cifar",
         "training on CIFAR",
-        "ResNet vs SE-ResNet on CIFAR-10/100, curves and a results table; the shipped 40-epoch pair",
+        "ResNet vs SE-ResNet on CIFAR-10/100, curves and a results table; the shipped fully trained pair",
         "§5, Tables 4–5",
     ),
     (

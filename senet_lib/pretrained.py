@@ -65,6 +65,11 @@ class PretrainedMatch:
         return int(epochs) * int((self.sidecar.get("data") or {}).get("train_size") or 0)
 
     @property
+    def profile(self) -> str:
+        """The named recipe (``senet_lib.profiles``) the run was started with, or "?" if unrecorded."""
+        return str((self.sidecar.get("environment") or {}).get("profile") or "?")
+
+    @property
     def data_label(self) -> str:
         return str((self.sidecar.get("data") or {}).get("label", "?"))
 

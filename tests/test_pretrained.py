@@ -107,6 +107,9 @@ def test_pick_prefers_the_longest_run_then_the_lowest_seed(tmp_path, real_lookin
     # 3 epochs × 32 training images: what notebook 06 weighs against notebook 05's run.
     assert picked.images_seen == 3 * 32
     assert pretrained.PretrainedMatch(picked.path, {"recipe": {"epochs": 3}}).images_seen == 0
+    # The profile a run was started with is read from its sidecar's environment, "?" when unrecorded.
+    assert pretrained.PretrainedMatch(picked.path, {"environment": {"profile": "he2016"}}).profile == "he2016"
+    assert pretrained.PretrainedMatch(picked.path, {"recipe": {"epochs": 3}}).profile == "?"
 
 
 def test_pair_needs_the_same_recipe_and_seed_and_prefers_the_longest(tmp_path, real_looking_data):
