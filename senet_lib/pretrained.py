@@ -76,7 +76,8 @@ class PretrainedMatch:
     def describe(self) -> str:
         acc = (self.sidecar.get("accuracy") or {}).get("final_test_acc")
         shown = f", final test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else ""
-        return f"{self.path.name} (trained on {self.data_label}{shown})"
+        recipe = f"profile {self.profile}, " if self.profile != "?" else ""
+        return f"{self.path.name} ({recipe}trained on {self.data_label}{shown})"
 
 
 def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
