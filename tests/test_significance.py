@@ -163,11 +163,11 @@ def test_significance_plots_and_the_chance_annotations():
     report = ex.report_from_samples(per_block, labels, classes, permutations=19, resamples=19, network="toy")
     fig = ps.plot_separation(report, reference=report, data_label="noise")
     ax = fig.axes[0]
-    assert "toy" in ax.get_title() and len(ax.get_xticklabels()) == 2
+    assert "toy" in fig.get_suptitle() and len(ax.get_xticklabels()) == 2
     plt.close(fig)
     knock = ex.KnockoutResult("SE_4_1", 0, 2, [0, 1], 0.9, 0.5, [0.8] * 19)
     fig = ps.plot_knockout(knock, "a", network="toy")
-    assert "p = 0.050" in fig.axes[0].get_title()
+    assert "p = 0.050" in fig.get_suptitle()
     plt.close(fig)
 
     stats = stats_of(per_block, labels, classes)
@@ -175,7 +175,7 @@ def test_significance_plots_and_the_chance_annotations():
     fig = px.plot_saturation(stats)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("no gate value above 0.95" in t for t in texts), "an empty saturation chart must say so"
-    assert "toy_net (3 epochs, 41.0 % test)" in fig.axes[0].get_title()
+    assert "toy_net (3 epochs, 41.0 % test)" in fig.get_suptitle()
     plt.close(fig)
 
     fig = px.plot_excitation_heatmaps(stats, relative=True)

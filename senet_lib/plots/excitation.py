@@ -235,7 +235,7 @@ def plot_specificity(
     ax.set(xlabel="SE block (network order)", ylabel="class specificity\n(between-class / within-class)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
-    ax.set_title(f"Class specificity by depth\n({_sample_note(stats)})", fontsize="medium")
+    fig.suptitle(f"Class specificity by depth\n({_sample_note(stats)})", fontsize="medium")
     return fig
 
 
@@ -261,7 +261,7 @@ def plot_saturation(stats: ExcitationStats, blocks: Sequence[str] | None = None)
             fontsize="small",
         )
     ax.legend(fontsize="small")
-    ax.set_title(f"Saturated gates per block\n({_sample_note(stats)})")
+    fig.suptitle(f"Saturated gates per block\n({_sample_note(stats)})", fontsize="medium")
     return fig
 
 

@@ -57,7 +57,7 @@ def plot_separation(
     ax.set_ylim(bottom=0)
     fig.legend(fontsize="x-small", loc="outside lower center", ncol=2)
     note = f", {data_label}" if data_label else ""
-    ax.set_title(
+    fig.suptitle(  # the figure's title: constrained layout keeps it clear of the y-label
         f"How far the classes' mean gates lie apart, by depth\n({report.network}{note}, "
         f"{report.images_per_class} images/class)",
         fontsize="medium",
@@ -79,7 +79,7 @@ def plot_knockout(result: KnockoutResult, class_name: str | None = None, network
     ax.set(ylim=(0, 1.05), ylabel="accuracy on the class's test images")
     name = class_name if class_name is not None else f"class {result.class_index}"
     who = f"{network}, " if network else ""
-    ax.set_title(
+    fig.suptitle(
         f"{who}{result.block}: switching off channels, {name}\n(random: {len(result.random_off)} draws, "
         f"band = 95 % of them; p = {result.p_value:.3f})",
         fontsize="medium",
