@@ -232,7 +232,7 @@ def plot_specificity(
         ref = [class_specificity(reference, b) for b in chosen]
         ax.plot(x, ref, marker="x", ls="--", color="tab:green", label=_network(reference) + ", debiased")
     ax.set_xticks(x, chosen, rotation=45, ha="right")
-    ax.set(xlabel="SE block (network order)", ylabel="class specificity\n(between-class / within-class)")
+    ax.set(xlabel="SE block (network order)", ylabel="class specificity\n(between / within class)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
     fig.suptitle(f"Class specificity by depth\n({_sample_note(stats)})", fontsize="medium")
@@ -249,7 +249,7 @@ def plot_saturation(stats: ExcitationStats, blocks: Sequence[str] | None = None)
     ax.bar(x, high, label=f"s > {stats.metadata.get('saturation_high', 0.95)}", color="tab:orange")
     ax.bar(x, low, bottom=high, label=f"s < {stats.metadata.get('saturation_low', 0.05)}", color="tab:blue")
     ax.set_xticks(x, chosen, rotation=45, ha="right")
-    ax.set(ylim=(0, 1), ylabel="share of (image, channel) gates", xlabel="SE block (network order)")
+    ax.set(ylim=(0, 1), ylabel="share of gates\n(image × channel)", xlabel="SE block (network order)")
     if not (high.any() or low.any()):
         ax.text(
             0.5,

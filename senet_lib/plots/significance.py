@@ -53,7 +53,7 @@ def plot_separation(
     for boundary in np.cumsum([len(g) for g in report.groups.values()])[:-1]:
         ax.axvline(boundary - 0.5, color="0.85", lw=0.8, zorder=0)
     ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set(xlabel="SE block (network order)", ylabel="class separation\n(RMS gap between class means of s)")
+    ax.set(xlabel="SE block (network order)", ylabel="class separation\n(RMS gap of class means)")
     ax.set_ylim(bottom=0)
     fig.legend(fontsize="x-small", loc="outside lower center", ncol=2)
     note = f", {data_label}" if data_label else ""
