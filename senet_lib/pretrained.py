@@ -76,7 +76,8 @@ class PretrainedMatch:
     def describe(self) -> str:
         acc = (self.sidecar.get("accuracy") or {}).get("final_test_acc")
         shown = f", final test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else ""
-        recipe = f"profile {self.profile}, " if self.profile != "?" else ""
+        profile = self.profile
+        recipe = f"profile {profile}, " if profile != "?" else ""
         return f"{self.path.name} ({recipe}trained on {self.data_label}{shown})"
 
 
