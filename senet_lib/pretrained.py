@@ -30,6 +30,7 @@ __all__ = [
     "pick_pretrained",
     "pick_pretrained_pair",
     "pretrained_dir",
+    "recorded_profile",
     "same_recipe",
 ]
 
@@ -42,6 +43,12 @@ def pretrained_dir() -> Path | None:
     if os.environ.get("SENET_PRETRAINED_DIR"):
         return Path(os.environ["SENET_PRETRAINED_DIR"]).expanduser()
     return REPO_ROOT / "pretrained" if REPO_ROOT is not None else None
+
+
+def recorded_profile(meta: Mapping[str, Any]) -> str:
+    """The named recipe (``senet_lib.profiles``) a run was started with, read from a sidecar or from the
+    ``meta`` of exported weights (both keep the run's environment), or "?" if unrecorded."""
+    return str((meta.get("environment") or {}).get("profile") or "?")
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,8 @@ class PretrainedMatch:
 
     @property
     def profile(self) -> str:
-        """The named recipe (``senet_lib.profiles``) the run was started with, or "?" if unrecorded."""
-        return str((self.sidecar.get("environment") or {}).get("profile") or "?")
+        """The named recipe the run was started with (:func:`recorded_profile`), or "?"."""
+        return recorded_profile(self.sidecar)
 
     @property
     def data_label(self) -> str:

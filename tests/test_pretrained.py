@@ -110,6 +110,7 @@ def test_pick_prefers_the_longest_run_then_the_lowest_seed(tmp_path, real_lookin
     # The profile a run was started with is read from its sidecar's environment, "?" when unrecorded.
     assert pretrained.PretrainedMatch(picked.path, {"environment": {"profile": "he2016"}}).profile == "he2016"
     assert pretrained.PretrainedMatch(picked.path, {"recipe": {"epochs": 3}}).profile == "?"
+    assert pretrained.recorded_profile({"environment": {"profile": "cpu"}}) == "cpu"  # an export's meta too
     assert (
         "(profile he2016, trained on"
         in pretrained.PretrainedMatch(picked.path, {"environment": {"profile": "he2016"}}).describe()
