@@ -273,6 +273,7 @@ PUBLIC_API = {
         "pick_pretrained",
         "pick_pretrained_pair",
         "pretrained_dir",
+        "recorded_profile",
         "same_recipe",
     ),
     "senet_lib.estimates": (
