@@ -9,17 +9,28 @@ import io
 import itertools
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from senet_lib import bench, cli
+from senet_lib.cli import run_command
 from senet_lib.env import cpu_bf16_units, cpu_vector_isa, get_precision, setup
-from senet_lib.train import TrainConfig, resolve_channels_last
+from senet_lib.train import RunPlan, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark lives beside the package, not in it
+import speed as bench  # noqa: E402
+import train_speed  # noqa: E402
+
+
+def bench_main(args: list[str]) -> int:
+    """``python benchmarks/train_speed.py ARGS`` in this process."""
+    return run_command(train_speed.parser(), args)
+
+
 TINY = ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2", "--min-seconds", "0"]
 TINY += ["--train-images", "16"]
 
@@ -50,10 +61,10 @@ def cpu_run(tmp_path_factory):
         )
         printed = io.StringIO()
         variants = ["seed-style", "default"]
-        args = ["bench", "--models", "se_resnet20", "resnet20", "--variants", *variants, *TINY]
+        args = ["--models", "se_resnet20", "resnet20", "--variants", *variants, *TINY]
         with contextlib.redirect_stdout(printed):
             try:
-                status = cli.main([*args, "--profile-trace", "--out", str(out_dir)])
+                status = bench_main([*args, "--profile-trace", "--out", str(out_dir)])
             finally:
                 torch.set_num_threads(threads)
     assert status == 0
@@ -128,7 +139,7 @@ def test_seed_style_is_true_fp32_channels_first_torch_pipeline(cpu_run):
 def test_variants_build_what_they_say(variant, expected):
     settings = bench.BenchSettings(models=("resnet20",), variants=(variant,), batch_size=2, steps=1)
     data = bench.load_bench_data(settings)
-    trainer, batches, info = bench._build("resnet20", data, variant, settings, torch.device("cpu"))
+    trainer, batches, info = bench.timing._build("resnet20", data, variant, settings, torch.device("cpu"))
     batches.close()
     assert (info["pipeline"], info["precision"], info["channels_last"], info["compile"]) == expected
     assert (trainer.precision.name, trainer.channels_last) == (info["precision"], info["channels_last"])
@@ -139,7 +150,7 @@ def test_default_records_what_it_resolved_to(cpu_run):
     record, _, _ = cpu_run
     cpu = torch.device("cpu")
     expected = get_precision(cpu, None)
-    channels_last = resolve_channels_last(cpu, TrainConfig(epochs=1, batch_size=4))
+    channels_last = RunPlan.resolve(TrainConfig(epochs=1, batch_size=4), cpu).channels_last
     for row in (r for r in record["results"] if r["variant"] == "default"):
         assert (row["precision"], row["precision_reason"]) == (expected.name, expected.reason)
         assert row["channels_last"] is channels_last
@@ -265,7 +276,8 @@ def test_the_loop_runs_fit_with_the_defaults_and_leaves_out_its_warm_up_epoch(cp
 
 def test_loop_ratios_come_from_the_timed_epochs(monkeypatch):
     """Known rates in, known ratios out: the warm-up epoch (10 img/s here) must not enter the medians."""
-    from senet_lib.bench import loop as loop_module
+    from speed import loop as loop_module
+
     from senet_lib.train import History
 
     info = {"precision": "fp32", "channels_last": False, "pipeline": "DeviceLoader", "steps_per_epoch": 2}
@@ -301,7 +313,7 @@ def test_loop_ratios_come_from_the_timed_epochs(monkeypatch):
 
 
 def test_a_failing_loop_is_recorded_and_no_loop_skips_it(monkeypatch, tmp_path):
-    from senet_lib.bench import loop as loop_module
+    from speed import loop as loop_module
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full\nmore")
@@ -319,7 +331,7 @@ def test_a_failing_loop_is_recorded_and_no_loop_skips_it(monkeypatch, tmp_path):
     )
     seen = []
     monkeypatch.setattr(bench, "main_bench", lambda s, **k: seen.append(s) or tmp_path)
-    assert cli.main(["bench", "--models", "resnet20", "--no-loop", *TINY]) == 0
+    assert bench_main(["--models", "resnet20", "--no-loop", *TINY]) == 0
     assert seen[0].loop is False
     record = bench.run_benchmark(dataclasses.replace(settings, loop=False), verbose=False)
     assert record["loop"] is None and "fit_vs_bare_step" not in record["summary"]
@@ -422,8 +434,8 @@ def test_cli_refuses_zero_and_negative_values(option, capsys, monkeypatch, tmp_p
     """0 is not replaced by a default (the option comes last, after tiny settings, so a regression
     runs a quick benchmark and fails here instead of a long one)."""
     monkeypatch.setenv("SENET_DEVICE", "cpu")
-    args = ["bench", "--models", "resnet20", "--variants", "device-fp32", *TINY, "--out", str(tmp_path)]
-    assert cli.main([*args, *option]) == 2
+    args = ["--models", "resnet20", "--variants", "device-fp32", *TINY, "--out", str(tmp_path)]
+    assert bench_main([*args, *option]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and option[0] in err
     assert not list(tmp_path.iterdir())  # refused before anything ran
@@ -450,14 +462,14 @@ def test_defaults_by_device():
         3,
         3.0,
     )
-    assert cpu.variants == (
-        "seed-style",
-        "device-fp32",
-        "device-fp32-cl",
-        "device-bf16",
-        "device-bf16-cl",
-        "default",
-    )
+    with_bf16 = ("seed-style", "device-fp32", "device-fp32-cl", "device-bf16", "device-bf16-cl", "default")
+    if cpu_bf16_units():
+        assert cpu.variants == with_bf16 and bench.skipped_note(torch.device("cpu")).startswith(
+            "torch.compile"
+        )
+    else:  # emulated bf16 would spend the default run's minutes at a tenth of fp32's speed
+        assert cpu.variants == ("seed-style", "device-fp32", "device-fp32-cl", "default")
+        assert "no native bf16 units" in bench.skipped_note(torch.device("cpu"))
     assert "device-fp32-cl" not in cuda.variants
     assert (cpu.interleave, cuda.interleave) == (True, False)  # CUDA rows keep their own peak memory
     assert bench.default_variants(torch.device("mps")) == ("seed-style", "device-fp32", "default")
@@ -507,15 +519,15 @@ def test_a_repeat_runs_at_least_steps_and_min_seconds_and_at_most_max_steps():
     batches = itertools.repeat((torch.zeros(1), torch.zeros(1)))
     cpu = torch.device("cpu")
     base = {"models": ("resnet20",), "variants": ("default",), "batch_size": 2}
-    timing, _ = bench._timed_repeat(
+    timing, _ = bench.timing._timed_repeat(
         _CountingTrainer(), batches, bench.BenchSettings(**base, steps=3, min_seconds=0.05), cpu
     )
     assert timing["steps"] > 3 and timing["seconds"] >= 0.05  # 1 ms steps: the time limit ends it
     assert timing["images_per_sec"] == pytest.approx(timing["steps"] * 2 / timing["seconds"])
     capped = bench.BenchSettings(**base, steps=3, min_seconds=60.0, max_steps=5)
-    assert bench._timed_repeat(_CountingTrainer(), batches, capped, cpu)[0]["steps"] == 5
+    assert bench.timing._timed_repeat(_CountingTrainer(), batches, capped, cpu)[0]["steps"] == 5
     exact = bench.BenchSettings(**base, steps=7, min_seconds=0.0)
-    assert bench._timed_repeat(_CountingTrainer(), batches, exact, cpu)[0]["steps"] == 7
+    assert bench.timing._timed_repeat(_CountingTrainer(), batches, exact, cpu)[0]["steps"] == 7
 
 
 def test_a_failing_variant_is_recorded_not_raised(monkeypatch):
@@ -607,3 +619,30 @@ def test_paired_speedups_take_default_over_seed_style_round_by_round():
     sequential = [{**row("seed-style", [100]), "repeats": [{"images_per_sec": 100}]}, row("default", [200])]
     assert bench.paired_speedups(sequential, "m") is None  # repeats that name no round
     assert bench.paired_speedups([row("seed-style", [1]), row("default", [2], "failed")], "m") is None
+
+
+def test_bench_rejects_unknown_model(capsys):
+    assert bench_main(["--models", "se_resnet20", "vgg16"]) == 2
+    assert "vgg16" in capsys.readouterr().err
+
+
+def test_bench_checks_its_out_folder_before_measuring(tmp_path, monkeypatch, capsys):
+    """A bad --out fails at once, in one line, before any model is built."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(bench, "main_bench", lambda *a, **k: pytest.fail("measured before checking --out"))
+    code = bench_main(["--device", "cpu", "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_cpu_without_bf16_units_skips_the_bf16_variants(monkeypatch):
+    monkeypatch.setattr(bench.settings, "cpu_bf16_units", lambda: [])
+    assert bench.default_variants(torch.device("cpu")) == (
+        "seed-style",
+        "device-fp32",
+        "device-fp32-cl",
+        "default",
+    )
+    monkeypatch.setattr(bench.settings, "cpu_bf16_units", lambda: ["AVX512-BF16"])
+    assert "device-bf16-cl" in bench.default_variants(torch.device("cpu"))

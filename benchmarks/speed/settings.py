@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 
-from ..data import ImageDataset, load_dataset
-from ..env import cpu_bf16_units, cpu_vector_isa
+from senet_lib.data import ImageDataset, load_dataset
+from senet_lib.env import cpu_bf16_units, cpu_vector_isa
+
 from .variants import VARIANTS, canonical_variant
 
 
@@ -20,9 +21,9 @@ class BenchSettings:
 
     ``train_images`` is the size of the (synthetic) training split the loaders cycle through;
     None means just enough for the warm-up and one repeat's ``steps``. ``loop`` also measures
-    :func:`senet_lib.train.fit` against the bare step for the SE model (:mod:`senet_lib.bench.loop`).
+    :func:`senet_lib.train.fit` against the bare step for the SE model (:mod:`speed.loop`).
     ``interleave`` times a model's variants in rounds of one repeat each instead of one after another
-    (:mod:`senet_lib.bench.interleave`), so drift of a shared machine falls on every row alike.
+    (:mod:`speed.interleave`), so drift of a shared machine falls on every row alike.
     """
 
     models: tuple[str, ...]
@@ -89,7 +90,7 @@ def load_bench_data(settings: BenchSettings, test_fraction: float | None = None)
     enough for the warm-up and one repeat's ``steps``), or a named dataset subset to ``train_images``.
 
     ``test_fraction`` sizes the test split as that share of the training split (the epoch loop's
-    test passes, :mod:`senet_lib.bench.loop`); None leaves one batch of synthetic test images (the
+    test passes, :mod:`speed.loop`); None leaves one batch of synthetic test images (the
     variants never test) and a named dataset's whole test split."""
     size = settings.train_images or settings.batch_size * (settings.warmup + settings.steps + 1)
     test = None if test_fraction is None else max(1, round(test_fraction * size))
@@ -104,17 +105,33 @@ def load_bench_data(settings: BenchSettings, test_fraction: float | None = None)
 
 
 def default_variants(device: torch.device) -> tuple[str, ...]:
-    """Every variant on CUDA; on a CPU all but compilation (it takes minutes there); on MPS also no
-    bf16 variant (bf16 autocast is not a training path there). fp32 channels-last is a CPU row only:
+    """Every variant on CUDA; on a CPU all but compilation (it takes minutes there), and no bf16
+    variant where the CPU has no native bf16 units (emulated bf16 runs at a tenth of fp32's speed);
+    on MPS no bf16 variant either (bf16 autocast is not a training path there). fp32 channels-last is a CPU row only:
     it shows whether that memory format would pay on this CPU."""
     device = torch.device(device)
     names = tuple(name for name in VARIANTS if device.type == "cpu" or name != "device-fp32-cl")
     if device.type == "cuda":
         return names
     names = tuple(name for name in names if not VARIANTS[name].compile)
-    if device.type == "mps":
+    if device.type == "mps" or (device.type == "cpu" and not cpu_bf16_units()):
         names = tuple(name for name in names if not VARIANTS[name].uses_bf16)
     return names
+
+
+def skipped_note(device: torch.device) -> str | None:
+    """What the default run leaves out on this device, and why (printed before measuring)."""
+    device = torch.device(device)
+    if device.type == "cpu" and not cpu_bf16_units():
+        return (
+            "bf16 variants skipped: this CPU has no native bf16 units (AMX / AVX512-BF16), so bf16 would run "
+            "emulated at a tenth of fp32's speed; name them with --variants to time them anyway."
+        )
+    if device.type == "cpu":
+        return (
+            "torch.compile variants skipped on the CPU (minutes of compilation); name them with --variants."
+        )
+    return None
 
 
 def default_settings(device: torch.device) -> BenchSettings:

@@ -1,4 +1,4 @@
-"""Training-throughput benchmark: ``python -m senet_lib bench``.
+"""Training-throughput benchmark: ``python benchmarks/train_speed.py``.
 
 A benchmark, not a test: it measures and records, it asserts nothing. For each model and
 variant it builds the same :class:`~senet_lib.train.Trainer` the notebooks use, runs ``warmup``
@@ -9,7 +9,7 @@ later, but never more than ``max_steps`` steps. A row reports the **median** tra
 second of its runs, their min and max, and the relative spread ``(max - min) / median``; every
 run's own figures stay in the record. Ratios and speed-ups are computed from the medians. On a CPU
 (or MPS) a model's variants are **interleaved**: built and warmed up together, then timed in rounds
-of one repeat each (:mod:`senet_lib.bench.interleave`), so the speed-up of ``default`` over
+of one repeat each (:mod:`speed.interleave`), so the speed-up of ``default`` over
 ``seed-style`` is also given round by round; ``--no-interleave`` times them one after another, as
 on CUDA.
 
@@ -36,7 +36,7 @@ The old names still work: ``baseline``, ``device``, ``device+amp``, ``device+amp
 
 Besides the variants it times the **epoch loop**: :func:`senet_lib.train.fit` with the library's
 defaults, test pass and checkpoint every epoch, against the bare :meth:`Trainer.train_step` on one
-batch already on the device (:mod:`senet_lib.bench.loop`; ``--no-loop`` skips it). Its ratio
+batch already on the device (:mod:`speed.loop`; ``--no-loop`` skips it). Its ratio
 ``fit_vs_bare_step`` says what the input pipeline and the bookkeeping cost.
 
 The record (JSON, in the results folder) holds the environment (:meth:`Environment.record`),
@@ -59,9 +59,10 @@ from .settings import (
     default_variants,
     load_bench_data,
     mixed_precision_name,
+    skipped_note,
     tf32_settings,
 )
-from .timing import _build, _timed_repeat, measure, profile_steps, throughput_stats
+from .timing import measure, profile_steps, throughput_stats
 from .variants import (
     ALIASES,
     DATA_NOTE,
@@ -86,6 +87,7 @@ __all__ = [
     "default_variants",
     "default_settings",
     "mixed_precision_name",
+    "skipped_note",
     "tf32_settings",
     "backend_flags",
     "throughput_stats",

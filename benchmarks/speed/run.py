@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..env import Environment, setup
+from senet_lib.env import Environment, setup
+
 from .interleave import measure_interleaved
 from .loop import measure_loop
 from .report import _row_figures, check_targets, format_record, summarize, write_bench_record

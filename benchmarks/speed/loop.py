@@ -29,10 +29,11 @@ from typing import Any
 
 import torch
 
-from ..data import ImageDataset
-from ..env import synchronize
-from ..models import create_model
-from ..train import TrainConfig, fit
+from senet_lib.data import ImageDataset
+from senet_lib.env import synchronize
+from senet_lib.models import create_model
+from senet_lib.train import TrainConfig, fit
+
 from .settings import BenchSettings, load_bench_data
 from .timing import _first_line, _timed_repeat, build_trainer, throughput_stats
 
@@ -54,7 +55,7 @@ def loop_config(settings: BenchSettings) -> TrainConfig:
 
 
 def load_loop_data(settings: BenchSettings) -> ImageDataset:
-    """The loop's images: the benchmark's (:func:`~senet_lib.bench.settings.load_bench_data`) with a
+    """The loop's images: the benchmark's (:func:`~speed.settings.load_bench_data`) with a
     test split of :data:`TEST_FRACTION` of the training split."""
     return load_bench_data(settings, test_fraction=TEST_FRACTION)
 

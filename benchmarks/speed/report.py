@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write_json
-from ..env import Environment, get_paths
+from senet_lib.checkpoint import atomic_write_json
+from senet_lib.env import Environment, get_paths
+
 from .loop import format_loop
 from .settings import BenchSettings
 from .variants import REFERENCE_RATIOS, TARGETS
@@ -32,7 +33,7 @@ def _round_rates(results: Sequence[dict], model: str, variant: str) -> dict[int,
 
 def paired_speedups(results: Sequence[dict], model: str) -> dict[str, Any] | None:
     """``default`` over ``seed-style`` of ``model`` round by round (repeats timed side by side,
-    :mod:`senet_lib.bench.interleave`): min, median and max over the rounds; None when the rows
+    :mod:`speed.interleave`): min, median and max over the rounds; None when the rows
     were not interleaved."""
     default, seed = _round_rates(results, model, "default"), _round_rates(results, model, "seed-style")
     ratios = [default[k] / seed[k] for k in sorted(default.keys() & seed.keys()) if seed[k] > 0]

@@ -2,7 +2,7 @@
 :func:`measure_interleaved`.
 
 A shared CPU drifts: another process, the clock, the cache. Timed one after another
-(:func:`~senet_lib.bench.timing.measure`), two rows of the same model can differ by 10 % with no
+(:func:`~speed.timing.measure`), two rows of the same model can differ by 10 % with no
 change of code, and a speed-up taken from them carries that drift. Here every variant of a model is
 built and warmed up first; then each round times one repeat of every variant, in alternating order
 (forwards, then backwards), so each row's median comes from the same stretches of time as every
@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from ..data import ImageDataset
+from senet_lib.data import ImageDataset
+
 from .settings import BenchSettings, tf32_settings
 from .timing import LiveVariant, finish_variant, record_failure, release, start_variant
 from .variants import VARIANTS

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from ..data import DeviceLoader, ImageDataset, make_loaders
-from ..env import synchronize
-from ..models import create_model
-from ..train import TrainConfig, Trainer, compile_reason, resolve_channels_last
+from senet_lib.data import DeviceLoader, ImageDataset, make_loaders
+from senet_lib.env import synchronize
+from senet_lib.train import RunPlan, TrainConfig, Trainer, compile_reason
+
 from .settings import BenchSettings, mixed_precision_name, tf32_settings
 from .variants import VARIANTS
 
@@ -33,7 +33,7 @@ def throughput_stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def index_batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches from ``loader`` forever (a new pass starts when one ends)."""
     while True:
         produced = False
@@ -53,19 +53,18 @@ def build_trainer(
 ) -> tuple[Trainer, Any]:
     """A :class:`Trainer` for a fresh ``model_name`` (initialised from ``config.seed``) and the
     training loader ``config`` asks for, built as :func:`senet_lib.train.fit` builds them."""
-    channels_last = resolve_channels_last(device, config)  # the loader needs it before the Trainer
+    plan = RunPlan.resolve(config, device, model=model_name)  # the loader needs it before the Trainer
     train_loader, _ = make_loaders(
         data,
         config.batch_size,
         device,
         pipeline=config.pipeline,
-        channels_last=channels_last,
+        channels_last=plan.channels_last,
         num_workers=num_workers,
         seed=config.seed,
     )
-    torch.manual_seed(config.seed)
-    model = create_model(model_name, num_classes=data.num_classes)
-    return Trainer(model, config, device, steps_per_epoch=max(len(train_loader), 1)), train_loader
+    model = plan.build_model(data.num_classes)
+    return Trainer(model, config, plan, steps_per_epoch=max(len(train_loader), 1)), train_loader
 
 
 def _build(
@@ -96,7 +95,7 @@ def _build(
         "channels_last": trainer.channels_last,
         "compile": spec.compile and compile_reason(device) is None,
     }
-    return trainer, _batches(train_loader), info
+    return trainer, index_batches(train_loader), info
 
 
 def _timed_repeat(

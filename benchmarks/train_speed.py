@@ -1,29 +1,32 @@
-"""The ``bench`` command: the training-throughput benchmark of :mod:`senet_lib.bench`."""
+"""Training throughput of SE networks and their plain twins: ``python benchmarks/train_speed.py``.
+
+A benchmark beside the library, as timm keeps ``benchmark.py`` beside its models: it measures and
+records, it asserts nothing (how, in :mod:`speed`). ``--help`` lists the options; the defaults finish in
+a few minutes on a 2-core CPU and print SE/plain for each model pair.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import (
-    check_writable,
-)
-from ..env import setup
-from .common import check_dataset, check_model
+import speed
+
+from senet_lib.checkpoint import check_writable
+from senet_lib.cli import run_command
+from senet_lib.cli.common import check_dataset, check_model
+from senet_lib.env import setup
 
 
-# --------------------------------------------------------------------------- bench, models, data
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the throughput benchmark (see :mod:`senet_lib.bench`). Options not given take the
-    device's defaults (:func:`senet_lib.bench.default_settings`); a value given, 0 included, is
+    """Run the throughput benchmark (see :mod:`speed`). Options not given take the
+    device's defaults (:func:`senet_lib.speed.default_settings`); a value given, 0 included, is
     used as given (and refused with a sentence when it makes no sense), never replaced."""
-    from dataclasses import replace
-
-    from .. import bench
-
     env = setup(seed=None, device=args.device, verbose=False)
-    defaults = bench.default_settings(env.device)
+    defaults = speed.default_settings(env.device)
     numbers = ("batch_size", "steps", "warmup", "repeats", "min_seconds", "max_steps", "train_images")
     overrides: dict[str, Any] = {
         name: getattr(args, name) for name in (*numbers, "num_workers") if getattr(args, name) is not None
@@ -41,19 +44,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if "steps" in overrides and "max_steps" not in overrides:  # the cap never cuts the steps asked for
         overrides["max_steps"] = max(defaults.max_steps, overrides["steps"])
     settings = replace(defaults, **overrides)
+    note = speed.skipped_note(env.device) if not args.variants else None
+    if note:
+        print(note)
     if args.out:  # checked before minutes of measuring, not after
         out = Path(args.out).expanduser()
         check_writable(out.parent if out.suffix == ".json" else out, hint="pass a writable --out")
-    bench.main_bench(settings, out=args.out, profile_trace=args.profile_trace, env=env)
+    speed.main_bench(settings, out=args.out, profile_trace=args.profile_trace, env=env)
     return 0
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from ..bench import ALIASES, VARIANTS
-
-    p = sub.add_parser(
-        "bench",
-        help="training-throughput benchmark",
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/train_speed.py",
         description="Measure training img/s per model and variant (median of repeats, with their spread), "
         "print a table with the SE/plain ratios, speed-ups and targets, and write a JSON record. "
         "Defaults: se_resnet50/resnet50, batch 256, every variant on a CUDA GPU; se_resnet20/resnet20, "
@@ -63,9 +66,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--variants",
         nargs="+",
-        choices=(*VARIANTS, *ALIASES),
+        choices=(*speed.VARIANTS, *speed.ALIASES),
         metavar="VARIANT",
-        help=f"{', '.join(VARIANTS)} (old names {', '.join(ALIASES)} still work)",
+        help=f"{', '.join(speed.VARIANTS)} (old names {', '.join(speed.ALIASES)} still work)",
     )
     p.add_argument("--batch-size", type=int, help="images per step (default: 256 on CUDA, 128 elsewhere)")
     p.add_argument("--steps", type=int, help="at least this many timed steps per repeat")
@@ -94,3 +97,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
     p.set_defaults(func=cmd_bench)
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_command(parser(), sys.argv[1:]))
