@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does bf16 cost accuracy? SE-ResNet-20 with the `cpu` profile's recipe, shortened to 8 epochs on a
 # class-balanced 10,000-image subset of CIFAR-10 (full test split), trained in bf16 and in fp32 with the
-# same seeds. Records go to results/ and README's results section shows them side by side
+# same seeds. Records go to results/ and docs/results.md shows them side by side
 # (scripts/build_results.py). Resumable; runs that are finished or recorded in results/ are skipped.
 #
 #   nohup bash scripts/compare_precision_cpu.sh > build/compare_precision.log 2>&1 &

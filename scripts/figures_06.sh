@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the committed figures/06_* from a pretrained SE-ResNet-20 (no training; by default the one notebook
-# 06 itself picks: the longest-trained in pretrained/, senet_lib.pretrained.pick_pretrained): notebook 06 run by
+# 06 itself picks: the longest-trained in pretrained/, senet_lib.train.runs.pick_pretrained): notebook 06 run by
 # papermill on the full CIFAR-10 test split, 50 images per class, figures written into figures/ (each with its
 # provenance .json); the executed notebook and the excitation statistics go to build/figures_06/.
 #
@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 # The picked path is written relative to the checkout when it lies inside it, so that the committed provenance
 # names pretrained/<file>.pt rather than this machine's folders.
 CKPT=${1:-$("$PY" -c "import os
-from senet_lib.pretrained import pick_pretrained
+from senet_lib.train.runs import pick_pretrained
 m = pick_pretrained('se_resnet20', 'cifar10', 10)
 rel = os.path.relpath(m.path) if m else ''
 print(m.path if rel.startswith('..') else rel)")}

@@ -10,7 +10,7 @@ Three steps, each the code that made the committed files (its name is in every f
   ``scripts/run_notebooks.py`` with their figures written to ``build/make_figures/``, then only the files
   committed in figures/ are copied over (the device-specific timing plot of notebook 04 is not committed).
 * ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 that notebook 06 itself picks
-  from ``pretrained/`` (the longest-trained, ``senet_lib.pretrained.pick_pretrained``) and the CIFAR-10 test
+  from ``pretrained/`` (the longest-trained, ``senet_lib.train.runs.pick_pretrained``) and the CIFAR-10 test
   split (needs CIFAR-10 on disk or a download).
 * ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
 
@@ -71,7 +71,7 @@ def checkpoint_06() -> Path | None:
     """The SE-ResNet-20 that notebook 06 analyses when CIFAR-10 is on disk: the longest-trained one in
     :data:`PRETRAINED` whose SHA-256 matches its sidecar (``pick_pretrained``), or None."""
     sys.path.insert(0, str(ROOT))
-    from senet_lib.pretrained import pick_pretrained
+    from senet_lib.train.runs import pick_pretrained
 
     match = pick_pretrained("se_resnet20", "cifar10", 10, PRETRAINED)
     return None if match is None else match.path

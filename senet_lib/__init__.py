@@ -1,44 +1,75 @@
 """senet_lib: the helper library of the Squeeze-and-Excitation Networks notebook series.
 
-Modules follow one data flow, each importing only from those before it::
+Packages follow one data flow, each importing only from those before it::
 
-    env → data → se / models → train → excitation → plots
+    env → data → se / models → checkpoint → train → excitation → plots
+
+Notebooks import from these short paths: ``senet_lib`` (set-up, profiles, the SE block),
+``senet_lib.data``, ``senet_lib.models``, ``senet_lib.cost``, ``senet_lib.train``,
+``senet_lib.excitation`` and ``senet_lib.plots``.
 
 ``senet_lib.env`` is imported first so that ``PYTORCH_ENABLE_MPS_FALLBACK`` is set before
 torch loads.
 """
 
 from . import env  # noqa: I001  (must come first: sets PYTORCH_ENABLE_MPS_FALLBACK)
-from . import checkpoint, data, excitation, figures, pretrained, profiles, train
-from .env import get_device, get_paths, get_precision, get_profile, seed_everything, setup
+from . import checkpoint, cost, data, excitation, models, plots, train
+from .env import (
+    PRECISIONS,
+    PROFILES,
+    get_device,
+    get_paths,
+    get_precision,
+    get_profile,
+    seed_everything,
+    setup,
+)
 from .models import create_model, list_models, register_model
-from .se import Excitation, Squeeze, SqueezeExcitation, override_gate, scale, se_blocks, squeeze
+from .train import PROFILE_SETTINGS, Profile, get_settings
+from .se import (
+    Excitation,
+    Squeeze,
+    SqueezeExcitation,
+    hidden_width,
+    make_gate,
+    override_gate,
+    scale,
+    se_blocks,
+    squeeze,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PRECISIONS",
+    "PROFILES",
+    "PROFILE_SETTINGS",
     "Excitation",
-    "checkpoint",
-    "data",
-    "excitation",
-    "figures",
-    "pretrained",
-    "profiles",
-    "train",
+    "Profile",
     "Squeeze",
     "SqueezeExcitation",
+    "checkpoint",
+    "cost",
     "create_model",
+    "data",
     "env",
+    "excitation",
     "get_device",
     "get_paths",
     "get_precision",
     "get_profile",
+    "get_settings",
+    "hidden_width",
     "list_models",
+    "make_gate",
+    "models",
     "override_gate",
+    "plots",
     "register_model",
     "scale",
     "se_blocks",
     "seed_everything",
     "setup",
     "squeeze",
+    "train",
 ]

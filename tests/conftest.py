@@ -30,6 +30,18 @@ def _isolated_folders(tmp_path_factory, monkeypatch):
     yield base
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread while a test runs: on a shared 2-core machine more threads spin against
+    each other and tiny training steps slow down (use with ``pytest.mark.usefixtures``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- fake CIFAR folders
 @dataclass
 class FakeCifar:

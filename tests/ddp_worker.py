@@ -20,8 +20,7 @@ import torch
 
 from senet_lib import cli
 from senet_lib.data import make_loaders, make_synthetic
-from senet_lib.train import DistributedTrainer, TrainConfig, Trainer, init_distributed, loop
-from senet_lib.train.runs import seeded_model
+from senet_lib.train import DistributedTrainer, RunPlan, TrainConfig, Trainer, init_distributed, loop
 
 # Channels-first, whatever the CPU's default: its float32 sums land closest to the float64 reference. In
 # either format a pre-activation within ~1e-6 of zero can fall on the other side of ReLU's kink than in
@@ -50,7 +49,7 @@ def first_step(out: str, cli_args: list[str]) -> int:
     results = {}
     for sync_bn in (True, False):
         train, _ = make_loaders(data, CONFIG.batch_size, device, seed=0, rank=context.rank, world_size=2)
-        model = seeded_model("resnet20", data.num_classes, CONFIG.seed)
+        model = RunPlan.resolve(CONFIG, "cpu", model="resnet20").build_model(data.num_classes)
         trainer = DistributedTrainer(
             model, CONFIG, device, len(train), dataclasses.replace(context, sync_bn=sync_bn)
         )

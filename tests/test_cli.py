@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from senet_lib import cli
-from senet_lib.profiles import get_settings
+from senet_lib.train.config import get_settings
 
 TINY = [
     "--profile",
@@ -208,11 +208,6 @@ def test_unknown_dataset_lists_valid_names_and_exits_2(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "imagenet" in err and all(name in err for name in ("auto", "cifar10", "cifar100", "synthetic"))
-
-
-def test_bench_rejects_unknown_model(capsys):
-    assert cli.main(["bench", "--models", "se_resnet20", "vgg16"]) == 2
-    assert "vgg16" in capsys.readouterr().err
 
 
 def test_evaluate_missing_checkpoint_exits_2(tmp_path, capsys):

@@ -45,8 +45,8 @@ def test_every_option_has_help():
 def test_recipe_options_show_each_profiles_default():
     train = next(p for p in _parsers(build_parser()) if p.prog.endswith(" train"))
     helps = {a.option_strings[0]: a.help for a in train._actions if a.option_strings}
-    from senet_lib.profiles import get_settings
     from senet_lib.train import TrainConfig
+    from senet_lib.train.config import get_settings
 
     epochs = {p: TrainConfig.from_profile(get_settings(p)).epochs for p in ("quick", "step")}
     assert f"quick: {epochs['quick']}" in helps["--epochs"] and f"step: {epochs['step']}" in helps["--epochs"]

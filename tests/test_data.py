@@ -300,9 +300,9 @@ def test_synthetic_needs_both_shape_and_colour():
 def test_synthetic_shapes_differ():
     grid = np.arange(32, dtype=np.float32) - 15.5
     u, v = np.meshgrid(grid, grid, indexing="xy")
-    masks = {s: D._shape_distance(s, u, v, np.float32(10)) < 0 for s in D._SHAPES}
-    for i, s in enumerate(D._SHAPES):
-        for t in D._SHAPES[i + 1 :]:
+    masks = {s: D.shape_distance(s, u, v, np.float32(10)) < 0 for s in D.SHAPES}
+    for i, s in enumerate(D.SHAPES):
+        for t in D.SHAPES[i + 1 :]:
             iou = (masks[s] & masks[t]).sum() / (masks[s] | masks[t]).sum()
             assert iou < 0.85 and (masks[s] ^ masks[t]).sum() >= 30, (s, t, iou)
     assert not masks["ring"][16, 16] and masks["disk"][16, 16]

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from senet_lib import create_model  # noqa: E402
-from senet_lib.figures import save_figure  # noqa: E402
+from senet_lib.plots import save_figure  # noqa: E402
 from senet_lib.plots.diagrams import (  # noqa: E402
     draw_se_block,
     layer_geometry,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from senet_lib import cli
 from senet_lib.checkpoint import read_checkpoint
 from senet_lib.data import make_loaders, make_synthetic
-from senet_lib.train.runs import seeded_model
+from senet_lib.train import RunPlan
 
 
 def _no_processes_reason() -> str | None:
@@ -90,7 +90,7 @@ def one_process_first_step() -> dict:
 
     data = make_synthetic(n_train=32, n_test=8, seed=0)
     train, _ = make_loaders(data, CONFIG.batch_size, "cpu", seed=0)
-    model = seeded_model("resnet20", data.num_classes, CONFIG.seed).double().train()
+    model = RunPlan.resolve(CONFIG, "cpu", model="resnet20").build_model(data.num_classes).double().train()
     x, y = next(iter(train))
     logits = model(x.double())
     loss = F.cross_entropy(logits, y)

@@ -8,14 +8,13 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from senet_lib import env, precision
-from senet_lib.figures import save_figure
-from senet_lib.profiles import PROFILE_SETTINGS, get_settings
+from senet_lib import env
+from senet_lib.plots import save_figure
+from senet_lib.train.config import PROFILE_SETTINGS, get_settings
 
 
 def _fake_units(monkeypatch, units) -> None:
     """Pretend this CPU has ``units()`` bf16 units, wherever the name is read (precision, env's record)."""
-    monkeypatch.setattr(precision, "cpu_bf16_units", units)
     monkeypatch.setattr(env, "cpu_bf16_units", units)
 
 

@@ -1,10 +1,10 @@
-"""Where interactive runs write: never into the committed figures/ unless asked (senet_lib.folders)."""
+"""Where interactive runs write: never into the committed figures/ unless asked (senet_lib.env)."""
 
 from __future__ import annotations
 
 import pytest
 
-from senet_lib import env, folders
+from senet_lib import env
 from senet_lib.errors import UserError
 
 
@@ -29,7 +29,7 @@ def test_a_checkout_writes_figures_to_build_not_the_committed_folder(checkout):
 
 
 def test_committed_figures_only_when_asked(checkout, monkeypatch):
-    monkeypatch.setenv("SENET_FIGURES_DIR", folders.COMMITTED)
+    monkeypatch.setenv("SENET_FIGURES_DIR", env.COMMITTED)
     assert env.get_paths().figures == checkout / "figures"
     monkeypatch.setattr(env, "REPO_ROOT", None)
     with pytest.raises(UserError, match="needs a checkout"):
@@ -42,7 +42,3 @@ def test_kaggle_and_installed_packages_keep_figures_under_their_root(checkout, m
     assert env.get_paths(create=False).figures == tmp_path / "figures"
     monkeypatch.setattr(env, "detect_platform", lambda: "kaggle")
     assert env.get_paths(create=False).figures.as_posix() == "/kaggle/working/figures"
-
-
-def test_env_keeps_the_folder_names():
-    assert env.get_paths is folders.get_paths and env.Paths is folders.Paths

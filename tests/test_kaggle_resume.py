@@ -13,6 +13,8 @@ from senet_lib.checkpoint import LOCK_NAME, earlier, find_earlier_run, read_chec
 from senet_lib.data import make_synthetic
 from senet_lib.train import TrainConfig, train_or_load
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(
     epochs=2,
@@ -24,14 +26,6 @@ CONFIG = TrainConfig(
     progress=False,
     seed=0,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _snapshot(folder):

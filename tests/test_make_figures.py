@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from senet_lib.pretrained import pick_pretrained
+from senet_lib.train.runs import pick_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from senet_lib import pretrained, train
+from senet_lib import train
 from senet_lib.checkpoint import export_weights
 from senet_lib.data import make_synthetic
 from senet_lib.models import create_model
 from senet_lib.train import TrainConfig, train_or_load
+from senet_lib.train import runs as pretrained  # the shipped networks are found beside the runs
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def _ship(folder, data, config, name="se_resnet20", seed_weights=0, **options):
     history = [{"epoch": e + 1, "test_acc": 0.5 + 0.1 * e} for e in range(config.epochs)]
     meta = {
         "recipe": config.to_dict(),
-        "data": train._dataset_descriptor(data),
+        "data": train.dataset_descriptor(data),
         "accuracy": {"final_test_acc": 0.7, "best_test_acc": 0.7},
         "history": history,
     }
@@ -57,7 +58,7 @@ def test_train_or_load_uses_a_matching_shipped_network(tmp_path, monkeypatch, re
 
 
 def test_precision_and_pipeline_do_not_change_the_match(tmp_path, real_looking_data):
-    data = train._dataset_descriptor(real_looking_data)
+    data = train.dataset_descriptor(real_looking_data)
     _ship(tmp_path, real_looking_data, _config(precision="bf16", pipeline="device"))
     arch = {"name": "se_resnet20", "num_classes": 10}
     assert pretrained.find_pretrained(arch, data, _config(precision="fp32").to_dict(), tmp_path) is not None
@@ -78,7 +79,7 @@ def test_anything_else_that_differs_is_no_match(tmp_path, real_looking_data, wha
     config = _config()
     _ship(tmp_path, real_looking_data, config)
     arch = {"name": "se_resnet20", "num_classes": 10}
-    data = train._dataset_descriptor(real_looking_data)
+    data = train.dataset_descriptor(real_looking_data)
     assert pretrained.find_pretrained(arch, data, config.to_dict(), tmp_path) is not None
     assert pretrained.find_pretrained(*change(arch, data, config.to_dict()), tmp_path) is None, what
 
@@ -88,7 +89,7 @@ def test_a_damaged_file_is_skipped_never_loaded(tmp_path, real_looking_data, cap
     _, path = _ship(tmp_path, real_looking_data, config)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     arch = {"name": "se_resnet20", "num_classes": 10}
-    data = train._dataset_descriptor(real_looking_data)
+    data = train.dataset_descriptor(real_looking_data)
     assert pretrained.find_pretrained(arch, data, config.to_dict(), tmp_path) is None
     assert pretrained.pick_pretrained("se_resnet20", "cifar10", 10, tmp_path) is None
     assert "SHA-256" in capsys.readouterr().out

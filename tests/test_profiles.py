@@ -10,25 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from senet_lib import estimates
 from senet_lib.cli import main
 from senet_lib.data import make_synthetic
 from senet_lib.models import create_model, zero_residual_branches
-from senet_lib.pretrained import same_recipe
-from senet_lib.profiles import GPU_PROFILE_RATIONALE, PROFILE_SETTINGS, get_settings
-from senet_lib.train import TrainConfig, Trainer, fit, optim, runtime
-from senet_lib.train.config import LATER_FIELDS
+from senet_lib.train import RunPlan, TrainConfig, Trainer, fit, optim
+from senet_lib.train import config as estimates  # the profiles' time estimates live beside them
+from senet_lib.train.config import GPU_PROFILE_RATIONALE, LATER_FIELDS, PROFILE_SETTINGS, get_settings
+from senet_lib.train.runs import same_recipe
 from senet_lib.train.trainer import flip_tta_logits
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**changes) -> TrainConfig:
@@ -161,9 +155,8 @@ def test_flip_tta_averages_the_mirrored_prediction():
 
 # --------------------------------------------------------------------------- CUDA speed-ups, CPU unchanged
 def test_compile_defaults_on_for_cuda_only():
-    assert runtime.resolve_compile(torch.device("cuda"), tiny()) is True
-    assert runtime.resolve_compile(CPU, tiny()) is False
-    assert runtime.resolve_compile(torch.device("cuda"), tiny(compile=False)) is False
+    assert RunPlan.resolve(tiny(), CPU).compile is False
+    assert RunPlan.resolve(tiny(compile=False), CPU).compile is False
 
 
 def test_sgd_is_fused_only_where_supported_and_falls_back(monkeypatch):

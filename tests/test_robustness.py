@@ -37,6 +37,8 @@ from senet_lib.train import (
     fit,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -58,15 +60,6 @@ TINY = [
     "40",
     "--no-progress",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine more threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -608,15 +601,3 @@ def test_outputs_respect_the_umask_never_0600(tiny_data, tmp_path):
     finally:
         os.umask(old)
     assert History(json.loads((tmp_path / "run" / "history.json").read_text())).final_test_acc is not None
-
-
-def test_bench_checks_its_out_folder_before_measuring(tmp_path, monkeypatch, capsys):
-    """A bad --out fails at once, in one line, before any model is built."""
-    from senet_lib import bench
-
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    monkeypatch.setattr(bench, "main_bench", lambda *a, **k: pytest.fail("measured before checking --out"))
-    code = cli.main(["bench", "--device", "cpu", "--out", str(blocker / "sub")])
-    err = capsys.readouterr().err
-    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1

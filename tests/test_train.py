@@ -13,22 +13,15 @@ import torch
 from senet_lib import train
 from senet_lib.checkpoint import load_checkpoint, save_checkpoint
 from senet_lib.data import make_synthetic
-from senet_lib.env import Precision
+from senet_lib.env import Precision, environment_record
 from senet_lib.models import create_model
-from senet_lib.profiles import get_settings
 from senet_lib.train import History, TrainConfig, Trainer, TrainingDiverged, fit, train_or_load
+from senet_lib.train.config import get_settings
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine more threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +178,6 @@ def test_precision_selects_grad_scaler(monkeypatch):
         Trainer(model, tiny_config(precision="fp16"), CPU, 1)
     fp16 = Precision("fp16", torch.float16, use_grad_scaler=True)
     monkeypatch.setattr(train.trainer, "get_precision", lambda device, name=None: fp16)
-    monkeypatch.setattr(train.runtime, "get_precision", lambda device, name=None: fp16)
     assert Trainer(model, tiny_config(precision="fp16"), CPU, 1).scaler.is_enabled()
 
 
@@ -253,7 +245,7 @@ def test_a_run_resumed_elsewhere_records_where_each_epoch_trained(
     segments (and README's table) show the change."""
     import importlib.util
 
-    from senet_lib.train.records import run_record
+    from senet_lib.train.history import run_record
 
     config = tiny_config(precision=None)  # the device's default, as the CLI's profiles leave it
     monkeypatch.setenv("SENET_PRECISION", "fp32")
@@ -392,7 +384,7 @@ def test_run_record_and_write_record(tiny_data, tmp_path):
     assert (history.best_test_acc, history.final_test_acc) == (0.5, 0.4)
     assert History(json.loads(history.to_json())).to_list() == history.to_list()
     model = create_model("se_resnet20", 10)
-    env_record = train.environment_record(CPU, "fp32")
+    env_record = environment_record(CPU, "fp32")
     record = train.run_record(model, tiny_data, tiny_config(epochs=3), history, env_record, wall_time=12.5)
     assert record["model"] == {"name": "se_resnet20", "num_classes": 10}
     assert record["dataset"]["label"] == tiny_data.label and record["recipe"]["epochs"] == 3

@@ -34,17 +34,19 @@ from .lock import LOCK_HEARTBEAT, LOCK_NAME, LOCK_STALE_AFTER, RunFolderBusy, cl
 from .saved import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
+    MAX_EXPORT_BYTES,
     WEIGHTS_FORMAT,
     ArchitectureMismatchError,
     CheckpointError,
     MissingArchitectureError,
     arch_config_of,
     describe_arch,
+    export_weights,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
+    verify_weights,
 )
-from .weights import MAX_EXPORT_BYTES, export_weights, verify_weights
 
 __all__ = [
     "EARLIER_RUN_ROOTS",

@@ -129,11 +129,11 @@ def _fsync_folder(folder: Path) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    text = json.dumps(obj, indent=2, default=json_default) + "\n"
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, torch.Tensor) and obj.numel() == 1:

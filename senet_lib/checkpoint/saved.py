@@ -1,5 +1,8 @@
 """Training checkpoints: saving, reading with validation, and loading into a model of the recorded
 architecture.
+
+
+(merged) Shipped weights: exporting a small weights-only file and verifying one.
 """
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from torch import nn
 from ..env import git_commit
 from ..errors import UserError
 from ..models import ArchConfig, create_model
-from .files import _json_default, atomic_write
+from .files import atomic_write, atomic_write_json, json_default, sha256_file
 
 WEIGHTS_FORMAT = "senet_lib.weights"
 CHECKPOINT_FORMAT = "senet_lib.checkpoint"
@@ -52,7 +56,7 @@ def arch_config_of(model: nn.Module) -> ArchConfig | None:
 
 def _plain(obj: Any) -> Any:
     """Tuples → lists, recursively, so configs compare equal after a JSON round trip."""
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 def describe_arch(config: Mapping[str, Any] | None) -> str:
@@ -256,3 +260,88 @@ def load_checkpoint(
     model.to(device)
     model.eval()
     return model, payload
+
+
+#: Exported weight files larger than this trigger a warning: they are meant to live in git.
+MAX_EXPORT_BYTES = 5 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- shareable weights
+def export_weights(model: nn.Module, path: str | Path, meta: Mapping[str, Any]) -> Path:
+    """Write a small fp16 weights file plus a sidecar JSON (``path.with_suffix(".json")``).
+
+    The sidecar holds ``arch_config``, ``recipe``, ``data``, ``accuracy`` (from ``meta``; any
+    other ``meta`` keys are kept too), the SHA-256 and size of the weights file, the torch
+    version and the commit. :func:`load_checkpoint` reads the weights back as fp32.
+
+    Returns:
+        The path of the weights file.
+    """
+    path = Path(path)
+    arch = arch_config_of(model)
+    if arch is None:
+        raise ValueError(
+            "export_weights needs a model built by senet_lib.create_model (it has no arch_config), "
+            "so that the file records which architecture to rebuild."
+        )
+    meta = _plain(dict(meta))
+    state = {k: v.half() if v.is_floating_point() else v for k, v in _state_dict(model).items()}
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch_config": arch,
+        "state_dict": state,
+        "meta": meta,
+    }
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+    size = path.stat().st_size
+    if size > MAX_EXPORT_BYTES:
+        warnings.warn(
+            f"{path.name} is {size / 2**20:.1f} MiB, above the {MAX_EXPORT_BYTES // 2**20} MiB meant for files "
+            "kept in git: share it outside the repository.",
+            stacklevel=2,
+        )
+    sidecar = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "bytes": size,
+        "dtype": "float16",
+        "arch_config": arch,
+        "recipe": meta.get("recipe"),
+        "data": meta.get("data"),
+        "accuracy": meta.get("accuracy"),
+        "commit": meta.get("commit", git_commit()),
+        "torch_version": str(torch.__version__),
+        **{k: v for k, v in meta.items() if k not in ("recipe", "data", "accuracy", "commit")},
+    }
+    atomic_write_json(path.with_suffix(".json"), sidecar)
+    return path
+
+
+def verify_weights(path: str | Path) -> dict[str, Any]:
+    """Check an exported weights file against its sidecar's SHA-256 and return the sidecar.
+
+    Raises:
+        CheckpointError: the sidecar is missing or the digest differs (the file changed or is damaged).
+    """
+    path = Path(path)
+    sidecar_path = path.with_suffix(".json")
+    if not sidecar_path.is_file():
+        raise CheckpointError(
+            f"{path.name} has no sidecar {sidecar_path.name}: export it again with export_weights."
+        )
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{sidecar_path} is not valid JSON ({err}): export {path.name} again with export_weights."
+        ) from err
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"{sidecar_path} is not a weights sidecar: export {path.name} again.")
+    actual = sha256_file(path)
+    if actual != sidecar.get("sha256"):
+        raise CheckpointError(
+            f"{path.name} does not match the SHA-256 in {sidecar_path.name} (file changed or damaged): "
+            "download or export it again."
+        )
+    return sidecar

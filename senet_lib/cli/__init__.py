@@ -4,9 +4,9 @@
 ``train``      train one model with the notebooks' :func:`senet_lib.train.fit`; defaults come
                from the profile (``--profile quick|class|cpu|gpu|he2016|step``), every value can be overridden
 ``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
-``bench``      training-throughput benchmark (:mod:`senet_lib.bench`), printed and recorded
 ``ablate``     one of the paper's ablations (Tables 10–16) as a grid of variants × seeds
                (:func:`senet_lib.train.run_ablation`), one record per run in the results folder
+``sweep``      several trainings at once from a plan file, within a time budget (resumable)
 ``profiles``   every profile's settings and estimated time per network (CPU, T4, H100)
 ``models``     the model names :func:`senet_lib.create_model` knows
 ``data``       where CIFAR-10/100 were found and what ``--dataset auto`` will use
@@ -24,11 +24,11 @@ every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is 
 """
 
 from .ablation import cmd_ablate
-from .benchmark import cmd_bench
 from .common import PROG, UsageError, check_dataset, check_model
 from .evaluation import cmd_evaluate
 from .options import add_config_flags, checked_config, config_from_args, model_options_from_args
-from .parser import build_parser, cmd_data, cmd_models, main
+from .parser import build_parser, cmd_data, cmd_models, debug_enabled, main, run_command
+from .sweep import cmd_sweep, run_sweep
 from .training import cmd_train
 
-__all__ = ["build_parser", "check_dataset", "check_model", "main"]
+__all__ = ["build_parser", "check_dataset", "check_model", "debug_enabled", "main", "run_command"]

@@ -7,8 +7,8 @@ import argparse
 
 from ..checkpoint import check_writable
 from ..env import PROFILES, setup
-from ..profiles import get_settings
 from ..train import ABLATIONS, ablation_grid, run_ablation
+from ..train.config import get_settings
 from .common import check_dataset, check_model
 from .options import add_config_flags, add_data_options, config_from_args, run_data_from_args
 

@@ -33,5 +33,5 @@ def check_dataset(name: str) -> str:
     return name
 
 
-def _print_error(message: str) -> None:
+def print_error(message: str) -> None:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)

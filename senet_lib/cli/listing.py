@@ -6,9 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from ..estimates import estimate_profile
-from ..profiles import PROFILE_SETTINGS, Profile
 from ..train import TrainConfig
+from ..train.config import PROFILE_SETTINGS, Profile, estimate_profile
 
 #: Recipe fields always shown, whatever their value.
 _ALWAYS = ("epochs", "batch_size", "lr", "schedule")
@@ -29,7 +28,7 @@ def profile_summary(profile: Profile) -> dict[str, Any]:
         "estimated_seconds_per_network": {
             model: [e.to_dict() for e in rows] for model, rows in estimates.items()
         },
-        "estimates_note": "estimates, not measurements: see senet_lib.estimates for how each is made",
+        "estimates_note": "estimates, not measurements: see senet_lib.train.estimate_profile for how each is made",
     }
 
 
@@ -73,7 +72,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print(json.dumps([profile_summary(p) for p in profiles], indent=2))
         return 0
     print("\n\n".join(format_profile(p) for p in profiles))
-    print("\nAll times are estimates until a run measures them (senet_lib.estimates says how they are made).")
+    print("\nAll times are estimates until a run measures them (senet_lib.train.estimate_profile says how they are made).")
     return 0
 
 

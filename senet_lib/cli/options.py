@@ -13,8 +13,8 @@ from typing import Any
 
 from ..data import DATASETS, load_run_data
 from ..env import PROFILES
-from ..profiles import Profile, get_settings
 from ..train import ConfigError, TrainConfig
+from ..train.config import Profile, get_settings
 from .common import UsageError
 
 

@@ -19,10 +19,10 @@ from ..train import (
     TrainingDiverged,
 )
 from .ablation import _add_ablate
-from .benchmark import _add_bench
-from .common import PROG, UsageError, _print_error
+from .common import PROG, UsageError, print_error
 from .evaluation import _add_evaluate
 from .listing import _add_profiles
+from .sweep import _add_sweep
 from .training import _add_train
 
 
@@ -58,14 +58,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``senet`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, benchmark."
+        prog=PROG,
+        description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, ablate, sweep.",
     )
     parser.add_argument("--version", action="version", version=f"senet-lib {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
-    _add_bench(sub)
     _add_ablate(sub)
+    _add_sweep(sub)
     _add_profiles(sub)
     p = sub.add_parser("models", help="list model names")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'se_*'")
@@ -79,35 +80,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; returns the exit status.
+    """Parse ``argv`` with :func:`build_parser` and run the command; returns the exit status."""
+    return run_command(build_parser(), argv)
 
-    The one place where errors become what the user sees: bad input and environment problems
-    (:class:`~senet_lib.errors.UserError`, and the library's ``ValueError`` / ``OSError``) print
-    one line and return 2, a diverged training 1, Ctrl-C 130. ``SENET_DEBUG=1`` re-raises instead.
+
+def debug_enabled() -> bool:
+    """``SENET_DEBUG`` asks for tracebacks: ``1``, ``true``, ``yes`` or ``on`` (any case); anything else does not."""
+    return os.environ.get("SENET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` and call the chosen ``func``; returns the exit status.
+
+    The one place where errors become what the user sees (the library's commands and the scripts
+    beside it): bad input and environment problems (:class:`~senet_lib.errors.UserError`, and the
+    library's ``ValueError`` / ``OSError``) print one line and return 2, a diverged training 1,
+    Ctrl-C 130. ``SENET_DEBUG=1`` re-raises instead (:func:`debug_enabled`).
     """
-    args = build_parser().parse_args(argv)
-    debug = bool(os.environ.get("SENET_DEBUG"))
+    args = parser.parse_args(argv)
+    debug = debug_enabled()
     try:
         return args.func(args)
     except TrainingDiverged as err:
         if debug:
             raise
-        _print_error(str(err))
+        print_error(str(err))
         return 1
     except (UserError, ValueError) as err:
         # One sentence that says what to do (a bad option, a corrupt file, a run folder in use, ...).
         if debug:
             raise
-        _print_error(str(err))
+        print_error(str(err))
         return 2
     except OSError as err:
         if debug:
             raise
         if err.errno is None:  # the library's own sentence (e.g. a dataset that was not found)
-            _print_error(str(err))
+            print_error(str(err))
         else:  # an environment problem the library did not word: say which file and what to do
             where = f" ({err.filename})" if err.filename else ""
-            _print_error(
+            print_error(
                 f"{err.strerror or err}{where}: check that path, its permissions and the free space, then run "
                 "again (SENET_DEBUG=1 shows where it happened)."
             )

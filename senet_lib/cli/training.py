@@ -24,7 +24,6 @@ from ..checkpoint import (
 )
 from ..env import PROFILES, RENAMED_PROFILES, setup
 from ..models.layers import NORMS
-from ..profiles import get_settings
 from ..train import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
@@ -33,16 +32,16 @@ from ..train import (
     History,
     RecipeMismatchError,
     RunExistsError,
+    RunPlan,
     TrainConfig,
     cleanup,
     default_run_name,
     fit,
     init_distributed,
-    run_environment,
     run_record,
-    seeded_model,
     write_record,
 )
+from ..train.config import get_settings
 from .common import PROG, UsageError, check_dataset, check_model
 from .options import (
     add_config_flags,
@@ -105,11 +104,15 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     check_writable(save_dir, hint="pass a writable --save-dir")
     if args.record:
         check_writable(args.results_dir or env.paths.results, hint="pass a writable --results-dir")
-    print(env)
     data = run_data_from_args(args, profile, dataset)
-    model = seeded_model(model_name, data.num_classes, config.seed, **options)
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
+    plan = RunPlan.resolve(
+        config, env.device, profile=env.profile, model=model_name, model_options=options, run_dir=run_dir
+    )
+    print(plan)
+    print(env.context())
+    model = plan.build_model(data.num_classes)
     print(
         f"\n{_start_word(run_dir, args.resume)} {model_name} on {data.label} "
         f"(train {len(data.train)}, test {len(data.test)}) for {config.epochs} epochs, profile {env.profile}; "
@@ -118,15 +121,8 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     try:
         # Rank 0 holds the folder through the record too (fit's own claim nests in it) and writes.
         with sigterm_stops_like_ctrl_c(), claim_run_folder(run_dir) if context.is_main else nullcontext():
-            history = _fit_in_cli_words(model, data, config, run_dir, args.resume, env.device)
-            record = run_record(
-                model,
-                data,
-                config,
-                history,
-                run_environment(env.device, config, env.profile),
-                history.total_seconds,
-            )
+            history = _fit_in_cli_words(model, data, config, run_dir, args.resume, plan)
+            record = run_record(model, data, config, history, plan.record(), history.total_seconds)
             record["profile"] = env.profile
             record["run_name"] = run_name
             if context.enabled:
@@ -153,11 +149,11 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
 
 
 def _fit_in_cli_words(
-    model: Any, data: Any, config: TrainConfig, run_dir: Path, resume: bool, device: Any
+    model: Any, data: Any, config: TrainConfig, run_dir: Path, resume: bool, plan: RunPlan
 ) -> History:
     """:func:`senet_lib.train.fit`, its run-folder errors said with the command line's options."""
     try:
-        return fit(model, data, config, run_dir=run_dir, resume=resume, device=device)
+        return fit(model, data, config, run_dir=run_dir, resume=resume, plan=plan)
     except RunExistsError as err:
         raise UsageError(
             f"{err.path} already exists: add --resume to continue that run, or pass another --run-name "

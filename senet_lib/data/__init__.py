@@ -22,7 +22,7 @@ batches on the device and reshuffle deterministically per epoch.
 This module imports only from :mod:`senet_lib.env` (and its sibling :mod:`~senet_lib.safe_pickle`).
 """
 
-from .augment import cutout, random_crop
+from .loaders import cutout, random_crop
 from .cifar import KAGGLE_INPUT, KAGGLE_MAX_DEPTH, find_cifar, search_dirs
 from .dataset import (
     DATASETS,
@@ -36,8 +36,8 @@ from .dataset import (
     normalize_images,
 )
 from .loaders import DeviceLoader, TorchLoader, make_loaders
-from .sources import DATA_SEED, data_status, load_dataset, load_run_data
-from .synthetic import _SHAPES, SYNTHETIC_CLASSES, _shape_distance, make_synthetic
+from .cifar import DATA_SEED, data_status, load_dataset, load_run_data
+from .synthetic import SHAPES, SYNTHETIC_CLASSES, shape_distance, make_synthetic
 
 __all__ = [
     "DATASETS",
@@ -51,6 +51,7 @@ __all__ = [
     "data_status",
     "find_cifar",
     "load_dataset",
+    "load_run_data",
     "make_loaders",
     "make_synthetic",
     "normalize_images",

@@ -134,11 +134,11 @@ def normalize_images(
     """uint8 ``[N, 3, H, W]`` → float32 ``(x / 255 - mean) / std`` per channel, on the images' device."""
     if images.dtype != torch.uint8:
         raise TypeError(f"normalize expects uint8 images, got {images.dtype}: pass the raw uint8 pixels.")
-    m, s = _stats_tensors(mean, std, images.device)
-    return _normalize(images, m, s)
+    m, s = stats_tensors(mean, std, images.device)
+    return scale_images(images, m, s)
 
 
-def _stats_tensors(
+def stats_tensors(
     mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean`` and ``std`` as float32 ``[1, C, 1, 1]`` tensors on ``device``."""
@@ -147,7 +147,7 @@ def _stats_tensors(
     return m, s
 
 
-def _normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def scale_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0).sub_(mean).div_(std)
 
 

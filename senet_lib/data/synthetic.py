@@ -13,13 +13,13 @@ from .dataset import SYNTHETIC_LABEL, DataWarning, ImageDataset, ImageSplit, cha
 #: (name, hue in [0, 1]); every colour is shared by two shapes and every shape by two colours.
 _COLOURS = (("red", 0.0), ("yellow", 0.15), ("green", 0.33), ("blue", 0.62), ("purple", 0.8))
 
-_SHAPES = ("disk", "square", "triangle", "cross", "ring")
+SHAPES = ("disk", "square", "triangle", "cross", "ring")
 
 #: class k = (shape k // 2, colour (k // 2 + k % 2) mod 5): neither colour nor shape alone tells the class.
-SYNTHETIC_CLASSES = tuple((s, (s + j) % len(_COLOURS)) for s in range(len(_SHAPES)) for j in range(2))
+SYNTHETIC_CLASSES = tuple((s, (s + j) % len(_COLOURS)) for s in range(len(SHAPES)) for j in range(2))
 
 
-def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
+def shape_distance(shape: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Signed distance (pixels, negative inside) to ``shape`` of size ``r``, at rotated offsets (u, v)."""
     if shape == "disk":
         return np.hypot(u, v) - r
@@ -65,9 +65,9 @@ def _draw_shapes(labels: np.ndarray, rng: np.random.Generator, size: int = 32) -
     cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
     u, v = cos * dx + sin * dy, -sin * dx + cos * dy
     dist = np.empty((n, size, size), dtype=f32)
-    for s, shape in enumerate(_SHAPES):
+    for s, shape in enumerate(SHAPES):
         idx = shape_of == s
-        dist[idx] = _shape_distance(shape, u[idx], v[idx], radius[idx, None, None])
+        dist[idx] = shape_distance(shape, u[idx], v[idx], radius[idx, None, None])
     coverage = np.clip(f32(0.5) - dist, 0.0, 1.0)[:, None]  # anti-aliased edge, [N, 1, H, W]
     # colours: class hue with jitter; background a random dim, weakly tinted grey with a gradient
     hue = (hue_of + rng.normal(0, 0.025, n)) % 1.0
@@ -108,7 +108,7 @@ def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Im
     mean, std = channel_stats(train.images)
     return ImageDataset(
         name="synthetic",
-        classes=[f"{_COLOURS[c][0]} {_SHAPES[s]}" for s, c in SYNTHETIC_CLASSES],
+        classes=[f"{_COLOURS[c][0]} {SHAPES[s]}" for s, c in SYNTHETIC_CLASSES],
         train=train,
         test=test,
         mean=mean,
@@ -120,7 +120,7 @@ def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Im
 
 
 # --------------------------------------------------------------------------- entry point
-def _fallback_to_synthetic(reason: str, synthetic_size: tuple[int, int], seed: int) -> ImageDataset:
+def fallback_to_synthetic(reason: str, synthetic_size: tuple[int, int], seed: int) -> ImageDataset:
     """Say loudly (banner + warning) that synthetic data replaces CIFAR-10, then make it."""
     how = (
         "To use CIFAR-10: connect to the internet and run again, attach a CIFAR-10 dataset on Kaggle, "

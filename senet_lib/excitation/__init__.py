@@ -26,9 +26,24 @@ torchvision networks (:func:`find_blocks`), named by module path where the paper
 
 from ..models.modes import eval_mode
 from ..se import parse_block_name
-from .analysis import (
+from .blocks import find_blocks, paper_blocks, select_blocks
+from .recorder import ExcitationRecorder, class_excitations, image_excitations
+from .significance import (
+    BlockSeparation,
+    KnockoutResult,
+    SeparationReport,
+    accuracy_with_channels_off,
+    knockout_comparison,
+    per_image_excitations,
+    report_from_samples,
+    separation_of_samples,
+    separation_report,
+    untrained_like,
+)
+from .stats import (
     SATURATION_HIGH,
     SATURATION_LOW,
+    ExcitationStats,
     channel_order,
     class_separation,
     class_specificity,
@@ -38,19 +53,6 @@ from .analysis import (
     summary_table,
     top_channels,
 )
-from .blocks import find_blocks, paper_blocks, select_blocks
-from .knockout import KnockoutResult, accuracy_with_channels_off, knockout_comparison
-from .recorder import ExcitationRecorder, class_excitations, image_excitations
-from .significance import (
-    BlockSeparation,
-    SeparationReport,
-    per_image_excitations,
-    report_from_samples,
-    separation_of_samples,
-    separation_report,
-    untrained_like,
-)
-from .stats import ExcitationStats
 
 __all__ = [
     "parse_block_name",

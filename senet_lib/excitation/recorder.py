@@ -18,9 +18,8 @@ from torch import Tensor, nn
 from ..data import balanced_indices
 from ..env import git_commit
 from ..models.modes import eval_mode
-from .analysis import SATURATION_HIGH, SATURATION_LOW
 from .blocks import as_channels, gate_of, select_blocks
-from .stats import ExcitationStats
+from .stats import SATURATION_HIGH, SATURATION_LOW, ExcitationStats
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
     from ..data import ImageDataset
@@ -181,7 +180,7 @@ class ExcitationRecorder:
 
 
 # --------------------------------------------------------------------------- data helpers
-def _split_tensors(
+def split_tensors(
     data: ImageDataset | tuple[Tensor, Tensor], split: str
 ) -> tuple[Tensor, Tensor, list[str], dict[str, Any], bool]:
     """(images, labels, class names, dataset metadata, images_are_uint8) from either input form."""
@@ -202,7 +201,7 @@ def _split_tensors(
     return part.images, part.labels.long(), list(data.classes), meta, True
 
 
-def _batches(
+def index_batches(
     images: Tensor, labels: Tensor, indices: Tensor, batch_size: int, normalize: Any | None
 ) -> Iterator[tuple[Tensor, Tensor]]:
     for start in range(0, len(indices), batch_size):
@@ -224,15 +223,15 @@ class _Sample:
     normalize: Any | None
 
     def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        return _batches(self.images, self.labels, self.indices, batch_size, self.normalize)
+        return index_batches(self.images, self.labels, self.indices, batch_size, self.normalize)
 
 
-def _sample(
+def sample_split(
     data: ImageDataset | tuple[Tensor, Tensor], split: str, images_per_class: int, seed: int
 ) -> _Sample:
     if images_per_class < 1:
         raise ValueError(f"images_per_class must be at least 1, got {images_per_class}.")
-    images, labels, classes, meta, is_uint8 = _split_tensors(data, split)
+    images, labels, classes, meta, is_uint8 = split_tensors(data, split)
     normalize = data.normalize if is_uint8 else None  # type: ignore[union-attr]
     indices = _sample_per_class(labels, images_per_class, seed)
     return _Sample(images, labels, indices, classes, meta, normalize)
@@ -278,7 +277,7 @@ def class_excitations(
         network: how the network was trained, for plot titles and provenance (e.g.
             ``"40 epochs, 87.9 % test"`` or ``"untrained"``).
     """
-    sample = _sample(data, split, images_per_class, seed)
+    sample = sample_split(data, split, images_per_class, seed)
     if device is not None:
         model = model.to(device)
     run_device = next(model.parameters()).device

@@ -1,15 +1,24 @@
-"""Per-class excitation statistics (:class:`ExcitationStats`) and their two persistence formats."""
+"""Per-class excitation statistics (:class:`ExcitationStats`) and their two persistence formats.
+
+(merged) Reading excitation statistics: class specificity, saturation, similarity between classes, channel orders
+and tables.
+
+"""
 
 from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 # --------------------------------------------------------------------------- statistics
@@ -181,7 +190,7 @@ class ExcitationStats:
             ) from err
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
-        """The provenance dict for :func:`senet_lib.figures.save_figure` (metadata + ``extra``)."""
+        """The provenance dict for :func:`senet_lib.plots.save_figure` (metadata + ``extra``)."""
         keys = (
             "model",
             "network",
@@ -200,3 +209,182 @@ class ExcitationStats:
         record["source"] = "senet_lib.excitation (paper §7.2, Fig. 6/7, arXiv 1709.01507 v4)"
         record.update(extra)
         return record
+
+
+#: Gates above ``SATURATION_HIGH`` count as "open" (≈ 1), below ``SATURATION_LOW`` as "shut" (≈ 0).
+SATURATION_LOW = 0.05
+
+SATURATION_HIGH = 0.95
+
+
+# --------------------------------------------------------------------------- analysis
+def class_specificity(stats: ExcitationStats, block: str, debias: bool = True) -> float:
+    """How far apart the classes' mean excitations are, in within-class standard deviations.
+
+    Definition (μ_kc, σ_kc: mean and standard deviation of channel c's excitation over the n_k
+    images of class k; averages over all class pairs i < j and all channels c)::
+
+        D² = mean_{i<j} mean_c [ (μ_ic − μ_jc)² − (σ²_ic / n_i + σ²_jc / n_j) ]   (debias=True)
+        specificity = sqrt(max(D², 0)) / sqrt(mean_{k,c} σ²_kc)
+
+    The numerator is the root-mean-square distance between two classes' mean excitations, the
+    denominator the root-mean-square spread within a class. 0 means every class excites the
+    block alike (the paper's early layers); larger values mean class-specific excitations (its
+    deeper layers); a value of 1 means two class means typically differ by one within-class
+    standard deviation per channel. ``debias`` subtracts what sampling noise alone adds to a
+    squared distance (σ²/n per class), so a block with no class effect scores ≈ 0 whatever
+    ``images_per_class`` is; without it, pure noise scores about ``sqrt(2 / n)``.
+
+    Returns NaN when fewer than two classes have two or more images, and ``inf`` when class
+    means differ but no image varies from its class mean.
+    """
+    numerator = class_separation(stats, block, debias)
+    if np.isnan(numerator):
+        return numerator
+    denominator = float(np.sqrt((stats.std[block][stats.count > 1] ** 2).mean()))
+    if denominator == 0.0:
+        return 0.0 if numerator == 0.0 else float("inf")
+    return numerator / denominator
+
+
+def class_separation(stats: ExcitationStats, block: str, debias: bool = True) -> float:
+    """How far apart the classes' mean excitations are, in units of ``s``: ``sqrt(max(D², 0))``.
+
+    The numerator of :func:`class_specificity` on its own (same ``D²``, same ``debias``): the
+    root-mean-square difference between two classes' mean gate values. Unlike the ratio it does
+    not grow when the spread within a class shrinks, so it says how much the gates themselves
+    move with the class (0.01 = one hundredth of the gate's range). NaN with fewer than two
+    classes of two or more images.
+    """
+    mean, std = stats._check_block(block), stats.std[block]
+    keep = stats.count > 1
+    if keep.sum() < 2:
+        return float("nan")
+    return separation_from_moments(mean[keep], std[keep] ** 2, stats.count[keep], debias)
+
+
+def separation_from_moments(mean: np.ndarray, var: np.ndarray, n: np.ndarray, debias: bool = True) -> float:
+    """``sqrt(max(D², 0))`` of :func:`class_specificity` from class means and variances (``[K, C]``)
+    and counts (``[K]``). Uses ``mean_{i<j} |μ_i − μ_j|² = (K Σ|μ_k|² − |Σ μ_k|²) / (K (K − 1) / 2)``,
+    so the cost is K × C, not K² × C."""
+    mean = np.asarray(mean, dtype=np.float64)
+    k, channels = mean.shape
+    if k < 2:
+        return float("nan")
+    pairs = k * (k - 1) / 2
+    d2 = (k * float((mean**2).sum()) - float((mean.sum(0) ** 2).sum())) / (pairs * channels)
+    if debias:
+        noise = (np.asarray(var, dtype=np.float64) / np.asarray(n, dtype=np.float64)[:, None]).mean(-1)
+        d2 -= 2.0 * float(noise.mean())
+    return float(np.sqrt(max(d2, 0.0)))
+
+
+def saturation(stats: ExcitationStats, block: str, per_class: bool = False) -> dict[str, Any]:
+    """Share of gate values that are saturated, over all recorded images and channels.
+
+    Counted per image during streaming: ``high`` is the share of (image, channel) pairs with
+    ``s > SATURATION_HIGH`` (0.95, gate open: the block passes that channel unchanged),
+    ``low`` with ``s < SATURATION_LOW`` (0.05, gate shut). The paper reports SE_5_2 of
+    SE-ResNet-50 as saturated: most of its gates ≈ 1, so the block is nearly an identity.
+
+    Returns ``{"high": float, "low": float}``, plus ``"high_per_class"`` and ``"low_per_class"``
+    (``[K]`` arrays) when ``per_class``.
+    """
+    stats._check_block(block)
+    channels = stats.num_channels(block)
+    total = stats.count.sum() * channels
+    if total == 0:
+        raise ValueError("These statistics contain no images: record some before asking for saturation.")
+    high, low = stats.high[block], stats.low[block]
+    result: dict[str, Any] = {"high": float(high.sum() / total), "low": float(low.sum() / total)}
+    if per_class:
+        denom = np.maximum(stats.count, 1) * channels
+        result["high_per_class"] = high.sum(1) / denom
+        result["low_per_class"] = low.sum(1) / denom
+    return result
+
+
+def similarity(stats: ExcitationStats, block: str, method: str = "cosine") -> np.ndarray:
+    """``[K, K]`` similarity of the classes' mean excitation vectors in ``block``.
+
+    ``cosine``: cosine of the angle between the class-mean vectors (1 = same direction, which
+    also holds for vectors equal up to a scale, as the paper sees in SE_5_3). ``correlation``:
+    Pearson correlation across channels (also ignores a common offset).
+    """
+    mean = stats._check_block(block).astype(np.float64)
+    if method == "correlation":
+        mean = mean - mean.mean(1, keepdims=True)
+    elif method != "cosine":
+        raise ValueError(f"Unknown similarity {method!r}: use 'cosine' or 'correlation'.")
+    norm = np.linalg.norm(mean, axis=1, keepdims=True)
+    unit = mean / np.where(norm > 0, norm, np.nan)
+    return unit @ unit.T
+
+
+def summary_table(stats: ExcitationStats, blocks: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per block: channels, class specificity, saturation, mean and spread of ``s``."""
+    import pandas as pd
+
+    rows = []
+    for block in blocks or stats.blocks:
+        sat = saturation(stats, block)
+        rows.append(
+            {
+                "block": block,
+                "channels": stats.num_channels(block),
+                "class_specificity": class_specificity(stats, block),
+                "class_separation": class_separation(stats, block),
+                "share_s>0.95": sat["high"],
+                "share_s<0.05": sat["low"],
+                "mean_s": float(stats.all_class_mean(block).mean()),
+                "std_between_classes": float(np.nanstd(stats.mean[block], axis=0).mean()),
+                "std_within_class": float(np.nanmean(stats.std[block])),
+            }
+        )
+    return pd.DataFrame(rows).set_index("block")
+
+
+def sample_channels(num_channels: int, n: int = 50, seed: int = 0) -> np.ndarray:
+    """``n`` channel indices drawn uniformly without replacement, sorted (paper Fig. 6 plots 50)."""
+    if n >= num_channels:
+        return np.arange(num_channels)
+    return np.sort(np.random.default_rng(seed).choice(num_channels, size=n, replace=False))
+
+
+def channel_order(mean: np.ndarray) -> np.ndarray:
+    """An order of the channels (columns of ``[K, C]`` class means) that groups similar ones.
+
+    With SciPy installed: the leaf order of average-linkage hierarchical clustering on the
+    correlation distance between channels' class profiles. Without it: channels grouped by the
+    class that excites them most relative to the other classes, strongest first within a group.
+    """
+    mean = np.nan_to_num(np.asarray(mean, dtype=np.float64))
+    profile = mean - mean.mean(0, keepdims=True)
+    try:
+        from scipy.cluster.hierarchy import leaves_list, linkage
+    except ImportError:
+        preferred = profile.argmax(0)
+        strength = profile.max(0)
+        return np.lexsort((-strength, preferred))
+    if mean.shape[1] < 2:
+        return np.arange(mean.shape[1])
+    z = np.nan_to_num(profile / np.where(profile.std(0) > 0, profile.std(0), 1.0))
+    return leaves_list(linkage(z.T, method="average", metric="euclidean"))
+
+
+# --------------------------------------------------------------------------- channel importance
+def top_channels(
+    stats: ExcitationStats, block: str, class_index: int | str, k: int, relative: bool = False
+) -> np.ndarray:
+    """The ``k`` channels of ``block`` that class ``class_index`` excites most, strongest first.
+
+    With ``relative`` the ranking uses the class mean minus the all-class mean (the channels
+    most specific to this class) instead of the class mean itself.
+    """
+    mean = stats._check_block(block)
+    if not 1 <= k <= mean.shape[1]:
+        raise ValueError(f"k must lie in 1 … {mean.shape[1]} for block {block}, got {k}.")
+    score = mean[stats.class_index(class_index)]
+    if relative:
+        score = score - stats.all_class_mean(block)
+    return np.argsort(-score, kind="stable")[:k]

@@ -1,6 +1,19 @@
 """Residual networks with and without SE blocks, built by name through :func:`create_model`."""
 
-from .layers import zero_residual_branches
+from .cifar_resnet import CifarResNet
+from .layers import SEConfig, zero_residual_branches
+from .modes import eval_mode
 from .registry import ArchConfig, create_model, list_models, register_model
+from .resnet import ResNet
 
-__all__ = ["ArchConfig", "create_model", "list_models", "register_model", "zero_residual_branches"]
+__all__ = [
+    "ArchConfig",
+    "CifarResNet",
+    "ResNet",
+    "SEConfig",
+    "create_model",
+    "eval_mode",
+    "list_models",
+    "register_model",
+    "zero_residual_branches",
+]

@@ -1,4 +1,59 @@
-"""Plot helpers, one module per topic (diagrams, architecture, training curves, excitations).
+"""Figures: the diagrams of notebooks 00–04, training curves and tables, and excitation plots.
 
-Figures are saved through :func:`senet_lib.figures.save_figure`.
+Every plot function returns a figure; :func:`save_figure` writes it as PNG + PDF with a provenance
+JSON beside it, and :func:`set_style` is the series' look. One module per topic: ``diagrams``
+(squeeze and receptive fields), ``architecture`` (where an SE block goes), ``training`` (curves and
+result tables), ``excitation`` and ``significance`` (per-class gates against chance), ``ablation``.
 """
+
+from .ablation import plot_ablation
+from .architecture import draw_se_module, draw_se_placements
+from .diagrams import (
+    RFStep,
+    draw_se_block,
+    layer_geometry,
+    plot_feature_maps,
+    plot_receptive_fields,
+    receptive_field,
+    receptive_field_table,
+)
+from .excitation import (
+    plot_class_band,
+    plot_class_excitations,
+    plot_excitation_heatmaps,
+    plot_image_vs_class,
+    plot_saturation,
+    plot_similarity,
+    plot_specificity,
+)
+from .figures import save_figure, set_style
+from .significance import plot_knockout, plot_separation
+from .training import format_table, histories_frame, plot_curves, results_table
+
+__all__ = [
+    "RFStep",
+    "draw_se_block",
+    "draw_se_module",
+    "draw_se_placements",
+    "format_table",
+    "histories_frame",
+    "layer_geometry",
+    "plot_ablation",
+    "plot_class_band",
+    "plot_class_excitations",
+    "plot_excitation_heatmaps",
+    "plot_feature_maps",
+    "plot_image_vs_class",
+    "plot_knockout",
+    "plot_receptive_fields",
+    "plot_saturation",
+    "plot_separation",
+    "plot_similarity",
+    "plot_specificity",
+    "plot_curves",
+    "receptive_field",
+    "receptive_field_table",
+    "results_table",
+    "save_figure",
+    "set_style",
+]

@@ -7,7 +7,7 @@
   (``host="Inception"``) and Fig. 3 (``host="Residual"``, ``residual=True``).
 
 The drawings are schematic: box sizes mean nothing. Figures are returned, not saved: save them
-with :func:`senet_lib.figures.save_figure`.
+with :func:`senet_lib.plots.save_figure`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   receptive field of a stack of convolutions and pools, and :func:`plot_receptive_fields` draws it
   against the image size: why a 3×3 convolution cannot see global context (paper §3.1).
 
-Figures are returned, not saved: save them with :func:`senet_lib.figures.save_figure`.
+Figures are returned, not saved: save them with :func:`senet_lib.plots.save_figure`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every function takes an :class:`~senet_lib.excitation.ExcitationStats` (from
 :func:`senet_lib.excitation.class_excitations`) and returns a matplotlib Figure; the caller
-saves it with :func:`senet_lib.figures.save_figure`, passing ``stats.provenance()``.
+saves it with :func:`senet_lib.plots.save_figure`, passing ``stats.provenance()``.
 """
 
 from __future__ import annotations

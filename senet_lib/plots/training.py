@@ -27,8 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..train.history import History, HistoryRow
-from ..train.records import RunRecord
+from ..train.history import History, HistoryRow, RunRecord
 from ..train.runs import Run
 
 __all__ = [

@@ -1,6 +1,7 @@
-"""Training: the recipe (:class:`TrainConfig`), the per-step machinery (:class:`Trainer`), the
-epoch loop with resumable checkpoints (:func:`fit`) and the notebooks' one call
-(:func:`train_or_load`).
+"""Training: the recipe and the profiles (:class:`TrainConfig`, :func:`get_settings`), the run's settings
+resolved once (:class:`RunPlan`), the per-step machinery (:class:`Trainer`), the epoch loop with
+resumable checkpoints (:func:`fit`), the notebooks' one call (:func:`train_or_load`), the shipped
+networks (:func:`pick_pretrained`) and the paper's ablation grids (:func:`run_ablation`).
 
 The recipe defaults follow the paper's CIFAR setting (SGD with momentum 0.9, weight decay 5e-4,
 lr 0.1 divided by 10 at epochs 30/60/90; flip + 4-pixel pad + random crop). Mixed precision
@@ -12,11 +13,11 @@ history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or
 ``record.json``. A killed run continues from its last checkpoint with ``resume=True``.
 
 Several processes (``torchrun --nproc_per_node=N -m senet_lib train ...``) train one model with
-``DistributedDataParallel`` (:mod:`~senet_lib.train.distributed`, :mod:`~senet_lib.train.ddp`):
+``DistributedDataParallel`` (:mod:`~senet_lib.train.distributed`):
 the global batch and learning rate stay the recipe's, rank 0 writes every file.
 """
 
-from ..env import environment_record
+from ..checkpoint import load_checkpoint
 from .ablate import (
     ABLATIONS,
     Ablation,
@@ -26,63 +27,114 @@ from .ablate import (
     run_ablation,
     summarize,
 )
-from .config import MAX_SEED, PRECISIONS, RUNTIME_FIELDS, SCHEDULES, ConfigError, TrainConfig
-from .ddp import CpuSyncBatchNorm, DistributedTrainer, convert_sync_batchnorm
-from .distributed import DistContext, DistributedError, cleanup, get_context, init_distributed, is_main
-from .history import History, HistoryRow
-from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
-from .optim import LRFactor, build_scheduler, parameter_groups
-from .records import (
+from .config import (
+    MAX_SEED,
+    PROFILE_SETTINGS,
+    RUNTIME_FIELDS,
+    SCHEDULES,
+    ConfigError,
+    Profile,
+    TrainConfig,
+    estimate_profile,
+    get_settings,
+)
+from .distributed import (
+    CpuSyncBatchNorm,
+    DistContext,
+    DistributedError,
+    DistributedTrainer,
+    cleanup,
+    convert_sync_batchnorm,
+    get_context,
+    init_distributed,
+    is_main,
+)
+from .history import (
     RECORD_NAME,
     STALE_RECORD_AGE,
     DatasetDescriptor,
+    History,
+    HistoryRow,
     RunRecord,
-    _dataset_descriptor,
+    dataset_descriptor,
     run_record,
     write_record,
 )
-from .runs import Run, default_run_name, run_folder, seeded_model, train_or_load
-from .runtime import compile_reason, resolve_channels_last, run_environment
-from .trainer import Trainer, TrainingDiverged
+from .loop import CHECKPOINT_NAME, HISTORY_NAME, RecipeMismatchError, RunExistsError, fit
+from .optim import LRFactor, build_scheduler, parameter_groups
+from .runs import (
+    PretrainedMatch,
+    Run,
+    default_run_name,
+    find_pretrained,
+    list_pretrained,
+    pick_pretrained,
+    pick_pretrained_pair,
+    pretrained_dir,
+    recorded_profile,
+    run_folder,
+    same_recipe,
+    train_or_load,
+)
+from .trainer import RunPlan, Trainer, TrainingDiverged, compile_reason
 
 __all__ = [
     "ABLATIONS",
+    "CHECKPOINT_NAME",
+    "HISTORY_NAME",
+    "MAX_SEED",
+    "PROFILE_SETTINGS",
+    "RECORD_NAME",
+    "RUNTIME_FIELDS",
+    "SCHEDULES",
+    "STALE_RECORD_AGE",
     "Ablation",
     "AblationError",
-    "CHECKPOINT_NAME",
     "ConfigError",
     "CpuSyncBatchNorm",
+    "DatasetDescriptor",
     "DistContext",
     "DistributedError",
     "DistributedTrainer",
-    "HISTORY_NAME",
-    "RECORD_NAME",
-    "RecipeMismatchError",
-    "RunExistsError",
-    "Run",
-    "RunRecord",
-    "HistoryRow",
-    "SCHEDULES",
     "History",
-    "TrainConfig",
+    "HistoryRow",
+    "LRFactor",
+    "PretrainedMatch",
+    "Profile",
+    "RecipeMismatchError",
+    "Run",
+    "RunExistsError",
+    "RunPlan",
+    "RunRecord",
     "Trainer",
+    "TrainConfig",
     "TrainingDiverged",
     "ablation_grid",
+    "build_scheduler",
     "cleanup",
+    "compile_reason",
     "convert_sync_batchnorm",
+    "dataset_descriptor",
     "default_run_name",
-    "environment_record",
+    "estimate_profile",
+    "find_pretrained",
     "fit",
     "get_context",
+    "get_settings",
     "init_distributed",
     "is_main",
-    "resolve_channels_last",
-    "run_environment",
-    "run_folder",
-    "seeded_model",
+    "list_pretrained",
+    "load_checkpoint",
+    "parameter_groups",
+    "pick_pretrained",
+    "pick_pretrained_pair",
+    "pretrained_dir",
     "recorded_ablations",
+    "recorded_profile",
     "run_ablation",
+    "run_folder",
     "run_record",
+    "same_recipe",
     "summarize",
     "train_or_load",
     "write_record",

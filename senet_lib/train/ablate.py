@@ -26,10 +26,9 @@ from ..env import get_paths
 from ..errors import UserError
 from ..models import create_model, list_models
 from .config import TrainConfig
-from .loop import _resolve_device
-from .records import RunRecord, run_record
+from .history import RunRecord, run_record
 from .runs import default_run_name, train_or_load
-from .runtime import run_environment
+from .trainer import RunPlan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +163,7 @@ def _train_one(
             data,
             config,
             run.history,
-            run_environment(_resolve_device(device), config, profile),
+            RunPlan.resolve(config, device, profile=profile).record(),
             run.history.total_seconds,
         )
         size = (int(data.train.images.shape[-2]), int(data.train.images.shape[-1]))

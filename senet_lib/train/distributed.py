@@ -11,34 +11,60 @@ The rest is small collectives used by the training loop (:func:`all_reduce_sum`,
 :func:`all_reduce_min`, :func:`broadcast_buffers`, :func:`barrier`) and :func:`cleanup`.
 Processes other than rank 0 print nothing (``print`` is silenced there, as in torchvision's
 reference scripts): checkpoints, records, progress bars and messages come from rank 0 only.
+
+
+(merged) One model trained by several processes: :class:`DistributedTrainer` (a :class:`Trainer` whose
+model is wrapped in ``DistributedDataParallel``) and synchronised BatchNorm.
+
+Each process holds a full copy of the model and trains on its slice of every global batch
+(:class:`senet_lib.data.DeviceLoader` with ``rank`` / ``world_size``). ``DistributedDataParallel``
+averages the gradients over the processes in the backward pass, so every step sees the gradient
+of the whole global batch and the copies stay equal. Losses, accuracies and the "first
+non-finite step" are reduced over the processes, so every rank reports, and stops on, the same
+numbers.
+
+BatchNorm normally normalises with each process's own slice; with ``sync_bn`` the statistics are
+those of the whole global batch, so a step equals the single-process step on the same batch.
+``torch.nn.SyncBatchNorm`` does that on GPUs; it refuses CPU tensors, so on the CPU (the gloo
+backend, used by the tests) :class:`CpuSyncBatchNorm` does the same with two differentiable
+all-reduces per layer.
+
 """
 
 from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..env import get_device
 from ..errors import UserError
+from .config import TrainConfig
+from .trainer import RunPlan, Trainer
 
 __all__ = [
+    "CpuSyncBatchNorm",
     "DistContext",
     "DistributedError",
+    "DistributedTrainer",
     "all_reduce_min",
     "all_reduce_sum",
     "barrier",
     "broadcast_buffers",
     "cleanup",
+    "convert_sync_batchnorm",
     "get_context",
     "init_distributed",
     "is_main",
     "launched_by_torchrun",
+    "make_trainer",
 ]
 
 
@@ -193,3 +219,188 @@ def barrier() -> None:
     """Wait until every process gets here (nothing in a single process)."""
     if _context.enabled:
         dist.barrier()
+
+
+class _SyncBatchNorm(torch.autograd.Function):
+    """Batch normalisation over every process's batch, with the closed-form backward pass of
+    ``nn.BatchNorm2d`` (as ``nn.SyncBatchNorm`` computes it on GPUs).
+
+    Forward: global per-channel mean, then global biased variance (two all-reduces of sums).
+    Backward: ``dx = w / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))`` with the two means
+    over all processes (one all-reduce); the weight and bias gradients are this process's sums,
+    which ``DistributedDataParallel`` then averages like every other gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> Any:
+        dims = (0, 2, 3)
+        sums = torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.shape[1]])])
+        dist.all_reduce(sums)
+        n, mean = sums[-1], sums[:-1] / sums[-1]
+        centred = x - mean[None, :, None, None]
+        var = centred.square().sum(dims)
+        dist.all_reduce(var)
+        var /= n
+        invstd = torch.rsqrt(var + eps)
+        x_hat = centred * invstd[None, :, None, None]
+        ctx.save_for_backward(x_hat, weight, invstd, n)
+        ctx.mark_non_differentiable(mean, var, n)
+        return x_hat * weight[None, :, None, None] + bias[None, :, None, None], mean, var, n
+
+    @staticmethod
+    def backward(ctx: Any, dy: torch.Tensor, *unused: Any) -> Any:
+        x_hat, weight, invstd, n = ctx.saved_tensors
+        dims, channels = (0, 2, 3), x_hat.shape[1]
+        sums = torch.cat([dy.sum(dims), (dy * x_hat).sum(dims)])
+        grad_bias, grad_weight = sums[:channels].clone(), sums[channels:].clone()
+        dist.all_reduce(sums)
+        mean_dy, mean_dy_xhat = (sums / n).split(channels)
+        scale = (invstd * weight)[None, :, None, None]
+        dx = (dy - mean_dy[None, :, None, None] - x_hat * mean_dy_xhat[None, :, None, None]) * scale
+        return dx, grad_weight, grad_bias, None
+
+
+class CpuSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training-mode statistics cover every process's batch (for gloo on the CPU).
+
+    The global mean and the global (biased) variance come from all-reduced sums, and the backward
+    pass all-reduces its sums too (:class:`_SyncBatchNorm`); running statistics are updated with
+    the unbiased variance, as ``nn.BatchNorm2d`` does. In eval mode, or outside a process group,
+    it is plain BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
+            return super().forward(x)
+        ones = torch.ones(x.shape[1], device=x.device)
+        weight = self.weight if self.affine else ones
+        bias = self.bias if self.affine else torch.zeros_like(ones)
+        y, mean, var, n = _SyncBatchNorm.apply(x.float(), weight, bias, self.eps)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean, momentum)
+                self.running_var.lerp_(var * n / (n - 1).clamp(min=1), momentum)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with every BatchNorm synchronised across processes: ``nn.SyncBatchNorm`` on a
+    GPU, :class:`CpuSyncBatchNorm` (BatchNorm2d layers) on the CPU. Parameters and buffers are
+    kept (the same tensors); the model is changed in place and returned."""
+    if torch.device(device).type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            synced = CpuSyncBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
+            if child.affine:
+                synced.weight, synced.bias = child.weight, child.bias
+            synced.running_mean, synced.running_var = child.running_mean, child.running_var
+            synced.num_batches_tracked = child.num_batches_tracked
+            synced.train(child.training)
+            setattr(model, name, synced)
+        else:
+            convert_sync_batchnorm(child, device)
+    return model
+
+
+class _Counted:
+    """A loader wrapped to count the images it yields (``seen``): a process's share of the test split."""
+
+    def __init__(self, loader: Iterable) -> None:
+        self.loader, self.seen = loader, 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            self.seen += int(y.shape[0])
+            yield x, y
+
+
+class DistributedTrainer(Trainer):
+    """:class:`Trainer` for one process of several: the model (after :func:`convert_sync_batchnorm`
+    when ``context.sync_bn``) trains through ``DistributedDataParallel``; metrics, the NaN check
+    and evaluation are reduced over the processes. ``steps_per_epoch`` counts global batches."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        plan: RunPlan | str | torch.device | None,
+        steps_per_epoch: int,
+        context: DistContext,
+    ) -> None:
+        plan = plan if isinstance(plan, RunPlan) else RunPlan.resolve(config, plan)
+        if context.sync_bn:
+            model = convert_sync_batchnorm(model, plan.device)
+        super().__init__(model, config, plan, steps_per_epoch)
+        self.context = context
+        compiled = self.forward is not self.model
+        self._eval_forward = self.forward  # evaluation needs no gradient sync: the plain model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self.forward = torch.compile(ddp) if compiled else ddp
+
+    @property
+    def images_seen(self) -> int:
+        """Training images since :meth:`reset_metrics`, over all processes (equal slices)."""
+        return self._seen * self.context.world_size
+
+    def metrics(self) -> tuple[float, float]:
+        """Mean training loss and accuracy over every process's images (a collective)."""
+        totals = torch.stack(
+            [
+                self._loss_sum.double(),
+                self._correct.double(),
+                torch.tensor(float(self._seen), device=self.device),
+            ]
+        )
+        loss_sum, correct, seen = all_reduce_sum(totals.to(torch.float64)).tolist()
+        if seen == 0:
+            return float("nan"), float("nan")
+        return loss_sum / seen, correct / seen
+
+    def first_nonfinite_step(self) -> int | None:
+        """The first step whose loss was NaN/inf on any process (a collective): every rank stops together."""
+        never = torch.iinfo(torch.long).max
+        bad = torch.where(self._first_bad < 0, torch.full_like(self._first_bad, never), self._first_bad)
+        first = int(all_reduce_min(bad.clone()))
+        return None if first == never else first
+
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> tuple[float, float]:
+        """Loss and accuracy over every process's part of the test split, with rank 0's buffers."""
+        broadcast_buffers(self.model)
+        counted = _Counted(loader)
+        train_forward, self.forward = self.forward, self._eval_forward
+        try:
+            loss, acc = super().evaluate(counted)
+        finally:
+            self.forward = train_forward
+        seen = counted.seen
+        totals = torch.tensor([loss * seen, acc * seen, float(seen)], dtype=torch.float64, device=self.device)
+        loss_sum, correct, total = all_reduce_sum(totals).tolist()
+        return loss_sum / total, round(correct) / total
+
+    @torch.no_grad()
+    def evaluate_flip_tta(self, loader: Iterable) -> float:
+        """Flip-TTA accuracy over every process's part of the test split, with rank 0's buffers."""
+        broadcast_buffers(self.model)
+        counted = _Counted(loader)
+        acc, seen = super().evaluate_flip_tta(counted), counted.seen
+        totals = torch.tensor([acc * seen, float(seen)], dtype=torch.float64, device=self.device)
+        correct, total = all_reduce_sum(totals).tolist()
+        return round(correct) / total
+
+
+def make_trainer(
+    model: nn.Module, config: TrainConfig, plan: RunPlan, steps_per_epoch: int, context: DistContext
+) -> Trainer:
+    """A :class:`DistributedTrainer` when ``context`` has several processes, else a :class:`Trainer`."""
+    if context.enabled:
+        return DistributedTrainer(model, config, plan, steps_per_epoch, context)
+    return Trainer(model, config, plan, steps_per_epoch)

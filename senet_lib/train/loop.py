@@ -24,19 +24,13 @@ from ..checkpoint import (
 from ..data import make_loaders
 from ..env import (
     device_name,
-    get_device,
-    seed_everything,
 )
 from ..errors import UserError
 from ..models import zero_residual_branches
 from .config import TrainConfig, core_recipe
-from .ddp import make_trainer
-from .distributed import get_context, is_main
-from .history import History
-from .records import RECORD_NAME, STALE_RECORD_AGE
-from .rng import _rng_state, _set_rng_state
-from .runtime import resolve_channels_last
-from .trainer import Trainer, TrainingDiverged
+from .distributed import get_context, is_main, make_trainer
+from .history import RECORD_NAME, STALE_RECORD_AGE, History
+from .trainer import RunPlan, Trainer, TrainingDiverged, rng_state, set_rng_state
 
 if TYPE_CHECKING:
     from ..data import ImageDataset
@@ -64,10 +58,6 @@ class RecipeMismatchError(ValueError, UserError):
 
 
 # --------------------------------------------------------------------------- the epoch loop
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    return device if isinstance(device, torch.device) else get_device(device)
-
-
 class _EpochLoaders:
     """Train/test loaders from :func:`senet_lib.data.make_loaders` whose shuffle depends only on
     ``seed + epoch`` (their ``set_epoch``), so a resumed run sees the same batches as an uninterrupted one."""
@@ -171,8 +161,14 @@ def fit(
     run_dir: str | Path | None = None,
     resume: bool = False,
     device: str | torch.device | None = None,
+    plan: RunPlan | None = None,
 ) -> History:
     """Train ``model`` on ``data`` with ``config``; return the per-epoch :class:`History`.
+
+    ``plan`` is the run's :class:`RunPlan` (device, precision, memory format, compilation), resolved
+    from ``config`` and ``device`` when not given; nothing here derives those settings again. ``fit``
+    does not seed: the model's initial weights are the caller's (:meth:`RunPlan.build_model` seeds
+    them), and the data order and augmentation are drawn from ``(config.seed, epoch)``.
 
     With ``run_dir``, writes ``checkpoint.pt`` every ``save_every`` epochs and at the end, and
     ``history.json`` every epoch (both atomically). ``resume=True`` continues the checkpoint in
@@ -192,14 +188,14 @@ def fit(
         senet_lib.checkpoint.CheckpointError: the checkpoint to resume is corrupt or not resumable.
         ValueError: too little data for one batch.
     """
-    device = _resolve_device(device)
+    plan = plan if plan is not None else RunPlan.resolve(config, device, run_dir=run_dir)
     if run_dir is None:
         if resume:
             raise ValueError("resume=True needs run_dir, the folder of the run to continue.")
-        return _fit(model, data, config, None, False, device)
+        return _fit(model, data, config, None, False, plan)
     run_dir = Path(run_dir)
     if not is_main():  # several processes: rank 0 holds the folder and writes; the others only read
-        return _fit(model, data, config, run_dir, resume, device)
+        return _fit(model, data, config, run_dir, resume, plan)
     with claim_run_folder(run_dir):
         removed = remove_stale_temps(run_dir, (CHECKPOINT_NAME, HISTORY_NAME))
         removed += remove_stale_temps(run_dir, (RECORD_NAME,), min_age=STALE_RECORD_AGE)
@@ -209,7 +205,7 @@ def fit(
                 f"({', '.join(p.name for p in removed)}).",
                 file=sys.stderr,
             )
-        return _fit(model, data, config, run_dir, resume, device)
+        return _fit(model, data, config, run_dir, resume, plan)
 
 
 def _fit(
@@ -218,9 +214,10 @@ def _fit(
     config: TrainConfig,
     run_dir: Path | None,
     resume: bool,
-    device: torch.device,
+    plan: RunPlan,
 ) -> History:
     """:func:`fit`'s epoch loop, for a run folder this process holds (or none)."""
+    device = plan.device
     ckpt_path = run_dir / CHECKPOINT_NAME if run_dir is not None else None
     payload = None
     if ckpt_path is not None and ckpt_path.exists():
@@ -231,12 +228,10 @@ def _fit(
             )
         model, payload = load_checkpoint(ckpt_path, model=model, device=device)
         _check_resumable(payload["config"], config, ckpt_path)
-    if payload is None:
-        seed_everything(config.seed)
-        if config.zero_init_residual:
-            zero_residual_branches(model)
+    if payload is None and config.zero_init_residual:
+        zero_residual_branches(model)
 
-    loaders = _EpochLoaders(data, config, device, resolve_channels_last(device, config))
+    loaders = _EpochLoaders(data, config, device, plan.channels_last)
     steps = len(loaders.train)
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
@@ -245,7 +240,7 @@ def _fit(
             f"The training split ({len(data.train.labels)} images) is smaller than one batch "
             f"({config.batch_size}): lower the batch size or use more training images."
         )
-    trainer = make_trainer(model, config, device, steps, get_context())
+    trainer = make_trainer(model, config, plan, steps, get_context())
     where = {"device_name": device_name(device), "precision": trainer.precision.name}
     history = History()
     start_epoch = 0
@@ -265,7 +260,7 @@ def _fit(
         trainer.load_state_dict(payload["trainer_state"])
         history = History(payload["history"])
         start_epoch = int(payload["epoch"])
-        _set_rng_state(payload["extra"]["rng"])
+        set_rng_state(payload["extra"]["rng"])
         saved_note = _kept_note(ckpt_path, start_epoch)
         if start_epoch >= config.epochs:
             return history
@@ -322,7 +317,7 @@ def _fit(
                     done,
                     history,
                     config.to_dict(),
-                    extra={"rng": _rng_state(), "steps_per_epoch": steps},
+                    extra={"rng": rng_state(), "steps_per_epoch": steps},
                 )
                 saved_note = _kept_note(ckpt_path, done)
             history.to_json(run_dir / HISTORY_NAME)

@@ -1,10 +1,25 @@
 """The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, and the run folders
-and names it derives from the recipe."""
+and names it derives from the recipe.
+
+(merged) The repository's small trained networks (``pretrained/``): find the one that matches a run.
+
+A file in ``pretrained/`` is an fp16 weights file written by
+:func:`senet_lib.checkpoint.export_weights`, with a JSON sidecar that records its architecture,
+recipe, training data, accuracy, per-epoch history and SHA-256 (``scripts/export_pretrained.py``
+writes both from a finished run). :func:`find_pretrained` answers "was this exact run
+(model, options, data, recipe, seed) already trained and shipped?", so that
+:func:`senet_lib.train.train_or_load` and the notebooks can load it instead of training.
+
+``$SENET_PRETRAINED_DIR`` points the search at another folder (for example an attached Kaggle
+dataset); the default is the checkout's ``pretrained/`` folder.
+
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,26 +29,34 @@ import torch
 from torch import nn
 
 from ..checkpoint import (
+    CheckpointError,
     atomic_write_json,
     load_checkpoint,
     read_checkpoint,
     restore_earlier_run,
+    verify_weights,
 )
-from ..env import (
-    get_paths,
-    seed_everything,
-)
+from ..env import REPO_ROOT, get_paths
 from ..models import create_model
-from ..pretrained import PretrainedMatch, find_pretrained
-from .config import TrainConfig
+from .config import TrainConfig, core_recipe
 from .distributed import is_main
-from .history import History
-from .loop import CHECKPOINT_NAME, _resolve_device, fit
-from .records import RECORD_NAME, RunRecord, _dataset_descriptor, run_record
-from .runtime import run_environment
+from .history import RECORD_NAME, History, RunRecord, dataset_descriptor, run_record
+from .loop import CHECKPOINT_NAME, fit
+from .trainer import RunPlan
 
 if TYPE_CHECKING:
     from ..data import ImageDataset
+
+__all__ = [
+    "PretrainedMatch",
+    "find_pretrained",
+    "list_pretrained",
+    "pick_pretrained",
+    "pick_pretrained_pair",
+    "pretrained_dir",
+    "recorded_profile",
+    "same_recipe",
+]
 
 
 def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, **model_options: Any) -> str:
@@ -42,7 +65,7 @@ def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, *
     The 8-digit hash covers the recipe (runtime-only fields left out), the dataset (name, sizes,
     subset notes; the generator seed for synthetic data, not the folder CIFAR was read from) and
     the model options, so a quick or subset run never shares a folder with a full one."""
-    identity = _dataset_descriptor(data)
+    identity = dataset_descriptor(data)
     if not identity["synthetic"]:
         identity.pop("source")  # the folder CIFAR was read from does not change the run
     key = json.dumps(
@@ -52,13 +75,6 @@ def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, *
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"{model_name}-{data.name}-n{len(data.train.labels)}-{digest}-seed{config.seed}"
-
-
-def seeded_model(model_name: str, num_classes: int, seed: int, **model_options: Any) -> nn.Module:
-    """``create_model`` after seeding every generator with ``seed``: the initial weights a run's
-    recipe gives (the one place a run's model is seeded before training)."""
-    seed_everything(seed)
-    return create_model(model_name, num_classes, **model_options)
 
 
 def run_folder(
@@ -111,17 +127,18 @@ def train_or_load(
     of the run from an earlier session under ``/kaggle/input`` (read-only) is copied there first
     (:func:`senet_lib.checkpoint.restore_earlier_run`) and continued.
     With no run there and ``use_pretrained``, a network in ``pretrained/`` trained with the same
-    model, options, data sizes and recipe (:func:`senet_lib.pretrained.find_pretrained`) is loaded
+    model, options, data sizes and recipe (:func:`find_pretrained`) is loaded
     instead of training; nothing is written then.
 
     Returns:
         A :class:`Run` (``model, history = train_or_load(...)`` still works), the model in eval
         mode on ``device``.
     """
-    device = _resolve_device(device)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
     run_name = run_name or default_run_name(model_name, data, config, **model_options)
     run_dir = checkpoint_dir / run_name
+    plan = RunPlan.resolve(config, device, model=model_name, model_options=model_options, run_dir=run_dir)
+    device = plan.device
     ckpt_path = run_dir / CHECKPOINT_NAME
     restore_earlier_run(run_name, run_dir)  # a Kaggle session's run, attached read-only: copied back here
     if ckpt_path.exists():
@@ -140,7 +157,7 @@ def train_or_load(
             return Run(model, saved_history, record, run_dir, ckpt_path, "run")
         print(f"Resuming {run_name} from epoch {len(saved_history)} of {config.epochs} ({ckpt_path}).")
         model = create_model(model_name, data.num_classes, **model_options)
-        history = fit(model, data, config, run_dir=run_dir, resume=True, device=device)
+        history = fit(model, data, config, run_dir=run_dir, resume=True, plan=plan)
     else:
         shipped = _find_shipped(model_name, data, config, model_options) if use_pretrained else None
         if shipped is not None:
@@ -148,9 +165,9 @@ def train_or_load(
             print(f"Loaded the repository's pretrained network {shipped.describe()} from {shipped.path}.")
             return Run(model, History(shipped.history), None, None, shipped.path, "pretrained")
         print(f"Training {run_name} for {config.epochs} epochs on {device}; checkpoints go to {run_dir}.")
-        model = seeded_model(model_name, data.num_classes, config.seed, **model_options)
-        history = fit(model, data, config, run_dir=run_dir, device=device)
-    record = run_record(model, data, config, history, run_environment(device, config), history.total_seconds)
+        model = plan.build_model(data.num_classes)
+        history = fit(model, data, config, run_dir=run_dir, plan=plan)
+    record = run_record(model, data, config, history, plan.record(), history.total_seconds)
     if is_main():  # several processes (torchrun): rank 0 writes
         atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
@@ -161,4 +178,183 @@ def _find_shipped(
     model_name: str, data: ImageDataset, config: TrainConfig, model_options: Mapping[str, Any]
 ) -> PretrainedMatch | None:
     arch = {"name": model_name, "num_classes": int(data.num_classes), **model_options}
-    return find_pretrained(arch, _dataset_descriptor(data), config.to_dict())
+    return find_pretrained(arch, dataset_descriptor(data), config.to_dict())
+
+
+#: Recipe fields besides :data:`senet_lib.train.RUNTIME_FIELDS` that do not change the experiment.
+SAME_EXPERIMENT_FIELDS = ("precision", "pipeline")
+
+
+def pretrained_dir() -> Path | None:
+    """``$SENET_PRETRAINED_DIR``, else ``<checkout>/pretrained``, else None (an installed package)."""
+    if os.environ.get("SENET_PRETRAINED_DIR"):
+        return Path(os.environ["SENET_PRETRAINED_DIR"]).expanduser()
+    return REPO_ROOT / "pretrained" if REPO_ROOT is not None else None
+
+
+def recorded_profile(meta: Mapping[str, Any]) -> str:
+    """The named recipe (:data:`senet_lib.train.PROFILE_SETTINGS`) a run was started with, read from a sidecar or from the
+    ``meta`` of exported weights (both keep the run's environment), or "?" if unrecorded."""
+    return str((meta.get("environment") or {}).get("profile") or "?")
+
+
+@dataclass(frozen=True)
+class PretrainedMatch:
+    """One shipped weights file that matches a request, with its sidecar."""
+
+    path: Path
+    sidecar: dict[str, Any]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The run's per-epoch rows (empty for files exported before histories were kept)."""
+        return list(self.sidecar.get("history") or [])
+
+    @property
+    def images_seen(self) -> int:
+        """Training images the network saw: its recipe's epochs × its training split (0 if unrecorded).
+
+        Notebook 06 compares this with notebook 05's run to analyse the better-trained network."""
+        epochs = (self.sidecar.get("recipe") or {}).get("epochs") or 0
+        return int(epochs) * int((self.sidecar.get("data") or {}).get("train_size") or 0)
+
+    @property
+    def profile(self) -> str:
+        """The named recipe the run was started with (:func:`recorded_profile`), or "?"."""
+        return recorded_profile(self.sidecar)
+
+    @property
+    def data_label(self) -> str:
+        return str((self.sidecar.get("data") or {}).get("label", "?"))
+
+    def describe(self) -> str:
+        acc = (self.sidecar.get("accuracy") or {}).get("final_test_acc")
+        shown = f", final test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else ""
+        profile = self.profile
+        recipe = f"profile {profile}, " if profile != "?" else ""
+        return f"{self.path.name} ({recipe}trained on {self.data_label}{shown})"
+
+
+def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two recipes (``TrainConfig.to_dict()`` values) train the same network.
+
+    Runtime fields are ignored, and so are precision and pipeline: bf16 and fp32 runs of one
+    recipe, or the two data pipelines (same augmentations), are the same experiment.
+    """
+
+    def core(recipe: Mapping[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in core_recipe(recipe).items() if k not in SAME_EXPERIMENT_FIELDS}
+        return json.loads(json.dumps(kept))
+
+    return core(a) == core(b)
+
+
+def _same_data(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    keys = ("name", "num_classes", "train_size", "test_size")
+    return not saved.get("synthetic") and all(saved.get(k) == wanted.get(k) for k in keys)
+
+
+def _sidecars(folder: str | Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    folder = Path(folder) if folder is not None else pretrained_dir()
+    if folder is None or not folder.is_dir():
+        return []
+    found = []
+    for sidecar_path in sorted(folder.glob("*.json")):
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(sidecar, dict) and isinstance(sidecar.get("arch_config"), dict) and sidecar.get("file"):
+            found.append((sidecar_path.with_name(str(sidecar["file"])), sidecar))
+    return found
+
+
+def _verified(weights: Path, sidecar: dict[str, Any]) -> PretrainedMatch | None:
+    try:
+        verify_weights(weights)
+    except (CheckpointError, OSError) as err:
+        print(f"Skipping {weights.name}: {err}")
+        return None
+    return PretrainedMatch(weights, sidecar)
+
+
+def list_pretrained(folder: str | Path | None = None) -> list[PretrainedMatch]:
+    """Every weights file with a sidecar in ``folder`` (default :func:`pretrained_dir`), unverified."""
+    return [PretrainedMatch(weights, sidecar) for weights, sidecar in _sidecars(folder)]
+
+
+def _longest_first(
+    model_name: str, dataset: str, num_classes: int, folder: str | Path | None
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The shipped ``model_name`` files (default options) trained on the full real ``dataset``:
+    the longest-trained first, then the lowest seed."""
+    found = [
+        (weights, sidecar)
+        for weights, sidecar in _sidecars(folder)
+        if sidecar["arch_config"] == {"name": model_name, "num_classes": int(num_classes)}
+        and (sidecar.get("data") or {}).get("name") == dataset
+        and not (sidecar.get("data") or {}).get("synthetic")
+    ]
+
+    def longest_then_lowest_seed(candidate: tuple[Path, dict[str, Any]]) -> tuple[int, int]:
+        recipe = candidate[1].get("recipe") or {}
+        return -int(recipe.get("epochs", 0)), int(recipe.get("seed", 0))
+
+    return sorted(found, key=longest_then_lowest_seed)
+
+
+def pick_pretrained(
+    model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
+) -> PretrainedMatch | None:
+    """The shipped ``model_name`` (default options) trained on the full ``dataset``, whatever its
+    recipe: the longest-trained one, lowest seed first. For analyses that need *a* trained network
+    (notebook 06), not a particular run. Verified against its SHA-256; None if there is none."""
+    for weights, sidecar in _longest_first(model_name, dataset, num_classes, folder):
+        match = _verified(weights, sidecar)
+        if match is not None:
+            return match
+    return None
+
+
+def pick_pretrained_pair(
+    plain_name: str, se_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
+) -> tuple[PretrainedMatch, PretrainedMatch] | None:
+    """A shipped plain network and its SE twin trained on the same full ``dataset`` with the same
+    recipe and seed (:func:`same_recipe`): a fair comparison, as notebook 05 makes it. The
+    longest-trained pair, lowest seed first; both verified against their SHA-256; None if none."""
+    plain = _longest_first(plain_name, dataset, num_classes, folder)
+    twin_arch = {"name": se_name, "num_classes": int(num_classes)}
+    for weights, sidecar in plain:
+        twin = find_pretrained(twin_arch, sidecar["data"], sidecar.get("recipe") or {}, folder)
+        if twin is not None and (match := _verified(weights, sidecar)):
+            return match, twin
+    return None
+
+
+def find_pretrained(
+    arch_config: Mapping[str, Any],
+    data: Mapping[str, Any],
+    recipe: Mapping[str, Any],
+    folder: str | Path | None = None,
+) -> PretrainedMatch | None:
+    """The shipped weights file trained as asked, or None.
+
+    Args:
+        arch_config: ``{"name", "num_classes", **options}`` as :func:`senet_lib.create_model` sets it.
+        data: the dataset descriptor of the run (name, num_classes, train_size, test_size,
+            synthetic); synthetic data never match.
+        recipe: ``TrainConfig.to_dict()`` of the run (compared with :func:`same_recipe`).
+        folder: where to look (default :func:`pretrained_dir`).
+
+    A file whose SHA-256 does not match its sidecar is skipped with a printed note: a damaged file
+    is never loaded.
+    """
+    if data.get("synthetic"):
+        return None
+    wanted_arch = json.loads(json.dumps(dict(arch_config)))
+    for weights, sidecar in _sidecars(folder):
+        if sidecar["arch_config"] != wanted_arch or not _same_data(sidecar.get("data") or {}, data):
+            continue
+        if same_recipe(sidecar.get("recipe") or {}, recipe) and (match := _verified(weights, sidecar)):
+            return match
+    return None

@@ -1,23 +1,36 @@
-"""The per-step machinery: :class:`Trainer` (forward, backward, mixed precision, metrics, evaluation, state)."""
+"""How a run executes: its settings resolved once (:class:`RunPlan`) and the per-step machinery
+(:class:`Trainer`: forward, backward, mixed precision, metrics, evaluation, state), with every random
+generator's state saved and restored (:func:`rng_state`), so a resumed run continues the same stream.
+"""
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..env import (
+    Precision,
+    default_channels_last,
+    device_name,
+    environment_record,
+    format_rows,
+    get_device,
     get_precision,
+    seed_everything,
 )
 from ..errors import UserError
-from ..models.modes import eval_mode
+from ..models import create_model, eval_mode
 from .config import TrainConfig
 from .optim import build_scheduler, make_sgd
-from .runtime import compile_reason, resolve_channels_last, resolve_compile
 
 
 def flip_tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -46,16 +59,21 @@ class Trainer:
     """
 
     def __init__(
-        self, model: nn.Module, config: TrainConfig, device: str | torch.device, steps_per_epoch: int
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        plan: RunPlan | str | torch.device | None,
+        steps_per_epoch: int,
     ) -> None:
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1 (got {steps_per_epoch}).")
         self.config = config
-        self.device = torch.device(device)
+        self.plan = plan if isinstance(plan, RunPlan) else RunPlan.resolve(config, plan)
+        self.device = self.plan.device
         self.steps_per_epoch = int(steps_per_epoch)
         self.total_steps = config.epochs * self.steps_per_epoch
-        self.precision = get_precision(self.device, config.precision)
-        self.channels_last = resolve_channels_last(self.device, config)
+        self.precision = self.plan.precision
+        self.channels_last = self.plan.channels_last
         self.model = model.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -74,16 +92,12 @@ class Trainer:
 
     # ----------------------------------------------------------------- construction helpers
     def _maybe_compile(self, model: nn.Module) -> nn.Module:
-        """The training forward: ``torch.compile(model, dynamic=False)`` when :func:`resolve_compile`
-        says so, else ``model``. Evaluation always runs the eager ``model`` (same weights): eval mode
-        and the last partial test batch would each cost a recompile, for a pass of a few seconds."""
-        if not resolve_compile(self.device, self.config):
-            return model
-        reason = compile_reason(self.device)
-        if reason is not None:
-            print(f"compile=True ignored: {reason}; training without torch.compile.")
-            return model
-        return torch.compile(model, dynamic=False)
+        """The training forward: ``torch.compile(model, dynamic=False)`` when the plan says so, else
+        ``model``. Evaluation always runs the eager ``model`` (same weights): eval mode and the last
+        partial test batch would each cost a recompile, for a pass of a few seconds."""
+        if self.plan.compile_note:
+            print(f"{self.plan.compile_note}; training without torch.compile.")
+        return torch.compile(model, dynamic=False) if self.plan.compile else model
 
     @staticmethod
     def _build_cutmix(model: nn.Module) -> nn.Module:
@@ -237,3 +251,148 @@ class Trainer:
         self.step = int(state.get("step", 0))
         if state.get("cutmix_rng") is not None:
             self._cutmix_rng.set_state(state["cutmix_rng"].cpu())
+
+
+def rng_state() -> dict[str, Any]:
+    """Torch (CPU and CUDA), NumPy and Python RNG states as tensors and plain values."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def compile_reason(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot be used on ``device``, or None if it can."""
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    if device.type == "mps":
+        return "torch.compile does not support Apple MPS"
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < (7, 0):
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"this GPU has compute capability {major}.{minor} and torch.compile needs 7.0 or newer"
+    return None
+
+
+# --------------------------------------------------------------------------- the run's settings, once
+@dataclass(frozen=True)
+class RunPlan:
+    """How one run executes, resolved once from the recipe, the profile and the machine.
+
+    :meth:`resolve` makes every choice that a recipe leaves to the machine: the device, the
+    precision (``config.precision`` or the device's, :func:`senet_lib.env.get_precision`),
+    channels-last (``config.channels_last`` or the device's default: CUDA and CPUs, not MPS),
+    ``torch.compile`` (``config.compile``, or on for CUDA; off where the device cannot compile,
+    with ``compile_note`` saying why) and the seed. :func:`~senet_lib.train.fit`, the
+    :class:`Trainer`, the run record and the command line read these fields and never derive them
+    again; ``str(plan)`` is the command line's start-up banner and :meth:`record` the run record's
+    ``environment``.
+    """
+
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    compile: bool
+    seed: int
+    profile: str | None = None
+    model: str | None = None
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    compile_note: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        config: TrainConfig,
+        device: str | torch.device | None = None,
+        *,
+        profile: str | None = None,
+        model: str | None = None,
+        model_options: Mapping[str, Any] | None = None,
+        run_dir: str | Path | None = None,
+    ) -> RunPlan:
+        """The plan of a run of ``config`` on ``device`` (default: :func:`senet_lib.env.get_device`)."""
+        device = device if isinstance(device, torch.device) else get_device(device)
+        channels_last = (
+            config.channels_last if config.channels_last is not None else default_channels_last(device)
+        )
+        wanted = config.compile if config.compile is not None else device.type == "cuda"
+        reason = compile_reason(device) if wanted else None
+        return cls(
+            device=device,
+            precision=get_precision(device, config.precision),
+            channels_last=channels_last,
+            compile=wanted and reason is None,
+            seed=config.seed,
+            profile=profile,
+            model=model,
+            model_options=dict(model_options or {}),
+            run_dir=Path(run_dir) if run_dir is not None else None,
+            compile_note=f"compile=True ignored: {reason}" if reason else None,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """:func:`senet_lib.env.environment_record` of this run, with its memory format and compilation."""
+        record = environment_record(self.device, self.precision.name, self.profile, self.precision.reason)
+        record["channels_last"] = self.channels_last
+        record["compile"] = self.compile
+        return record
+
+    def __str__(self) -> str:
+        precision = self.precision.name + (" + GradScaler" if self.precision.use_grad_scaler else "")
+        if self.precision.reason:
+            precision += f" ({self.precision.reason})"
+        rows = [
+            ("device", f"{self.device} — {device_name(self.device)}"),
+            ("precision", precision),
+            ("channels-last", "on" if self.channels_last else "off"),
+            ("compile", "on" if self.compile else (self.compile_note or "off")),
+            ("seed", str(self.seed)),
+            ("profile", self.profile or "(none)"),
+        ]
+        if self.model is not None:
+            options = ", ".join(f"{k}={v}" for k, v in sorted(self.model_options.items()))
+            rows.append(("model", self.model + (f" ({options})" if options else "")))
+        if self.run_dir is not None:
+            rows.append(("run folder", str(self.run_dir)))
+        return format_rows(rows)
+
+    def build_model(self, num_classes: int) -> nn.Module:
+        """``create_model(self.model, num_classes, **self.model_options)`` after seeding every generator
+        with the run's seed: the one place a run is seeded (its initial weights; the data order and
+        augmentation are drawn from ``(seed, epoch)`` by the loaders, and a resumed run restores the
+        generators' saved state)."""
+        if self.model is None:
+            raise ValueError("This RunPlan names no model: resolve it with model=<name>.")
+        seed_everything(self.seed)
+        return create_model(self.model, num_classes, **self.model_options)

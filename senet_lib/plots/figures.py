@@ -15,7 +15,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .env import get_paths, git_commit
+from ..env import get_paths, git_commit
 
 __all__ = [
     "save_figure",
