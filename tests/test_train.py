@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ import torch
 
 from senet_lib import train
 from senet_lib.checkpoint import load_checkpoint, save_checkpoint
+from senet_lib.cli import main as cli_main
 from senet_lib.data import make_synthetic
 from senet_lib.env import Precision, environment_record
 from senet_lib.models import create_model
-from senet_lib.train import History, TrainConfig, Trainer, TrainingDiverged, fit, train_or_load
+from senet_lib.train import History, RunPlan, TrainConfig, Trainer, TrainingDiverged, fit, train_or_load
 from senet_lib.train.config import get_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -393,3 +395,63 @@ def test_run_record_and_write_record(tiny_data, tmp_path):
     path = train.write_record(record, tmp_path)
     assert path.parent == tmp_path and json.loads(path.read_text()) == json.loads(json.dumps(record))
     assert train.write_record(record, tmp_path) != path  # a second record never overwrites the first
+
+
+# --------------------------------------------------------------------------- settings resolved once
+def test_a_run_is_seeded_in_one_place_and_reproduces(tiny_data, tmp_path, monkeypatch):
+    """train_or_load seeds once (RunPlan.build_model, before the initial weights); fit itself does not,
+    and two runs of one recipe still end with identical weights."""
+    import sys
+
+    from senet_lib import env as env_module
+
+    calls = []
+    real = env_module.seed_everything
+
+    def counting(seed, deterministic=False):
+        calls.append(seed)
+        real(seed, deterministic)
+
+    for name, module in list(sys.modules.items()):  # wherever the library holds the name
+        if name.startswith("senet_lib") and getattr(module, "seed_everything", None) is real:
+            monkeypatch.setattr(module, "seed_everything", counting)
+    config = tiny_config(epochs=1, seed=3)
+    first = train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path / "a", use_pretrained=False)
+    assert calls == [3]
+    torch.manual_seed(999)  # whatever the generators hold before, the run starts from its own seed
+    second = train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path / "b", use_pretrained=False)
+    assert calls == [3, 3]
+    for (name, a), b in zip(
+        first.model.state_dict().items(), second.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_the_plan_decides_precision_and_memory_format_once():
+    plan = RunPlan.resolve(tiny_config(precision="fp32", channels_last=False), CPU, model="resnet20")
+    trainer = Trainer(create_model("resnet20", 10), tiny_config(precision="bf16"), plan, 1)
+    assert trainer.precision.name == "fp32" and trainer.channels_last is False  # the plan's, not re-derived
+    record = plan.record()
+    assert (record["precision"], record["channels_last"], record["compile"]) == ("fp32", False, False)
+    assert "precision     : fp32" in str(plan) and "channels-last : off" in str(plan)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_the_train_banner_prints_the_precision_it_trains_in(precision, capsys, tmp_path):
+    args = [
+        "train",
+        "--profile",
+        "quick",
+        "--dataset",
+        "synthetic",
+        "--train-subset",
+        "32",
+        "--test-subset",
+        "16",
+    ]
+    args += ["--batch-size", "16", "--epochs", "1", "--max-steps", "1", "--device", "cpu", "--no-progress"]
+    assert cli_main([*args, "--precision", precision, "--save-dir", str(tmp_path)]) == 0
+    banner = capsys.readouterr().out.split("Training", 1)[0]
+    assert re.search(rf"^precision\s+: {precision}\b", banner, re.MULTILINE), banner
+    record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+    assert record["precision"] == precision
