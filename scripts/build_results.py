@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Build README's results sections and the accuracy-curve figures from the records in results/.
+"""Build the generated sections of README, docs/results.md and docs/benchmarks.md, and the accuracy-curve
+figures, from the records in results/.
 
-    python scripts/build_results.py            # rewrite README sections + figures/results_*.png|pdf|json
-    python scripts/build_results.py --check    # exit 1 if README is not what the records give
+    python scripts/build_results.py            # rewrite the sections + figures/results_*.png|pdf|json
+    python scripts/build_results.py --check    # exit 1 if a section is not what the records give
 
 Nothing in those README sections is typed by hand: training runs (``kind: train``, written by
 ``python -m senet_lib train --record`` or ``senet_lib.train.write_record``), benchmark records
-(``kind: benchmark``, from ``python -m senet_lib bench``) and notebook runtimes (``scripts/run_notebooks.py``, run by ``make tutorial``) are read and rendered,
+(``kind: benchmark``, from ``python benchmarks/train_speed.py``) and notebook runtimes (``scripts/run_notebooks.py``, run by ``make tutorial``) are read and rendered,
 each with its device, data and commit. The paper's and other people's numbers are printed beside
 ours from :data:`REFERENCES`, labelled as theirs.
 """
@@ -131,6 +132,66 @@ def paired_line(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def model_label(record: dict[str, Any]) -> str:
+    """The model's name with the options it was built with (``se_resnet20 (reduction=4)``)."""
+    model = record.get("model") or {}
+    options = {k: v for k, v in model.items() if k not in ("name", "num_classes")}
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{model.get('name')} ({extra})" if extra else str(model.get("name"))
+
+
+#: README's table leaves out short runs (smoke tests of an early commit): full data, at least this many epochs.
+HEADLINE_MIN_EPOCHS = 20
+
+
+def headline_table(records: list[dict[str, Any]]) -> str:
+    """README's one table: every full-data recipe that trained an SE network and its plain twin (same
+    seeds, same model options apart from SE), with the paired gap."""
+    runs = [
+        r for r in records if not r.get("ablation") and (r.get("dataset") or {}).get("train_size") == 50000
+    ]
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[
+            (_recipe_key(r), str(r.get("profile") or (r.get("environment") or {}).get("profile") or "?"))
+        ].append(r)
+    lines = [
+        "| data | recipe | plain | SE | seeds | SE − plain (points, paired by seed) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (key, profile), group in sorted(groups.items(), key=lambda kv: (str(kv[0][0][0]), kv[0][0][2] or 0)):
+        by_model: dict[str, dict[Any, dict[str, Any]]] = defaultdict(dict)
+        for r in group:
+            if r.get("precision") == "bf16" or not any(x.get("precision") == "bf16" for x in group):
+                by_model[model_label(r)][r.get("seed")] = r
+        for se_name, se_runs in sorted(by_model.items()):
+            if not se_name.startswith("se_"):
+                continue
+            plain_name = se_name.removeprefix("se_").split(" (")[0]
+            plain_runs = by_model.get(plain_name, {})
+            seeds = sorted(set(se_runs) & set(plain_runs), key=str)
+            if not seeds:
+                continue
+            gaps = [100 * (se_runs[s]["final_test_acc"] - plain_runs[s]["final_test_acc"]) for s in seeds]
+            gap = (
+                f"{gaps[0]:+.2f}"
+                if len(gaps) == 1
+                else f"{statistics.mean(gaps):+.2f} ± {statistics.stdev(gaps):.2f}"
+            )
+            lines.append(
+                f"| {key[0]} | `{profile}`, {key[2]} epochs | {plain_name} {_pct([plain_runs[s]['final_test_acc'] for s in seeds])} "
+                f"| {se_name} {_pct([se_runs[s]['final_test_acc'] for s in seeds])} | {', '.join(map(str, seeds))} | {gap} |"
+            )
+    if len(lines) == 2:
+        return "_No SE network and plain twin are recorded on the same seeds yet._"
+    lines += [
+        "",
+        f"Final test accuracy (%) of full-data runs of at least {HEADLINE_MIN_EPOCHS} epochs, mean ± standard deviation over seeds; "
+        "every row's records and curves are in [docs/results.md](docs/results.md).",
+    ]
+    return "\n".join(lines)
+
+
 def train_section(records: list[dict[str, Any]], figures: Path, write_figures: bool = True) -> str:
     """Markdown tables (one per dataset + recipe) with links to their curve figures in ``figures``
     (drawn and saved unless ``write_figures`` is False)."""
@@ -155,7 +216,7 @@ def train_section(records: list[dict[str, Any]], figures: Path, write_figures: b
         ]
         rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in group:
-            rows[r["model"]["name"], _trained_in(r)].append(r)
+            rows[model_label(r), _trained_in(r)].append(r)
         mixed = len({precision for _, precision in rows}) > 1
         by_model = {(f"{m} ({p})" if mixed else m): runs for (m, p), runs in sorted(rows.items())}
         for (model, precision), runs in sorted(rows.items()):
@@ -234,7 +295,7 @@ def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, fol
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from senet_lib.figures import save_figure, set_style
+    from senet_lib.plots import save_figure, set_style
     from senet_lib.plots.training import plot_curves
 
     set_style()
@@ -325,9 +386,7 @@ def bench_section(records: list[dict[str, Any]]) -> str:
     """An overview table with one line per benchmark record (oldest first), then each record's full
     table, ratios and targets in a collapsed ``<details>`` block."""
     if not records:
-        return (
-            "_No benchmark recorded yet: run `python -m senet_lib bench` on a GPU and copy its record here._"
-        )
+        return "_No benchmark recorded yet: run `python benchmarks/train_speed.py` on a GPU and copy its record here._"
     # oldest first by the record's own clock: file names start with the machine, not the date
     records = sorted(records, key=lambda r: (str(r.get("created", "")), r["_file"]))
     lines: list[str] = [
@@ -498,13 +557,24 @@ def replace_section(text: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def build(results: Path, readme: Path, figures: Path, write_figures: bool = True) -> str:
+def build(results: Path, readme: Path, figures: Path, write_figures: bool = True) -> dict[Path, str]:
+    """The text every generated file should have: README (notebook table, headline), docs/results.md
+    (every training table and curve) and docs/benchmarks.md (every benchmark record)."""
     groups = load_records(results)
-    text = readme.read_text()
-    text = replace_section(text, "notebook-table", notebook_table(groups.get("notebook_runtimes", [])))
-    text = replace_section(text, "results", train_section(groups.get("train", []), figures, write_figures))
-    text = replace_section(text, "bench", bench_section(groups.get("benchmark", [])))
-    return text
+    docs = readme.parent / "docs"
+    train = groups.get("train", [])
+    texts = {readme: readme.read_text(), docs / "results.md": (docs / "results.md").read_text()}
+    texts[docs / "benchmarks.md"] = (docs / "benchmarks.md").read_text()
+    texts[readme] = replace_section(
+        texts[readme], "notebook-table", notebook_table(groups.get("notebook_runtimes", []))
+    )
+    texts[readme] = replace_section(texts[readme], "headline", headline_table(train))
+    section = train_section(train, figures, write_figures).replace("](figures/", "](../figures/")
+    texts[docs / "results.md"] = replace_section(texts[docs / "results.md"], "results", section)
+    texts[docs / "benchmarks.md"] = replace_section(
+        texts[docs / "benchmarks.md"], "bench", bench_section(groups.get("benchmark", []))
+    )
+    return texts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,18 +582,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--figures", type=Path, default=ROOT / "figures")
-    parser.add_argument("--check", action="store_true", help="only check that README is up to date")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that the generated sections are current"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    text = build(args.results, args.readme, args.figures.resolve(), write_figures=not args.check)
+    texts = build(args.results, args.readme, args.figures.resolve(), write_figures=not args.check)
+    stale = [path for path, text in texts.items() if path.read_text() != text]
     if args.check:
-        if args.readme.read_text() != text:
-            print("README.md is out of date with results/: run python scripts/build_results.py")
+        if stale:
+            names = ", ".join(str(p.relative_to(args.readme.parent)) for p in stale)
+            print(f"{names} out of date with results/: run python scripts/build_results.py")
             return 1
-        print("README.md matches results/")
+        print("README.md, docs/results.md and docs/benchmarks.md match results/")
         return 0
-    args.readme.write_text(text)
-    print(f"rewrote the generated sections of {args.readme}")
+    for path in stale:
+        path.write_text(texts[path])
+    print(f"rewrote the generated sections of {', '.join(p.name for p in stale) or 'nothing (all current)'}")
     return 0
 
 
