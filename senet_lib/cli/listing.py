@@ -72,7 +72,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print(json.dumps([profile_summary(p) for p in profiles], indent=2))
         return 0
     print("\n\n".join(format_profile(p) for p in profiles))
-    print("\nAll times are estimates until a run measures them (senet_lib.train.estimate_profile says how they are made).")
+    print(
+        "\nAll times are estimates until a run measures them (senet_lib.train.estimate_profile says how they are made)."
+    )
     return 0
 
 

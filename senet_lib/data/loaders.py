@@ -1,8 +1,6 @@
 """The two input pipelines: :class:`DeviceLoader` (a split on the device, augmented there) and
-:class:`TorchLoader` (torchvision transforms in a ``DataLoader``), built by :func:`make_loaders`.
-
-
-(merged) Batch augmentation as tensor operations (random crop, Cutout) and the per-epoch random draws behind them.
+:class:`TorchLoader` (torchvision transforms in a ``DataLoader``), built by :func:`make_loaders`. The
+device pipeline's augmentation is tensor operations (random crop, Cutout) on per-epoch random draws.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ Compare the report of a trained network with :func:`untrained_like` (the same ar
 initialisation): random features separate classes a little too, and only the excess was learned.
 
 
-(merged) Knock-outs: test accuracy with chosen channels' excitations forced off, against random choices.
+Knock-outs ask the same of single channels: test accuracy with a class's most excited channels
+forced off, against random choices of as many channels (:func:`knockout_comparison`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Per-class excitation statistics (:class:`ExcitationStats`) and their two persistence formats.
-
-(merged) Reading excitation statistics: class specificity, saturation, similarity between classes, channel orders
-and tables.
+"""Per-class excitation statistics (:class:`ExcitationStats`), their two persistence formats, and what
+is read from them: class separation and specificity, saturation, similarity between classes,
+channel orders and tables.
 
 """
 

@@ -13,7 +13,7 @@ Processes other than rank 0 print nothing (``print`` is silenced there, as in to
 reference scripts): checkpoints, records, progress bars and messages come from rank 0 only.
 
 
-(merged) One model trained by several processes: :class:`DistributedTrainer` (a :class:`Trainer` whose
+One model trained by several processes: :class:`DistributedTrainer` (a :class:`Trainer` whose
 model is wrapped in ``DistributedDataParallel``) and synchronised BatchNorm.
 
 Each process holds a full copy of the model and trains on its slice of every global batch
