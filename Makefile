@@ -3,6 +3,7 @@
 #   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
 # Teacher kit: make slides   an offline deck of figures/ + a one-page handout of the paper's numbers (build/slides/)
 #              make figures  regenerate every committed figure from recorded runs and weights (no training)
+# Book:        make book     every notebook executed and rendered into a static HTML site (build/book/, docs/book.md)
 # Other targets: make install, make lint, make format, make clean;
 #   make gpu-carry (before every GPU-machine call) and make gpu-collect FETCHED=<folder> (README "GPU campaign").
 
@@ -12,6 +13,10 @@ BUILD ?= build
 SENET_PROFILE ?= quick
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The book serves MathJax from npm's package (book/package.json), never from a CDN.
+MATHJAX := book/node_modules/.installed
+# Jupyter's own matplotlib backend: figures become cell outputs, which the book shows.
+INLINE_MPL := module://matplotlib_inline.backend_inline
 
 # Notebook runs write into build/, never into the committed figures/ and results/.
 RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
@@ -19,7 +24,7 @@ RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
 	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
 	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
 
-.PHONY: install tutorial test lint format clean gpu-carry gpu-collect slides figures
+.PHONY: install tutorial test lint format clean gpu-carry gpu-collect slides figures book
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +32,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(MATHJAX): book/package.json book/package-lock.json
+	@command -v npm > /dev/null || { echo "the book serves MathJax from its npm package: install Node.js (npm), then run make again"; exit 2; }
+	npm ci --prefix book --no-audit --no-fund --loglevel=error
+	touch $(MATHJAX)
 
 tutorial: $(STAMP)
 	@echo "== senet-lib $$($(PY) -m senet_lib --version | cut -d' ' -f2), profile $(SENET_PROFILE); the data found:"
@@ -42,6 +52,11 @@ tutorial: $(STAMP)
 		echo " To use CIFAR-10, see data/README.md, then run 'make tutorial' again."; \
 		echo "=========================================================================="; \
 	fi
+
+# The notebooks run as make tutorial runs them, but with figures kept as outputs; then Sphinx renders them.
+book: $(STAMP) $(MATHJAX)
+	$(call RUN_ENV,book-run) MPLBACKEND=$(INLINE_MPL) $(PY) scripts/run_notebooks.py --output-dir $(BUILD)/book-run/notebooks
+	$(PY) scripts/build_book.py --notebooks $(BUILD)/book-run/notebooks --results $(BUILD)/book-run/results --out $(BUILD)/book
 
 slides: $(STAMP)
 	$(PY) scripts/build_slides.py --out $(BUILD)/slides
