@@ -504,3 +504,32 @@ def test_device_and_torch_pipelines_agree_without_augmentation():
 def test_split_validation_message():
     with pytest.raises(ValueError, match="uint8"):
         D.ImageSplit(torch.zeros(2, 3, 32, 32), torch.zeros(2))
+
+
+def test_the_lossless_pack_is_named_for_what_it_holds(tmp_path, fake_cifar):
+    """Official training pixels with only test images 0-999: its label says so, and a copy that merely
+    names its images the same way but holds another test split is not taken for it."""
+    import pickle
+
+    fake = fake_cifar(tmp_path, per_file=1000)
+    for path in sorted(fake.folder.glob("*_batch*")):
+        batch = pickle.loads(path.read_bytes())
+        split = "test" if path.name == "test_batch" else "train"
+        batch[b"filenames"] = [f"{split}_{i:05d}.png".encode() for i in range(1000)]
+        path.write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.warns(D.DataWarning):
+        data = D.load_dataset("cifar10", root=tmp_path)
+    assert data.label == "CIFAR-10 (lossless train, official test images 0–999)"
+    assert len(data.test) == 1000 and any("first 1,000 official test images" in n for n in data.notes)
+    batch = pickle.loads((fake.folder / "test_batch").read_bytes())
+    batch[b"filenames"], batch[b"labels"], batch[b"data"] = (
+        batch[b"filenames"][:999],
+        batch[b"labels"][:999],
+        batch[b"data"][:999],
+    )
+    (fake.folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.warns(D.DataWarning):
+        assert (
+            D.load_dataset("cifar10", root=tmp_path).label
+            == "CIFAR-10 (checksums differ from the official files)"
+        )
