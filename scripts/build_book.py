@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -39,7 +41,9 @@ MATHJAX_FILES = (
     "package.json",
 )
 FONT_FILES = ("chtml", "chtml.js", "package.json")
-DOC_LINK = re.compile(r"\]\(\.\./docs/([\w.-]+\.md)(?:#[^)]*)?\)")
+#: A markdown link or image: ``[text](target)`` / ``![alt](target)``.
+LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_notebooks import data_labels  # noqa: E402  (scripts/ is not a package)
@@ -67,17 +71,70 @@ def executed_copies(folder: Path) -> list[Path]:
     return copies
 
 
+def markdown_cells(nb: dict) -> list[dict]:
+    return [cell for cell in nb["cells"] if cell["cell_type"] == "markdown"]
+
+
+def local_targets(text: str, folder: str) -> list[str]:
+    """The repository paths (``docs/x.md``) that the relative links in ``text``, written in ``folder``, name."""
+    found = []
+    for _, target, _ in LINK.findall(text):
+        if not re.match(r"[a-z][a-z0-9+.-]*:|#", target):
+            found.append(os.path.normpath(os.path.join(folder, unquote(target.split("#")[0]))))
+    return found
+
+
 def linked_docs(notebooks: list[Path]) -> list[str]:
-    """The docs/ files the notebooks' text links to (``../docs/NAME.md``), so that those links resolve."""
-    names: set[str] = set()
-    for path in notebooks:
-        for cell in json.loads(path.read_text())["cells"]:
-            if cell["cell_type"] == "markdown":
-                names.update(DOC_LINK.findall("".join(cell["source"])))
-    missing = sorted(name for name in names if not (ROOT / "docs" / name).is_file())
-    if missing:
-        raise SystemExit(f"the notebooks link to docs/{missing[0]}, which does not exist: fix the link.")
-    return sorted(names)
+    """The docs/*.md files the notebooks link to, and those these link to in turn (``docs/NAME.md`` paths)."""
+    texts = [
+        ("notebooks", "".join(c["source"]))
+        for p in notebooks
+        for c in markdown_cells(json.loads(p.read_text()))
+    ]
+    docs: set[str] = set()
+    while texts:
+        folder, text = texts.pop()
+        for path in local_targets(text, folder):
+            if (
+                path.startswith("docs/")
+                and path.endswith(".md")
+                and path not in docs
+                and (ROOT / path).is_file()
+            ):
+                docs.add(path)
+                texts.append(("docs", (ROOT / path).read_text()))
+    return sorted(docs)
+
+
+def relink(text: str, folder: str, pages: set[str], images: set[str], repository: str) -> str:
+    """``text`` (written in repository folder ``folder``) with each relative link to a repository file that is
+    not a page of the book pointed at the repository instead; images it shows are added to ``images`` (to be
+    copied). Links to pages, and links to nothing, stay as written (Sphinx reports the latter)."""
+
+    def fix(match: re.Match) -> str:
+        opening, target, closing = match.groups()
+        if re.match(r"[a-z][a-z0-9+.-]*:|#", target):
+            return match.group(0)
+        path, _, anchor = target.partition("#")
+        resolved = os.path.normpath(os.path.join(folder, unquote(path)))
+        full = ROOT / resolved
+        if resolved.startswith("..") or resolved in pages or not full.exists():
+            return match.group(0)
+        if opening.startswith("!") and full.suffix.lower() in IMAGE_SUFFIXES:
+            images.add(resolved)
+            return match.group(0)
+        kind = "tree" if full.is_dir() else "blob"
+        return f"{opening}{repository}/{kind}/main/{resolved}{'#' + anchor if anchor else ''}{closing}"
+
+    return LINK.sub(fix, text)
+
+
+def repository_url() -> str:
+    """The repository's URL from pyproject.toml (``[project.urls] Repository``)."""
+    match = re.search(r'^Repository\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit("pyproject.toml names no [project.urls] Repository: the book links files there.")
+    return match.group(1).rstrip("/")
 
 
 def latest_record(results: Path | None) -> dict | None:
@@ -156,19 +213,26 @@ def copy_mathjax(static: Path, mathjax: Path) -> None:
 
 
 def stage(pages: Path, notebooks: list[Path], docs: list[str], note: str, mathjax: Path) -> None:
-    """The Sphinx source folder: index, build note, executed notebooks, linked documents, MathJax."""
+    """The Sphinx source folder, laid out as the repository is (notebooks/, docs/, the images they show):
+    index, build note, executed notebooks, linked documents, MathJax."""
     pages.mkdir(parents=True)
     shutil.copy2(BOOK / "index.md", pages / "index.md")
     (pages / "build_info.md").write_text(note)
+    in_book = {f"notebooks/{path.name}" for path in notebooks} | set(docs)
+    images: set[str] = set()
+    repository = repository_url()
     (pages / "notebooks").mkdir()
     for path in notebooks:
-        (pages / "notebooks" / path.name).write_text(
-            json.dumps(fold_cloud_setup(json.loads(path.read_text())))
-        )
-    if docs:
-        (pages / "docs").mkdir()
-        for name in docs:
-            shutil.copy2(ROOT / "docs" / name, pages / "docs" / name)
+        nb = fold_cloud_setup(json.loads(path.read_text()))
+        for cell in markdown_cells(nb):
+            cell["source"] = relink("".join(cell["source"]), "notebooks", in_book, images, repository)
+        (pages / "notebooks" / path.name).write_text(json.dumps(nb))
+    for name in docs:
+        (pages / name).parent.mkdir(parents=True, exist_ok=True)
+        (pages / name).write_text(relink((ROOT / name).read_text(), "docs", in_book, images, repository))
+    for name in sorted(images):
+        (pages / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, pages / name)
     copy_mathjax(pages / "_static", mathjax)
 
 
