@@ -68,8 +68,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
-	$(call RUN_ENV,test) $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 -p no:cacheprovider
+# nbmake's one run of the notebooks is kept (conftest.py) and rendered by the book's browser test.
+test: lint $(MATHJAX)
+	rm -rf $(BUILD)/test/executed
+	$(call RUN_ENV,test) SENET_KEEP_EXECUTED=$(CURDIR)/$(BUILD)/test/executed $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 -p no:cacheprovider
 
 format: $(STAMP)
 	$(PY) -m ruff format .
