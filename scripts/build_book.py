@@ -162,7 +162,10 @@ def build_note(notebooks: list[Path], record: dict | None) -> str:
         from senet_lib import env
 
         built = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        run = f"before {built} at commit `{env.git_commit()}` (each notebook's setup cell prints its device and profile)"
+        run = (
+            f"before {built}, when the book was built at commit `{env.git_commit()}` (each notebook's setup "
+            "cell prints the commit, device and profile it ran with)"
+        )
     lines = [
         "```{admonition} The run these pages show",
         f"The notebooks were executed {run}.",
