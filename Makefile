@@ -4,8 +4,7 @@
 # Teacher kit: make slides   an offline deck of figures/ + a one-page handout of the paper's numbers (build/slides/)
 #              make figures  regenerate every committed figure from recorded runs and weights (no training)
 # Book:        make book     every notebook executed and rendered into a static HTML site (build/book/, docs/book.md)
-# Other targets: make install, make lint, make format, make clean;
-#   make gpu-carry (before every GPU-machine call) and make gpu-collect FETCHED=<folder> (README "GPU campaign").
+# Other targets: make install, make lint, make format, make clean, make bench (training speed, benchmarks/);
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +23,7 @@ RUN_ENV = SENET_PROFILE=$(SENET_PROFILE) MPLBACKEND=Agg \
 	SENET_CHECKPOINT_DIR=$(CURDIR)/$(BUILD)/$(1)/checkpoints \
 	SENET_RESULTS_DIR=$(CURDIR)/$(BUILD)/$(1)/results
 
-.PHONY: install tutorial test lint format clean gpu-carry gpu-collect slides figures book
+.PHONY: install tutorial test lint format clean slides figures bench book
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +60,9 @@ book: $(STAMP) $(MATHJAX)
 slides: $(STAMP)
 	$(PY) scripts/build_slides.py --out $(BUILD)/slides
 
+bench: $(STAMP)
+	$(PY) benchmarks/train_speed.py
+
 figures: $(STAMP)
 	$(PY) scripts/make_figures.py
 
@@ -80,13 +82,3 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
-
-# The GPU campaign (scripts/gpu_campaign.py): the CIFAR-10 pack, its unpacker and the commit into the ignored
-# .gpu_carry/ that the device tool carries; then what a call fetched merged into results/, pretrained/, figures/.
-SHARED ?= ../shared
-gpu-carry:
-	$(PYTHON) scripts/gpu_campaign.py prepare-carry --shared $(SHARED)
-
-gpu-collect:
-	@test -n "$(FETCHED)" || { echo "give the fetched folder: make gpu-collect FETCHED=<files_at of the reply>"; exit 2; }
-	$(PYTHON) scripts/gpu_campaign.py collect $(FETCHED)
