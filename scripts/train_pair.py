@@ -105,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-steps", type=int, default=30, help="training steps of the timing probe")
     p.add_argument("--margin", type=float, default=60.0, help="seconds kept free at the end (default 60)")
     p.add_argument("--epochs", type=int, help="skip the probe and train this many epochs")
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=80,
+        help="never more epochs than this (default 80, the gpu recipe's)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the schedule of summary.json in --out")
     args = p.parse_args(argv)
     start = time.monotonic()
@@ -136,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rates = probe(args, out)
         left = deadline - time.monotonic() - args.margin - 45  # 45 s: both processes start and load the data
-        epochs = choose_epochs(rates, args.models, left)
+        epochs = min(choose_epochs(rates, args.models, left), args.max_epochs)
         summary["probe"] = rates
         summary["schedule_reason"] = (
             f"probe: slowest {min(rates[m] for m in args.models):.0f} img/s with both training at once; "
-            f"{left:.0f} s left for training -> {epochs} epochs"
+            f"{left:.0f} s left for training -> {epochs} epochs (at most {args.max_epochs})"
         )
     summary["epochs"] = epochs
     summary["steps"]["scheduled_s"] = round(time.monotonic() - start, 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from senet_lib.plots.training import histories_frame, plot_curves, results_table
+from senet_lib.plots.training import histories_frame, plot_curves, plot_gap, results_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +60,34 @@ def test_curves_have_one_line_per_run_and_split():
     assert any(y == pytest.approx([0.45, 0.9, 0.8]) for y in ys)  # se's test curve
     assert any(y == pytest.approx([0.42, 0.82, 0.72]) for y in ys)  # plain's train curve
     plt.close(fig)
+
+
+def test_the_gap_plot_zooms_in_and_draws_the_paired_difference():
+    long = {
+        "plain": [{**row, "epoch": e} for e, row in enumerate(fake_history(0.8) * 4, 1)],
+        "se": [
+            {**row, "epoch": e, "test_acc": row["test_acc"] + 0.0047}
+            for e, row in enumerate(fake_history(0.8) * 4, 1)
+        ],
+    }
+    fig = plot_gap(long, "plain", "se", tail=0.25)
+    zoom, diff = fig.axes
+    assert [len(line.get_xdata()) for line in zoom.lines] == [3, 3]  # the last quarter of 12 epochs
+    low, high = zoom.get_ylim()
+    assert high - low < 50  # zoomed, not the 0-100 % range
+    paired = [line for line in diff.lines if len(line.get_xdata()) == 12][0]
+    assert paired.get_ydata() == pytest.approx([0.47] * 12)  # se − plain, in points, every epoch
+    assert any(
+        "+0.47 points; mean over the last 3 epochs: +0.47 (one seed)" in t.get_text() for t in diff.texts
+    )
+    plt.close(fig)
+    two = plot_gap(
+        {"plain": [fake_history(0.8)] * 2, "se": [fake_history(0.9), fake_history(0.7)]}, "plain", "se"
+    )
+    assert any("mean of 2 seeds" in t.get_text() for t in two.axes[1].texts)
+    plt.close(two)
+    with pytest.raises(ValueError, match="No test_acc for run"):
+        plot_gap(long, "plain", "other")
 
 
 def test_bad_input_says_what_to_do():
@@ -138,9 +166,18 @@ def test_build_results_renders_records(tmp_path):
     (results / "notebook_runtimes_quick_cpu.json").write_text(json.dumps(runtimes))
     readme = tmp_path / "README.md"
     readme.write_text(
-        "x\n<!-- notebook-table:start -->\n<!-- notebook-table:end -->\n<!-- results:start -->\nold\n<!-- results:end -->\n"
-        "<!-- bench:start -->\n<!-- bench:end -->\n"
+        "x\n<!-- notebook-table:start -->\n<!-- notebook-table:end -->\n<!-- headline:start -->\n<!-- headline:end -->\n"
     )
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("<!-- results:start -->\nold\n<!-- results:end -->\n")
+    (tmp_path / "docs" / "benchmarks.md").write_text("<!-- bench:start -->\n<!-- bench:end -->\n")
+
+    def generated() -> str:
+        return "".join(
+            p.read_text()
+            for p in (readme, tmp_path / "docs" / "results.md", tmp_path / "docs" / "benchmarks.md")
+        )
+
     figures = tmp_path / "figures"
     cmd = [
         sys.executable,
@@ -153,7 +190,7 @@ def test_build_results_renders_records(tmp_path):
         str(figures),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    text = readme.read_text()
+    text = generated()
     assert "old" not in text and "CIFAR-10 (JPEG q75 copy)" in text and "Test GPU" in text
     assert "| resnet20 | bf16 | 0 | 80.00 | 90.00 |" in text
     assert "| se_resnet20 | bf16 | 1, 2 | 84.00 ± 1.41 | 94.00 ± 1.41 |" in text
@@ -166,11 +203,12 @@ def test_build_results_renders_records(tmp_path):
     (results / "notebook_runtimes_quick_cpu.json").write_text(json.dumps(runtimes))
     subprocess.run(cmd, check=True, capture_output=True)
     assert "CIFAR-10 (JPEG q75 copy) where the notebooks load data" in readme.read_text()
-    text = readme.read_text()
+    text = generated()
     assert "| se_images_per_sec | >= 20,000 | 21,000 | yes |" in text and "| speedup |" not in text
     assert (figures / "results_curves_0.png").exists() and (figures / "results_curves_0.json").exists()
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
-    readme.write_text(text.replace("84.00", "99.00"))
+    results_md = tmp_path / "docs" / "results.md"
+    results_md.write_text(results_md.read_text().replace("84.00", "99.00"))
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 1
 
 
