@@ -1,8 +1,9 @@
-"""Hostile-user defects (issue 15): each test reproduces one failure a new user met, offline on a CPU.
+"""Hostile-user defects: each test reproduces one failure a new user met, offline on a CPU.
 
-1 run folder claims · 2 writability checked first, full disk · 3 crafted pickle in the CLI ·
+Issue 15: 1 run folder claims · 2 writability checked first, full disk · 3 crafted pickle in the CLI ·
 4 stale temporary files · 5 CLI words · 6 recipe validation · 7 checkpoints wrong inside ·
-8 misleading messages · 9 bytes in a CIFAR re-pack · 10 file modes.
+8 misleading messages · 9 bytes in a CIFAR re-pack · 10 file modes. "Hostile input, round 3": the
+sections marked r3 at the end.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import os
 import pickle
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -390,7 +393,7 @@ def test_valid_recipe_edges_are_accepted():
         momentum=0.0, gamma=1.0, milestones=(), weight_decay=0, seed=2**63 - 1, epochs=np.int64(3)
     )
     assert config.epochs == 3 and type(config.epochs) is int
-    assert tiny_config(milestones=[2, 4]).milestones == (2, 4)
+    assert tiny_config(epochs=4, milestones=[2, 4]).milestones == (2, 4)
     with pytest.raises(ConfigError, match="nesterov needs a momentum above 0"):
         tiny_config(momentum=0.0, nesterov=True)
 
@@ -601,3 +604,68 @@ def test_outputs_respect_the_umask_never_0600(tiny_data, tmp_path):
     finally:
         os.umask(old)
     assert History(json.loads((tmp_path / "run" / "history.json").read_text())).final_test_acc is not None
+
+
+# =========================================================================== round 3
+# Hostile input, round 3 (item numbers as in that issue): 1 records in the same second · 2 a flipped byte in
+# a checkpoint · 3 the sidecar's SHA-256 in evaluate · 4 deeply nested JSON, one bad sidecar · 5 huge
+# subsets · 6 values checked in one place · 7 symbolic-link loops · 8 WORLD_SIZE and SENET_*_DIR named ·
+# 9 paths too long · 10 run names outside the save folder · 11 notebook 05's MODELS and SEEDS · 12 weights
+# with a missing key · 13 evaluate of an unfinished run · 14 a closed stdout · 15 folder names that are not
+# UTF-8; then new kinds found while looking.
+DEEP = "[" * 100_000 + "]" * 100_000  # nested far past Python's recursion limit
+
+
+def _no_training(monkeypatch):
+    """Fail loudly if a training step runs (the bad input must be caught before)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a training step ran before the bad input was noticed")
+
+    monkeypatch.setattr(Trainer, "train_step", refuse)
+
+
+def _flip_a_byte_of_tensor_data(path: Path, member: int = 3) -> None:
+    """One bit flipped inside a tensor's bytes (as a bad disk or copy does): the zip stays readable."""
+    info = [i for i in zipfile.ZipFile(path).infolist() if "/data/" in i.filename][member]
+    raw = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    raw[info.header_offset + 30 + name_length + extra_length + 5] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _real_looking(data):
+    import dataclasses
+
+    return dataclasses.replace(data, name="cifar10", synthetic=False, label="CIFAR-10 (test stand-in)")
+
+
+def _weights_without_sidecar(path: Path, change) -> Path:
+    weights = ckpt.export_weights(create_model("se_resnet20", 10), path, {})
+    payload = torch.load(weights, weights_only=True)
+    change(payload["state_dict"])
+    torch.save(payload, weights)
+    weights.with_suffix(".json").unlink()
+    return weights
+
+
+# --------------------------------------------------------------------------- r3 new kinds
+def test_a_nested_lock_file_is_taken_over_not_a_crash(tmp_path, capsys):
+    lock = tmp_path / ckpt.LOCK_NAME
+    lock.write_text(DEEP)
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    with ckpt.claim_run_folder(tmp_path):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert "unreadable lock" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_is_a_symlink_loop_is_one_sentence(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ckpt.OutputError, match="Cannot create the run folder"), ckpt.claim_run_folder(loop):
+        pass

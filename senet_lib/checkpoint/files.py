@@ -4,6 +4,7 @@ temp files.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -133,6 +134,84 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def create_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to a new file ``path``, never replacing one that exists.
+
+    The file appears complete or not at all (written to a temporary file, fsynced, then hard-linked
+    to ``path``, which fails if the name is taken); where the file system has no hard links it is
+    created with ``O_EXCL`` instead. Two processes writing the same name: one wins, the other gets
+    ``FileExistsError`` and chooses another name.
+
+    Raises:
+        FileExistsError: ``path`` exists (nothing was written).
+        OutputError: the folder cannot be created or written, or the disk is full.
+    """
+    path = Path(path)
+    data = (json.dumps(obj, indent=2, default=json_default) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _output_error(path, err) from err
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            raise
+        except OSError as err:
+            if err.errno not in _NO_HARD_LINKS:
+                raise
+            _create_excl(path, data)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        raise _output_error(path, err) from err
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+    return path
+
+
+#: ``os.link`` errors of file systems without hard links (FAT, some network and FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _create_excl(path: Path, data: bytes) -> None:
+    """``data`` into a new file ``path`` (``O_EXCL``); a partial file is removed if writing fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in the file ``path``.
+
+    Raises:
+        OSError: the file cannot be read (missing, a folder, no permission).
+        ValueError: it is not UTF-8 JSON, or it is nested too deeply for Python's parser (said in
+            words, never a ``RecursionError`` traceback).
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(
+            "it is nested too deeply to read (more levels than Python's parser allows; no senet_lib file "
+            "comes near that)"
+        ) from None
+
+
 def json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
@@ -153,26 +232,91 @@ def sha256_file(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- output folders
-def check_writable(path: str | Path, hint: str = "choose a writable folder") -> None:
+def check_writable(
+    path: str | Path, hint: str = "choose a writable folder", names: Iterable[str] = ()
+) -> None:
     """Create the folder ``path`` if needed and write (then remove) a probe file in it.
 
     Call it before any long work whose results go there. ``hint`` ends the message (e.g.
-    ``"pass a writable --out"`` on the command line).
+    ``"pass a writable --out"`` on the command line). ``names`` are files that will be written in
+    the folder later: their paths (and those of their temporary files) must fit the system's
+    limits on path and name lengths, checked before anything is created. Folders it created are
+    removed again when the check fails.
 
     Raises:
-        OutputError: ``path`` is a file, cannot be created, or cannot be written.
+        OutputError: ``path`` is a file, is not UTF-8 text, is too long, cannot be created, or cannot be written.
     """
     path = Path(path).expanduser()
+    check_fits(path, names, hint)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} is a file, not a folder: {hint}.")
+    created = [p for p in (path, *path.parents) if not os.path.lexists(p)]
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=path)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
+        for folder in created:  # deepest first: only the empty folders this call made
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         reason = err.strerror or str(err) or type(err).__name__
         raise OutputError(f"Cannot write to the folder {path} ({reason}): {hint}.") from err
+
+
+def check_fits(folder: str | Path, names: Iterable[str] = (), hint: str = "choose another folder") -> None:
+    """Check, before anything is written, that ``folder`` is UTF-8 text and that ``folder/<name>``
+    and its :func:`atomic_write` temporary file fit the system's path and name length limits.
+
+    Raises:
+        OutputError: one sentence naming the folder, the limit and ``hint``.
+    """
+    folder = Path(folder)
+    try:
+        str(folder).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = ascii(str(folder))
+        raise OutputError(
+            f"The folder {shown} holds bytes that are not UTF-8 text, which senet_lib cannot record or print: "
+            f"{hint}."
+        ) from None
+    limit_path, limit_name = _length_limits(folder)
+    longest = max((f".{name}.XXXXXXXX.tmp" for name in names), key=len, default="")
+    target = folder / longest if longest else folder
+    too_long = [part for part in target.parts if len(os.fsencode(part)) > limit_name]
+    if too_long:
+        raise OutputError(
+            f"{too_long[0][:60]}… is longer than the {limit_name} bytes a file or folder name may have here: {hint}."
+        )
+    size = len(os.fsencode(str(target)))
+    if size >= limit_path:
+        raise OutputError(
+            f"{str(folder)[:60]}… is too long a path: the files written in it would be {size} bytes long, and "
+            f"this system allows {limit_path - 1}: {hint}."
+        )
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a name too long to look up."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _length_limits(folder: Path) -> tuple[int, int]:
+    """(PATH_MAX, NAME_MAX) where ``folder`` is (or would be created), with POSIX's usual 4096 and 255."""
+    existing = next((p for p in (folder, *folder.parents) if _is_dir(p)), Path("."))
+    limits = []
+    for name, default in (("PC_PATH_MAX", 4096), ("PC_NAME_MAX", 255)):
+        try:
+            value = os.pathconf(existing, name)
+        except (OSError, ValueError, AttributeError):  # Windows, or a file system that does not say
+            value = -1
+        limits.append(value if value and value > 0 else default)
+    return limits[0], limits[1]
 
 
 def stale_temp_pattern(name: str) -> re.Pattern[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .files import OutputError
+from .files import OutputError, read_json
 
 
 class RunFolderBusy(UserError):
@@ -92,7 +92,7 @@ def _holder_alive(info: Mapping[str, Any], lock: Path) -> bool:
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
     try:
-        info = json.loads(path.read_text())
+        info = read_json(path)
     except FileNotFoundError:
         raise
     except (OSError, ValueError):
@@ -202,7 +202,10 @@ def claim_run_folder(folder: str | Path) -> Iterator[Path]:
         OutputError: ``folder`` cannot be created or written.
     """
     folder = Path(folder).expanduser()
-    key = folder.resolve()
+    try:
+        key = folder.resolve()
+    except (RuntimeError, OSError):  # a loop of symbolic links: creating the folder below says so
+        key = folder.absolute()
     with _HELD_GUARD:
         held = _HELD.get(key)
         if held is not None:
