@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from senet_lib import checkpoint as ckpt
-from senet_lib import cli
+from senet_lib import cli, train
 from senet_lib import data as D
 from senet_lib.env import get_device
 from senet_lib.errors import UserError
@@ -644,6 +644,15 @@ def _real_looking(data):
     return dataclasses.replace(data, name="cifar10", synthetic=False, label="CIFAR-10 (test stand-in)")
 
 
+# --------------------------------------------------------------------------- r3.8 WORLD_SIZE, SENET_*_DIR
+def test_a_world_size_that_is_not_a_number_is_named(capsys, monkeypatch):
+    _no_data_loading(monkeypatch)
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    assert cli.main(["train", *TINY]) == 2
+    err = _error_line(capsys)
+    assert "WORLD_SIZE is 'abc'" in err and "torchrun" in err and "invalid literal" not in err
+
+
 def _weights_without_sidecar(path: Path, change) -> Path:
     weights = ckpt.export_weights(create_model("se_resnet20", 10), path, {})
     payload = torch.load(weights, weights_only=True)
@@ -654,6 +663,14 @@ def _weights_without_sidecar(path: Path, change) -> Path:
 
 
 # --------------------------------------------------------------------------- r3 new kinds
+def test_rank_outside_the_world_is_refused_instead_of_waiting_forever(monkeypatch):
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # so that the old code failed fast instead of waiting
+    for var, value in {"WORLD_SIZE": "2", "RANK": "5", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(train.DistributedError, match="RANK 5 and LOCAL_RANK 0 must be below WORLD_SIZE 2"):
+        train.init_distributed("cpu")
+
+
 def test_a_nested_lock_file_is_taken_over_not_a_crash(tmp_path, capsys):
     lock = tmp_path / ckpt.LOCK_NAME
     lock.write_text(DEEP)

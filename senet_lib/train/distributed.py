@@ -114,15 +114,27 @@ def is_main() -> bool:
 
 
 def launched_by_torchrun() -> bool:
-    """True when the environment says this process is one of several (``WORLD_SIZE`` > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True when the environment says this process is one of several (``WORLD_SIZE`` > 1).
+
+    Raises:
+        DistributedError: ``WORLD_SIZE`` is set but is not a whole number (one sentence naming it).
+    """
+    value = os.environ.get("WORLD_SIZE", "").strip()
+    if not value:
+        return False
+    if not value.isascii() or not value.isdigit():
+        raise DistributedError(
+            f"WORLD_SIZE is {value!r}, not a number of processes: unset it to train in one process, or start "
+            "the processes with torchrun (torchrun --nproc_per_node=N -m senet_lib train ...), which sets it."
+        )
+    return int(value) > 1
 
 
 def _env_int(name: str) -> int:
-    value = os.environ.get(name)
-    if value is None or not value.isdigit():
+    value = os.environ.get(name, "").strip()
+    if not value.isascii() or not value.isdigit():
         raise DistributedError(
-            f"WORLD_SIZE is set but {name} is {value!r}: start the processes with torchrun "
+            f"WORLD_SIZE is set but {name} is {os.environ.get(name)!r}: start the processes with torchrun "
             "(torchrun --nproc_per_node=N -m senet_lib train ...), which sets both."
         )
     return int(value)
@@ -167,6 +179,11 @@ def init_distributed(
             "This PyTorch build has no torch.distributed: train in one process, or install a build with it."
         )
     rank, world_size, local_rank = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
+    if rank >= world_size or local_rank >= world_size:  # the group would wait for a process that never comes
+        raise DistributedError(
+            f"RANK {rank} and LOCAL_RANK {local_rank} must be below WORLD_SIZE {world_size}: start the processes "
+            "with torchrun (torchrun --nproc_per_node=N -m senet_lib train ...), which numbers them."
+        )
     chosen = _process_device(device, local_rank, world_size)
     backend = "nccl" if chosen.type == "cuda" else "gloo"
     if not dist.is_initialized():
