@@ -662,6 +662,38 @@ def _weights_without_sidecar(path: Path, change) -> Path:
     return weights
 
 
+# --------------------------------------------------------------------------- r3.14 a closed stdout
+def test_a_closed_stdout_ends_quietly(capsys, monkeypatch):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["models"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_closed_pipe_in_a_real_process_prints_nothing():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written (`| head -c1` that has exited)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "senet_lib", "models"],
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == ""
+
+
 # --------------------------------------------------------------------------- r3 new kinds
 def test_rank_outside_the_world_is_refused_instead_of_waiting_forever(monkeypatch):
     monkeypatch.delenv("MASTER_ADDR", raising=False)  # so that the old code failed fast instead of waiting
@@ -686,3 +718,11 @@ def test_a_run_folder_that_is_a_symlink_loop_is_one_sentence(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(ckpt.OutputError, match="Cannot create the run folder"), ckpt.claim_run_folder(loop):
         pass
+
+
+def test_a_path_that_is_not_utf8_is_printed_escaped_not_a_codec_crash(tmp_path, capsys):
+    folder = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/run\xff"))
+    folder.mkdir()
+    path = _save_run(folder)
+    assert cli.main(["evaluate", str(path), "--dataset", "synthetic", "--test-subset", "20"]) == 0
+    assert "run\\udcff" in capsys.readouterr().out

@@ -5,6 +5,7 @@ become one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -89,18 +90,45 @@ def debug_enabled() -> bool:
     return os.environ.get("SENET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _tolerate_unprintable_paths() -> None:
+    """Print a path holding bytes that are not UTF-8 (from a folder name) escaped, never crash on it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that the flush at exit does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured in a test)
+        pass
+
+
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` with ``parser`` and call the chosen ``func``; returns the exit status.
 
     The one place where errors become what the user sees (the library's commands and the scripts
     beside it): bad input and environment problems (:class:`~senet_lib.errors.UserError`, and the
     library's ``ValueError`` / ``OSError``) print one line and return 2, a diverged training 1,
-    Ctrl-C 130. ``SENET_DEBUG=1`` re-raises instead (:func:`debug_enabled`).
+    Ctrl-C 130, a closed stdout pipe (``| head``) nothing and 141. ``SENET_DEBUG=1`` re-raises
+    instead (:func:`debug_enabled`).
     """
     args = parser.parse_args(argv)
     debug = debug_enabled()
+    _tolerate_unprintable_paths()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader of stdout went away (`... | head -1`): stop quietly, as command-line tools do.
+        _discard_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     except TrainingDiverged as err:
         if debug:
             raise
