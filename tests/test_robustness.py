@@ -703,6 +703,22 @@ def test_rank_outside_the_world_is_refused_instead_of_waiting_forever(monkeypatc
         train.init_distributed("cpu")
 
 
+def test_ablate_values_that_are_not_numbers_are_one_sentence(capsys):
+    args = ["ablate", "reduction", "--values", "abc", "--profile", "quick", "--dataset", "synthetic"]
+    assert cli.main(args) == 2
+    err = _error_line(capsys)
+    assert "value 'abc' is not a whole number" in err and "invalid literal" not in err
+
+
+def test_a_sweep_plan_that_is_not_text_is_one_sentence(tmp_path, capsys):
+    plan = tmp_path / "plan.txt"
+    plan.write_bytes(b"\xff\xfe--profile quick\n")
+    assert cli.main(["sweep", str(plan), "--logs", str(tmp_path / "logs")]) == 2
+    err = _error_line(capsys)
+    assert "is not UTF-8 text" in err and "codec" not in err
+    assert not (tmp_path / "logs").exists()
+
+
 def test_a_nested_lock_file_is_taken_over_not_a_crash(tmp_path, capsys):
     lock = tmp_path / ckpt.LOCK_NAME
     lock.write_text(DEEP)
@@ -718,6 +734,12 @@ def test_a_run_folder_that_is_a_symlink_loop_is_one_sentence(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(ckpt.OutputError, match="Cannot create the run folder"), ckpt.claim_run_folder(loop):
         pass
+
+
+def test_an_ablation_record_that_is_not_a_mapping_is_named(tmp_path):
+    (tmp_path / "ablation_odd.json").write_text("[1, 2]")
+    with pytest.raises(train.AblationError, match=r"ablation_odd\.json is not an ablation record"):
+        train.recorded_ablations(tmp_path)
 
 
 def test_a_path_that_is_not_utf8_is_printed_escaped_not_a_codec_crash(tmp_path, capsys):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shlex
 import signal
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write_json, check_writable
+from ..checkpoint import atomic_write_json, check_writable, read_json
 from ..env import get_paths
 from .common import UsageError
 
@@ -61,8 +60,15 @@ def read_plan(path: Path, append: str = "") -> list[tuple[str, list[str]]]:
     """``(line, train arguments)`` for every run of the plan file (``append`` added to each)."""
     if not path.is_file():
         raise UsageError(f"No plan file at {path}: write one train command line per run (see sweep --help).")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {err.start + 1} is not), so it is not a plan file: write one train "
+            "command line per run in a text editor."
+        ) from None
     runs = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(content.splitlines(), start=1):
         text = raw.split("#", 1)[0].strip()
         if not text:
             continue
@@ -100,18 +106,19 @@ def run_sweep(
     python: str = sys.executable,
 ) -> list[Job]:
     """Run the plan (see the module docstring); returns every job with its final state."""
+    runs = read_plan(plan, append)  # a bad plan ends here, before any folder is created
     logs = logs if logs is not None else get_paths().checkpoints / "sweeps" / plan.stem
     check_writable(logs, hint="pass a writable --logs folder")
     state_path = logs / STATE_NAME
     done: dict[str, Any] = {}
     if state_path.is_file():
         try:
-            done = json.loads(state_path.read_text()).get("done", {})
-        except (ValueError, AttributeError):
+            done = read_json(state_path).get("done", {})
+            if not isinstance(done, dict):
+                raise ValueError("its 'done' entry is not a mapping")
+        except (OSError, ValueError, AttributeError):
             raise UsageError(f"{state_path} is not a sweep state file: move it away and run again.") from None
-    queue = [
-        Job(line, args, logs / f"run{i:02d}.log") for i, (line, args) in enumerate(read_plan(plan, append))
-    ]
+    queue = [Job(line, args, logs / f"run{i:02d}.log") for i, (line, args) in enumerate(runs)]
     for job in queue:
         if job.key in done:
             job.state, job.returncode = "skipped", 0

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoint import atomic_write_json
+from ..checkpoint import atomic_write_json, read_json
 from ..cost import count_macs, count_parameters
 from ..env import get_paths
 from ..errors import UserError
@@ -102,11 +102,17 @@ def ablation_grid(
     if baseline:
         grid["no SE"] = (model.removeprefix("se_"), {})
     for value in values if values is not None else defaults:
-        if name == "stages":
-            options = {} if value == "all" else {option: [int(value)]}
-        else:
-            value = int(value) if option == "reduction" else value
-            options = {} if _DEFAULTS.get(option) == value else {option: value}
+        try:
+            if name == "stages":
+                options = {} if value == "all" else {option: [int(value)]}
+            else:
+                value = int(value) if option == "reduction" else value
+                options = {} if _DEFAULTS.get(option) == value else {option: value}
+        except (TypeError, ValueError) as err:  # e.g. --values abc: not a number
+            what = "a stage number or 'all'" if name == "stages" else "a whole number"
+            raise AblationError(
+                f"The {name} ablation's value {value!r} is not {what}: give another value."
+            ) from err
         grid[f"{option}={value}"] = (model, options)
     for label, (model_name, options) in grid.items():
         try:
@@ -147,7 +153,10 @@ def _train_one(
     run_name = default_run_name(model_name, data, config, **options)
     path = _record_path(results, ablation, run_name)
     if path.is_file():
-        record: RunRecord | dict[str, Any] = json.loads(path.read_text())
+        try:
+            record: RunRecord | dict[str, Any] = read_json(path)
+        except (OSError, ValueError) as err:
+            raise AblationError(f"{path} is not valid JSON ({err}): repair or delete it.") from err
     else:
         run = train_or_load(
             model_name,
@@ -292,9 +301,11 @@ def recorded_ablations(
     rows = []
     for path in sorted(folder.glob("ablation_*.json")) if folder.is_dir() else []:
         try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+            record = read_json(path)
+        except (OSError, ValueError) as err:
             raise AblationError(f"{path} is not valid JSON ({err}): repair or delete it.") from err
+        if not isinstance(record, dict) or not isinstance(record.get("dataset") or {}, dict):
+            raise AblationError(f"{path} is not an ablation record: repair or delete it.")
         if ablation is not None and record.get("ablation") != ablation:
             continue
         if dataset is not None and (record.get("dataset") or {}).get("name") != dataset:
