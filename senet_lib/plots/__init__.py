@@ -28,7 +28,7 @@ from .excitation import (
 )
 from .figures import save_figure, set_style
 from .significance import plot_knockout, plot_separation
-from .training import format_table, histories_frame, plot_curves, results_table
+from .training import format_table, histories_frame, plot_curves, plot_gap, results_table
 
 __all__ = [
     "RFStep",
@@ -51,6 +51,7 @@ __all__ = [
     "plot_similarity",
     "plot_specificity",
     "plot_curves",
+    "plot_gap",
     "receptive_field",
     "receptive_field_table",
     "results_table",

@@ -14,8 +14,9 @@ Runs are passed as
   (what :func:`histories_frame` returns).
 
 :func:`plot_curves` draws accuracy and loss per epoch (train dashed, test solid; mean ± std
-bands over seeds), :func:`results_table` summarises final and best test accuracy, wall time
-and throughput (mean ± std over seeds).
+bands over seeds), :func:`plot_gap` zooms in on the difference between two runs that a full-range
+accuracy axis cannot show, and :func:`results_table` summarises final and best test accuracy, wall
+time and throughput (mean ± std over seeds).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "format_table",
     "histories_frame",
     "plot_curves",
+    "plot_gap",
     "results_table",
     "split_metric",
 ]
@@ -234,6 +236,91 @@ def plot_curves(
         axes[0].annotate(
             f"mean ± std over {n_seeds} seeds", xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8
         )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gap(
+    histories: Mapping[str, Any] | pd.DataFrame,
+    first: str,
+    second: str,
+    metric: str = "test_acc",
+    tail: float = 0.25,
+    title: str | None = None,
+) -> plt.Figure:
+    """Two panels for a difference of a few tenths of a point, which an accuracy axis from 0.4 to 1
+    cannot show: (left) both runs' ``metric`` over the last ``tail`` share of the epochs, on an axis
+    zoomed to those values; (right) ``second − first`` per epoch in points, paired by seed and epoch,
+    with 0 marked and the final difference written out. With several seeds the lines are the mean
+    and the band ± one standard deviation of the paired differences.
+
+    Args:
+        histories: runs as described in the module docstring; ``first`` and ``second`` name two of them.
+        metric: an accuracy (``test_acc`` or ``train_acc``), drawn in percent.
+        tail: the share of the last epochs the left panel zooms in on (0 < tail ≤ 1).
+        title: figure title (say which data, recipe and seeds).
+
+    Raises:
+        ValueError: a run or the metric is missing, or the two runs share no seed and epoch.
+    """
+    if not 0 < tail <= 1:
+        raise ValueError(f"tail must lie in (0, 1], got {tail}.")
+    frame = histories_frame(histories)
+    frame = frame[frame["metric"] == metric]
+    missing = [run for run in (first, second) if run not in set(frame["run"])]
+    if missing:
+        raise ValueError(
+            f"No {metric} for run(s) {', '.join(missing)}; runs with it: {sorted(set(frame['run']))}."
+        )
+    wide = frame.pivot_table(index=["seed", "epoch"], columns="run", values="value").dropna(
+        subset=[first, second]
+    )
+    if wide.empty:
+        raise ValueError(f"{first} and {second} share no (seed, epoch): they cannot be paired.")
+    percent = 100 * wide[[first, second]]
+    diff = (percent[second] - percent[first]).groupby(level="epoch")
+    mean_diff, std_diff = diff.mean(), diff.std(ddof=1)
+    by_epoch = percent.groupby(level="epoch").mean()
+    epochs = by_epoch.index.to_numpy()
+    start = epochs[min(len(epochs) - 1, int(np.floor((1 - tail) * len(epochs))))]
+    zoom = by_epoch[by_epoch.index >= start]
+    seeds = wide.index.get_level_values("seed").nunique()
+
+    fig, (ax_zoom, ax_diff) = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    for run in (first, second):
+        ax_zoom.plot(zoom.index, zoom[run], label=run, marker="o" if len(zoom) <= 12 else None)
+    low, high = float(zoom.min().min()), float(zoom.max().max())
+    pad = max(0.1, 0.1 * (high - low))
+    ax_zoom.set(
+        xlabel="epoch",
+        ylabel=f"{_LABELS['acc']} (%)",
+        ylim=(low - pad, high + pad),
+        title=f"{metric}, last {len(zoom)} of {len(epochs)} epochs (zoomed)",
+    )
+    ax_zoom.legend(fontsize=8)
+    ax_diff.axhline(0, color="grey", lw=1, ls="--")
+    ax_diff.plot(mean_diff.index, mean_diff.to_numpy(), color="C2", lw=1.2)
+    if seeds > 1:
+        ax_diff.fill_between(
+            mean_diff.index, mean_diff - std_diff, mean_diff + std_diff, color="C2", alpha=0.2, lw=0
+        )
+    ax_diff.axvline(start, color="0.85", lw=0.8, zorder=0)
+    final = float(mean_diff.iloc[-1])
+    tail_mean = float(mean_diff[mean_diff.index >= start].mean())
+    ax_diff.annotate(
+        f"last epoch: {final:+.2f} points; mean over the last {len(zoom)} epochs: {tail_mean:+.2f}"
+        + (f" (mean of {seeds} seeds)" if seeds > 1 else " (one seed)"),
+        xy=(0.02, 0.95),
+        xycoords="axes fraction",
+        va="top",
+        fontsize=9,
+    )
+    ax_diff.set(
+        xlabel="epoch", ylabel=f"{second} − {first} (points)", title=f"{metric}: the paired difference"
+    )
+    ax_diff.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
