@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+import senet_lib  # noqa: E402
 from senet_lib import create_model  # noqa: E402
 from senet_lib import excitation as ex  # noqa: E402
 from senet_lib.plots import excitation as px  # noqa: E402
@@ -80,22 +81,59 @@ def test_the_permutation_test_finds_a_class_effect_and_none_where_there_is_none(
     assert low < report.blocks["SE_4_1"].observed < high
     assert report.blocks["SE_2_1"].threshold < report.blocks["SE_4_1"].observed
     assert list(report.groups) == ["stage 2", "stage 3", "stage 4"]
-    assert report.depth_verdict().startswith("toy: separation RISES with depth")
-    assert "hardly depend on the class" not in report.depth_verdict()  # 0.05 per class step is not small
-    weak = ex.report_from_samples(
-        *samples({"SE_2_1": 0.0, "SE_4_1": 0.01}, per_class=100), permutations=19, resamples=99
-    )  # separation 1.83 x 0.01
-    assert "RISES" in weak.depth_verdict() and "hardly depend on the class anywhere" in weak.depth_verdict()
     frame = report.to_frame()
     assert frame.loc["SE_4_1", "class_specific"] and frame.loc["SE_2_1", "group"] == "stage 2"
+    assert not frame["frozen"].any()
 
 
-def test_the_depth_verdict_follows_the_interval():
+def test_compare_reads_an_interval_against_the_margin():
+    assert ex.compare(-0.005, 0.004) == "alike"
+    assert ex.compare(0.001, 0.004) == "alike"  # real but smaller than the margin: alike, not "higher"
+    assert ex.compare(0.01, 0.05) == "higher" and ex.compare(-0.05, -0.01) == "lower"
+    assert ex.compare(-0.01, 0.05) == "undecided"
+    assert ex.compare(-0.01, 0.05, margin=0.1) == "alike"
+
+
+def test_the_depth_verdict_reads_the_curve_stage_by_stage():
+    step = ex.report_from_samples(
+        *samples({"SE_2_1": 0.0, "SE_3_1": 0.0, "SE_4_1": 0.05}), permutations=19, resamples=99, network="toy"
+    )
+    readings = [d.reading for d in step.stage_steps()]
+    assert readings == ["alike", "higher"], readings
+    assert (
+        "not a steady rise" in step.depth_verdict() and "stage 4 higher than stage 3" in step.depth_verdict()
+    )
+    rises = ex.report_from_samples(
+        *samples({"SE_2_1": 0.0, "SE_3_1": 0.03, "SE_4_1": 0.06}), permutations=19, resamples=99
+    )
+    assert [d.reading for d in rises.stage_steps()] == ["higher", "higher"]
+    assert "rises stage by stage" in rises.depth_verdict()
     falls = ex.report_from_samples(*samples({"SE_2_1": 0.05, "SE_4_1": 0.0}), permutations=19, resamples=99)
-    assert "FALLS" in falls.depth_verdict()
+    assert [d.reading for d in falls.stage_steps()] == ["lower"] and "LOWER" in falls.depth_verdict()
     flat = ex.report_from_samples(*samples({"SE_2_1": 0.03, "SE_4_1": 0.03}), permutations=19, resamples=99)
-    assert "NO CLEAR" in flat.depth_verdict()
-    assert flat.rise_interval[0] < 0 < flat.rise_interval[1]
+    assert "no stage differs from the one before" in flat.depth_verdict()
+    weak = ex.report_from_samples(
+        *samples({"SE_2_1": 0.0, "SE_4_1": 0.01}, per_class=100), permutations=19, resamples=99
+    )  # separation 1.83 x 0.01: real, but under the 0.02 margin
+    assert "hardly depend on the class anywhere" in weak.depth_verdict()
+
+
+def test_the_peak_the_last_block_and_frozen_blocks():
+    per_block, labels, classes = samples({"SE_2_1": 0.02, "SE_4_1": 0.03, "SE_4_2": 0.08, "SE_4_3": 0.01})
+    per_block["SE_2_2"] = np.full_like(per_block["SE_2_1"], 0.46)  # a gate that never moves
+    per_block = {name: per_block[name] for name in ("SE_2_1", "SE_2_2", "SE_4_1", "SE_4_2", "SE_4_3")}
+    report = ex.report_from_samples(per_block, labels, classes, permutations=19, resamples=99, network="toy")
+    assert report.frozen_blocks() == ["SE_2_2"] and report.blocks["SE_2_2"].frozen
+    assert report.group_mean("stage 2", exclude=["SE_2_2"]) == pytest.approx(report.blocks["SE_2_1"].observed)
+    assert report.group_mean("stage 2") < report.group_mean("stage 2", exclude=["SE_2_2"])
+    assert report.peak() == ("SE_4_2", 1.0)
+    fall = report.block_difference("SE_4_3", "SE_4_2")
+    assert fall.reading == "lower" and fall.value < 0
+    verdict = report.depth_verdict()
+    assert "SE_2_2 left out: frozen" in verdict and "largest in SE_4_2" in verdict
+    assert "falls back below SE_4_2" in verdict
+    with pytest.raises(ValueError, match="left out"):
+        report.group_mean("stage 2", exclude=["SE_2_1", "SE_2_2"])
 
 
 def test_learned_beyond_a_reference_and_names_without_stages():
@@ -105,6 +143,12 @@ def test_learned_beyond_a_reference_and_names_without_stages():
     )
     diff, low, high = trained.learned_beyond(untrained)
     assert diff > 0.05 and 0 < low < high  # percentile intervals of a clipped statistic need not hold diff
+    by_stage = trained.learned_by_stage(untrained)
+    assert [d.a for d in by_stage] == ["stage 2", "stage 4"]
+    assert [d.reading for d in by_stage] == ["alike", "higher"]
+    assert "stage 4 MORE" in trained.learned_verdict(
+        untrained
+    ) and "stage 2 ALIKE" in trained.learned_verdict(untrained)
     with pytest.raises(ValueError, match="No group"):
         trained.learned_beyond(untrained, "stage 9")
     named = ex.report_from_samples(
@@ -146,16 +190,61 @@ def test_untrained_like_is_the_same_architecture_with_calibrated_batchnorm():
         ex.untrained_like(torch.nn.Conv2d(3, 3, 1))
 
 
-def test_knockout_p_value_interval_and_verdict():
-    result = ex.KnockoutResult("SE_4_3", 0, 4, [0, 1, 2, 3], 0.9, 0.5, [0.8 + 0.005 * i for i in range(19)])
-    assert result.p_value == pytest.approx(1 / 20)
-    low, high = result.random_interval
-    assert 0.8 <= low < high <= 0.89
-    assert "MORE than random" in result.verdict()
+def test_the_binomial_interval_is_clopper_pearsons():
+    low, high = ex.binomial_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.18709, abs=1e-4), pytest.approx(0.81291, abs=1e-4))
+    assert ex.binomial_interval(0, 49) == (0.0, pytest.approx(1 - 0.025 ** (1 / 49)))
+    assert ex.binomial_interval(49, 49) == (pytest.approx(0.025 ** (1 / 49)), 1.0)
+    with pytest.raises(ValueError):
+        ex.binomial_interval(3, 2)
+
+
+def test_knockout_verdict_carries_the_p_values_uncertainty():
+    clear = ex.KnockoutResult(
+        "SE_4_3", 0, 4, [0, 1, 2, 3], 0.9, 0.5, [0.8 + 0.001 * i for i in range(99)], 100
+    )
+    assert clear.worse_draws == 0 and clear.p_value == pytest.approx(1 / 100)
+    assert clear.p_interval[1] < 0.05 and "MORE than random" in clear.verdict()
+    assert "on 100 images (1.0 points each)" in clear.verdict()
+    # the same result with 49 draws: p = 0.02, yet p's interval reaches past 0.05, so it cannot decide
+    short = ex.KnockoutResult("SE_4_3", 0, 4, [0], 0.9, 0.5, [0.8 + 0.001 * i for i in range(49)])
+    assert short.p_value == pytest.approx(1 / 50) and "UNDECIDED" in short.verdict()
+    assert "at least 72" in short.verdict()
+    low, high = short.random_interval
+    assert 0.8 <= low < high <= 0.849
     tied = ex.KnockoutResult("SE_4_3", 0, 4, [0], 0.9, 0.851, [0.8 + 0.005 * i for i in range(19)])
     assert tied.p_value == pytest.approx(12 / 20) and "did NOT" in tied.verdict()
     few = ex.KnockoutResult("SE_4_3", 0, 4, [0], 0.9, 0.1, [0.8, 0.85])
     assert "Too few random draws" in few.verdict()
+
+
+def test_knockout_comparison_counts_the_images_it_measures():
+    torch.manual_seed(0)
+    model = create_model("se_resnet20", num_classes=3)
+    images, labels = torch.randn(30, 3, 32, 32), torch.arange(30) % 3
+    stats = ex.class_excitations(model, (images, labels), images_per_class=10)
+    result = ex.knockout_comparison(model, (images, labels), stats, "SE_4_1", 1, k=2, draws=3)
+    assert result.images == 10 and len(result.random_off) == 3
+    capped = ex.knockout_comparison(model, (images, labels), stats, "SE_4_1", 1, k=2, draws=1, max_images=4)
+    assert capped.images == 4
+
+
+def test_hidden_unit_activity_finds_a_dead_bottleneck():
+    torch.manual_seed(0)
+    model = create_model("se_resnet20", num_classes=3)
+    images = torch.randn(12, 3, 32, 32)
+    dead = model.layer1[1].se.excitation.fc1  # SE_2_2: 16 channels, r = 16, one hidden unit
+    assert dead.out_features == 1
+    with torch.no_grad():
+        dead.weight.zero_()
+        dead.bias.fill_(-1.0)  # W1 z + b1 = -1 for every image: the ReLU never passes anything
+    activity = ex.hidden_unit_activity(model, images)
+    assert activity["SE_2_2"].tolist() == [0.0]
+    with torch.no_grad():
+        dead.bias.fill_(1.0)
+    assert ex.hidden_unit_activity(model, images, blocks=["SE_2_2"])["SE_2_2"].tolist() == [1.0]
+    widths = {name: b.excitation.fc1.out_features for name, b in senet_lib.se_blocks(model).items()}
+    assert {name: a.shape for name, a in activity.items()} == {name: (w,) for name, w in widths.items()}
 
 
 def test_significance_plots_and_the_chance_annotations():

@@ -18,6 +18,8 @@ class, the mean ± standard deviation (Fig. 7). This module computes those numbe
 * Against chance (:mod:`.significance`): :func:`class_separation` in units of ``s``, a label-shuffle
   test and a bootstrap of it per block (:func:`separation_report`), and the same network untrained
   as a reference (:func:`untrained_like`).
+* Dead bottlenecks: :func:`hidden_unit_activity`, how often each hidden unit of an excitation passes
+  its ReLU (a block with ``C/r = 1`` whose one unit never does is frozen).
 
 Blocks are named as in the paper, ``SE_<stage>_<block>`` with stages numbered as in Table 1
 (conv2_x is stage 2) and blocks counted from 1. The recorder also finds the SE modules of timm and
@@ -27,12 +29,15 @@ torchvision networks (:func:`find_blocks`), named by module path where the paper
 from ..models.modes import eval_mode
 from ..se import parse_block_name
 from .blocks import find_blocks, paper_blocks, select_blocks
-from .recorder import ExcitationRecorder, class_excitations, image_excitations
+from .recorder import ExcitationRecorder, class_excitations, hidden_unit_activity, image_excitations
 from .significance import (
     BlockSeparation,
+    Difference,
     KnockoutResult,
     SeparationReport,
     accuracy_with_channels_off,
+    binomial_interval,
+    compare,
     knockout_comparison,
     per_image_excitations,
     report_from_samples,
@@ -64,6 +69,7 @@ __all__ = [
     "ExcitationRecorder",
     "class_excitations",
     "image_excitations",
+    "hidden_unit_activity",
     "SATURATION_LOW",
     "SATURATION_HIGH",
     "class_specificity",
@@ -78,6 +84,9 @@ __all__ = [
     "KnockoutResult",
     "knockout_comparison",
     "BlockSeparation",
+    "binomial_interval",
+    "compare",
+    "Difference",
     "SeparationReport",
     "per_image_excitations",
     "report_from_samples",

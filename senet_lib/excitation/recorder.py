@@ -326,3 +326,42 @@ def image_excitations(
         for handle in handles:
             handle.remove()
     return out
+
+
+@torch.no_grad()
+def hidden_unit_activity(
+    model: nn.Module, images: Tensor, blocks: Sequence[str] | None = None, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """For every hidden unit of each SE block's bottleneck (``C/r`` units), the share of ``images``
+    (normalised) on which its pre-activation ``W1 z + b1`` is above 0, i.e. on which its ReLU passes
+    anything: ``[C/r]`` per block.
+
+    A unit at 0 is dead: its ReLU outputs 0 for every image, so it carries no information to the
+    gate and receives no gradient; a block whose every unit is dead gates each channel by the same
+    constant ``σ(b2)`` for every image. Needs senet_lib blocks (an excitation with ``fc1``).
+    """
+    chosen = select_blocks(model, blocks)
+    layers = {}
+    for name, block in chosen.items():
+        fc1 = getattr(getattr(block, "excitation", None), "fc1", None)
+        if fc1 is None:
+            raise ValueError(f"{name} has no excitation.fc1: hidden_unit_activity reads senet_lib SE blocks.")
+        layers[name] = fc1
+    active = {name: torch.zeros(fc1.out_features, dtype=torch.float64) for name, fc1 in layers.items()}
+
+    def count(name: str) -> Callable[[nn.Module, tuple, Tensor], None]:
+        def hook(_module: nn.Module, _inputs: tuple, out: Tensor) -> None:
+            active[name] += (out.detach().flatten(1) > 0).sum(0).cpu().double()
+
+        return hook
+
+    handles = [fc1.register_forward_hook(count(name)) for name, fc1 in layers.items()]
+    device = next(model.parameters()).device
+    try:
+        with eval_mode(model):
+            for start in range(0, len(images), batch_size):
+                model(images[start : start + batch_size].to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (a / max(len(images), 1)).numpy() for name, a in active.items()}

@@ -1,30 +1,41 @@
-"""Is a block's excitation really class-specific, and does that grow with depth? Decided by the data.
+"""Is a block's excitation really class-specific, and how does that change with depth? Decided by the data.
 
 Class means of ``s`` estimated from a few dozen images per class always differ a little, also in a
-network that has learned nothing, and a ratio of spreads (:func:`~.analysis.class_specificity`)
+network that has learned nothing, and a ratio of spreads (:func:`~.stats.class_specificity`)
 can rise just because the spread within a class collapses. This module answers with the absolute
-**class separation** (:func:`~.analysis.class_separation`: the root-mean-square distance between two
+**class separation** (:func:`~.stats.class_separation`: the root-mean-square distance between two
 classes' mean excitations, in units of ``s``, with the sampling noise removed) and two resampling
 procedures on the per-image excitations of the same images that :func:`~.recorder.class_excitations`
 samples:
 
 * a **label-permutation test** per block: the separation with the class labels shuffled among the
-  images (what a block with no class effect at all gives); the block is class-specific when the true
-  labels beat the shuffled ones (``p ≤ 0.05``);
-* a **bootstrap** over images within each class: an interval for each block's separation and for the
-  difference between the last and the first stage (the depth trend), resampled jointly so blocks
-  share their images as they do in the network.
+  images (what a block with no class effect at all gives). It detects *any* class dependence, however
+  small, and its power grows with the number of images: random convolutions already make the gates
+  depend a little on the class, so an untrained network passes it too. It says that the gates depend
+  on the class, not how much, nor whether training put the dependence there;
+* a **bootstrap** over images within each class: an interval for each block's separation and for
+  differences between stages, blocks, or a trained network and a reference, resampled jointly so
+  blocks share their images as they do in the network.
+
+Differences are read against a margin (:data:`SMALL`): two numbers are **alike** when the whole 95 %
+interval of their difference lies within ``± SMALL``, **higher** or **lower** when it excludes 0 and
+they are not alike, **undecided** otherwise. A difference that is real but smaller than the margin
+is called alike, so a verdict does not change because more images shrink an interval around a tiny
+difference. Blocks whose gates do not move at all (:data:`FROZEN`) are left out of stage means.
 
 Compare the report of a trained network with :func:`untrained_like` (the same architecture at
-initialisation): random features separate classes a little too, and only the excess was learned.
-
+initialisation): random features separate classes a little too, and only the excess was learned
+(:meth:`SeparationReport.learned_by_stage`).
 
 Knock-outs ask the same of single channels: test accuracy with a class's most excited channels
-forced off, against random choices of as many channels (:func:`knockout_comparison`).
+forced off, against random choices of as many channels (:func:`knockout_comparison`). Their p-value
+comes from a finite number of random draws, so its verdict carries the binomial interval of that
+p-value and says "undecided" when the interval straddles the level.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,8 +60,46 @@ if TYPE_CHECKING:
 #: A block is called class-specific when its permutation p-value is at most this.
 ALPHA = 0.05
 #: A class separation below this (2 % of the gate's range) is called small in verdicts: real, perhaps, but
-#: the gates then hardly depend on the class (the 40-epoch SE-ResNet-20 reaches 0.23 in SE_4_2).
+#: the gates then hardly depend on the class. Also the margin within which two separations are "alike".
 SMALL = 0.02
+#: A block whose gate values move less than this (standard deviation over all recorded images, in the
+#: channel that moves most) is frozen: a fixed per-channel scale, the same for every image.
+FROZEN = 1e-3
+
+
+def compare(low: float, high: float, margin: float = SMALL) -> str:
+    """Read the 95 % interval ``low … high`` of a difference: ``"alike"`` (inside ``± margin``),
+    ``"higher"`` (above 0), ``"lower"`` (below 0) or ``"undecided"`` (it straddles 0 and the margin)."""
+    if -margin < low and high < margin:
+        return "alike"
+    if low > 0:
+        return "higher"
+    if high < 0:
+        return "lower"
+    return "undecided"
+
+
+def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion ``successes / trials``, found by
+    bisection on the binomial tail sums (no SciPy needed)."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError("Need 0 <= successes <= trials and at least one trial.")
+    tail = (1 - level) / 2
+
+    def tail_sum(p: float, values: range) -> float:
+        return sum(math.comb(trials, i) * p**i * (1 - p) ** (trials - i) for i in values)
+
+    def solve(increasing: Any, target: float) -> float:
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if increasing(mid) < target else (lo, mid)
+        return (lo + hi) / 2
+
+    # lower end: P(X >= successes) = tail; upper end: P(X <= successes) = tail (it falls as p grows)
+    low = 0.0 if successes == 0 else solve(lambda p: tail_sum(p, range(successes, trials + 1)), tail)
+    high = 1.0 if successes == trials else solve(lambda p: -tail_sum(p, range(successes + 1)), -tail)
+    return low, high
 
 
 def separation_of_samples(s: np.ndarray, labels: np.ndarray, num_classes: int, debias: bool = True) -> float:
@@ -93,6 +142,7 @@ class BlockSeparation:
     observed: float  # debiased separation with the true labels (units of s)
     null: np.ndarray  # [permutations] the same with labels shuffled among the images
     bootstrap: np.ndarray  # [resamples] the same on images resampled within each class
+    spread: float = float("nan")  # std of s over all images, in the channel that moves most
 
     @property
     def p_value(self) -> float:
@@ -112,7 +162,37 @@ class BlockSeparation:
 
     @property
     def class_specific(self) -> bool:
+        """Beats shuffled labels (``p ≤ ALPHA``): the gates depend on the class at all, however little."""
         return self.p_value <= ALPHA
+
+    @property
+    def frozen(self) -> bool:
+        """The gates hardly move from image to image (:data:`FROZEN`): a fixed per-channel scale."""
+        return bool(self.spread < FROZEN)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A difference between two separations (``a − b``) with its 95 % bootstrap interval and reading."""
+
+    a: str
+    b: str
+    value: float
+    low: float
+    high: float
+
+    @property
+    def reading(self) -> str:
+        """``"alike"``, ``"higher"``, ``"lower"`` or ``"undecided"`` (:func:`compare`)."""
+        return compare(self.low, self.high)
+
+    def describe(self) -> str:
+        return f"{self.value:+.4f}, 95 % interval {self.low:+.4f} … {self.high:+.4f}"
+
+
+def _difference(a: str, b: str, value: float, draws: np.ndarray) -> Difference:
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return Difference(a, b, float(value), float(low), float(high))
 
 
 @dataclass(frozen=True)
@@ -125,72 +205,154 @@ class SeparationReport:
     images_per_class: int
 
     @property
-    def rise(self) -> float:
-        """Mean separation of the deepest group minus that of the first (observed)."""
-        first, last = self.group_names[0], self.group_names[-1]
-        return self.group_mean(last) - self.group_mean(first)
-
-    @property
     def group_names(self) -> list[str]:
         return list(self.groups)
 
-    def group_mean(self, group: str) -> float:
-        return float(np.mean([self.blocks[b].observed for b in self.groups[group]]))
-
-    @property
-    def rise_bootstrap(self) -> np.ndarray:
-        """``[resamples]`` the deepest group's mean separation minus the first's, per bootstrap draw
-        (the draws are shared by all blocks, so the difference is taken draw by draw)."""
-        return self._group_bootstrap(self.group_names[-1]) - self._group_bootstrap(self.group_names[0])
-
-    @property
-    def rise_interval(self) -> tuple[float, float]:
-        low, high = np.quantile(self.rise_bootstrap, [0.025, 0.975])
-        return float(low), float(high)
+    def frozen_blocks(self) -> list[str]:
+        """Blocks whose gates do not move (:attr:`BlockSeparation.frozen`), in network order."""
+        return [name for name, b in self.blocks.items() if b.frozen]
 
     def specific_blocks(self) -> list[str]:
+        """Blocks that beat shuffled labels: any class dependence at all (not: learned, or large)."""
         return [name for name, b in self.blocks.items() if b.class_specific]
 
+    def _members(self, group: str, exclude: Sequence[str] = ()) -> list[str]:
+        if group not in self.groups:
+            raise ValueError(f"No group {group!r} in this report: it has {', '.join(self.groups)}.")
+        members = [b for b in self.groups[group] if b not in exclude]
+        if not members:
+            raise ValueError(f"Every block of {group} is left out: nothing to average.")
+        return members
+
+    def group_mean(self, group: str, exclude: Sequence[str] = ()) -> float:
+        """Mean separation of ``group``'s blocks, leaving out ``exclude``."""
+        return float(np.mean([self.blocks[b].observed for b in self._members(group, exclude)]))
+
+    def _group_bootstrap(self, group: str, exclude: Sequence[str] = ()) -> np.ndarray:
+        return np.mean([self.blocks[b].bootstrap for b in self._members(group, exclude)], axis=0)
+
+    def _kept_groups(self, exclude: Sequence[str]) -> list[str]:
+        return [g for g in self.group_names if any(b not in exclude for b in self.groups[g])]
+
+    def stage_steps(self, exclude: Sequence[str] | None = None) -> list[Difference]:
+        """Each group's mean separation minus the previous group's, with its interval (the
+        bootstrap draws are shared by all blocks, so differences are taken draw by draw).
+        ``exclude`` defaults to the frozen blocks."""
+        exclude = self.frozen_blocks() if exclude is None else list(exclude)
+        kept = self._kept_groups(exclude)
+        return [
+            _difference(
+                later,
+                earlier,
+                self.group_mean(later, exclude) - self.group_mean(earlier, exclude),
+                self._group_bootstrap(later, exclude) - self._group_bootstrap(earlier, exclude),
+            )
+            for earlier, later in zip(kept[:-1], kept[1:], strict=True)
+        ]
+
+    def peak(self, exclude: Sequence[str] | None = None) -> tuple[str, float]:
+        """The block with the largest separation and the share of bootstrap draws in which it is
+        the largest (``exclude`` defaults to the frozen blocks)."""
+        exclude = self.frozen_blocks() if exclude is None else list(exclude)
+        names = [n for n in self.blocks if n not in exclude]
+        best = max(names, key=lambda n: self.blocks[n].observed)
+        draws = np.stack([self.blocks[n].bootstrap for n in names])
+        return best, float(np.mean(draws.argmax(axis=0) == names.index(best)))
+
+    def block_difference(self, a: str, b: str) -> Difference:
+        """Block ``a``'s separation minus block ``b``'s, draw by draw."""
+        first, second = self.blocks[a], self.blocks[b]
+        return _difference(a, b, first.observed - second.observed, first.bootstrap - second.bootstrap)
+
     def depth_verdict(self) -> str:
-        """One sentence on the depth trend, decided by the bootstrap interval of :attr:`rise`."""
-        first, last = self.group_names[0], self.group_names[-1]
-        low, high = self.rise_interval
-        numbers = (
-            f"class separation {self.group_mean(first):.4f} in {first}, {self.group_mean(last):.4f} in "
-            f"{last} (difference {self.rise:+.4f}, 95 % interval {low:+.4f} … {high:+.4f})"
+        """What the per-block curve shows, each reading decided by an interval (module docstring):
+        stage after stage (frozen blocks left out), where the curve peaks, and whether the last
+        block falls back from the peak."""
+        frozen = self.frozen_blocks()
+        steps = self.stage_steps(frozen)
+        peak, share = self.peak(frozen)
+        last = [n for n in self.blocks if n not in frozen][-1]
+        parts = [f"{s.a} vs {s.b}: {s.reading.upper()} ({s.describe()})" for s in steps]
+        parts.append(
+            f"largest in {peak} ({self.blocks[peak].observed:.4f}; the largest in {100 * share:.0f} % of "
+            "bootstrap draws)"
         )
+        fall = None
+        if last != peak:
+            fall = self.block_difference(last, peak)
+            parts.append(f"the last block {last} vs {peak}: {fall.reading.upper()} ({fall.describe()})")
+        readings = [s.reading for s in steps]
+        if "undecided" in readings:
+            shape = (
+                f"with {self.images_per_class} images per class some steps are undecided: their intervals "
+                f"straddle both 0 and ±{SMALL}; more images per class would decide them"
+            )
+        elif all(r == "higher" for r in readings):
+            shape = "it rises stage by stage"
+        elif all(r == "alike" for r in readings):
+            shape = f"no stage differs from the one before by {SMALL} or more"
+        else:
+            shape = "not a steady rise: " + ", then ".join(
+                f"{s.a} {'like' if s.reading == 'alike' else s.reading + ' than'} {s.b}" for s in steps
+            )
+        if fall is not None and fall.reading == "lower":
+            shape += f"; the last block falls back below {peak}"
         largest = max(b.observed for b in self.blocks.values())
         size = (
-            f"; but no block separates the classes by {SMALL} or more (largest {largest:.4f}): "
+            f"; no block separates the classes by {SMALL} or more (largest {largest:.4f}): "
             "the gates hardly depend on the class anywhere"
             if largest < SMALL
             else ""
         )
-        if low > 0:
-            return f"{self.network}: separation RISES with depth: {numbers}{size}."
-        if high < 0:
-            return f"{self.network}: separation FALLS with depth: {numbers}{size}."
-        return f"{self.network}: NO CLEAR depth trend (the interval includes 0): {numbers}{size}."
+        left_out = f" ({', '.join(frozen)} left out: frozen)" if frozen else ""
+        return f"{self.network}, per block{left_out}: " + "; ".join(parts) + f". So {shape}{size}."
 
     def learned_beyond(
-        self, reference: SeparationReport, group: str | None = None
+        self, reference: SeparationReport, group: str | None = None, exclude: Sequence[str] | None = None
     ) -> tuple[float, float, float]:
         """(difference, 2.5th, 97.5th percentile) of ``group``'s mean separation here minus in ``reference``.
 
-        The two networks' bootstraps are independent, so their difference is resampled pairwise.
-        ``group`` defaults to the deepest one.
+        The two reports resample with the same seed, so their draws are taken pairwise. ``group``
+        defaults to the deepest one; ``exclude`` (default: the blocks frozen here) is left out of both.
         """
-        group = group or self.group_names[-1]
-        ours, theirs = self._group_bootstrap(group), reference._group_bootstrap(group)
+        exclude = self.frozen_blocks() if exclude is None else list(exclude)
+        group = group or self._kept_groups(exclude)[-1]
+        ours, theirs = self._group_bootstrap(group, exclude), reference._group_bootstrap(group, exclude)
         size = min(len(ours), len(theirs))
-        diff = ours[:size] - theirs[:size]
-        low, high = np.quantile(diff, [0.025, 0.975])
-        return self.group_mean(group) - reference.group_mean(group), float(low), float(high)
+        low, high = np.quantile(ours[:size] - theirs[:size], [0.025, 0.975])
+        return self.group_mean(group, exclude) - reference.group_mean(group, exclude), float(low), float(high)
 
-    def _group_bootstrap(self, group: str) -> np.ndarray:
-        if group not in self.groups:
-            raise ValueError(f"No group {group!r} in this report: it has {', '.join(self.groups)}.")
-        return np.mean([self.blocks[b].bootstrap for b in self.groups[group]], axis=0)
+    def learned_by_stage(
+        self, reference: SeparationReport, exclude: Sequence[str] | None = None
+    ) -> list[Difference]:
+        """Every group's mean separation here minus in ``reference`` (e.g. :func:`untrained_like`):
+        the effect size of training, against the class dependence random features already have."""
+        exclude = self.frozen_blocks() if exclude is None else list(exclude)
+        out = []
+        for group in self._kept_groups(exclude):
+            value, low, high = self.learned_beyond(reference, group, exclude)
+            out.append(Difference(group, reference.network, value, low, high))
+        return out
+
+    def learned_verdict(self, reference: SeparationReport) -> str:
+        """One sentence per stage: how much more class-specific training made the gates than in
+        ``reference``, read with :func:`compare`."""
+        frozen = self.frozen_blocks()
+        rows = self.learned_by_stage(reference, frozen)
+        words = {
+            "higher": "MORE",
+            "lower": "LESS",
+            "alike": f"ALIKE (within ±{SMALL})",
+            "undecided": "UNDECIDED",
+        }
+        parts = [f"{d.a} {words[d.reading]} ({d.describe()})" for d in rows]
+        left_out = f", {', '.join(frozen)} left out (frozen)" if frozen else ""
+        largest = max(reference.blocks.values(), key=lambda b: b.observed)
+        return (
+            f"{self.network} minus {reference.network}, stage by stage{left_out}: "
+            + "; ".join(parts)
+            + f". The reference's largest block separation is {largest.observed:.4f} ({largest.block})."
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """One row per block: separation, its interval, the shuffled-label threshold and p-value."""
@@ -210,6 +372,7 @@ class SeparationReport:
                         "shuffled_95th": b.threshold,
                         "p_value": b.p_value,
                         "class_specific": b.class_specific,
+                        "frozen": b.frozen,
                     }
                 )
         return pd.DataFrame(rows).set_index("block")
@@ -309,6 +472,7 @@ def report_from_samples(
             observed=float(_separations(rows, counts, truth, True)[0]),
             null=_separations(rows, counts, shuffled, True),
             bootstrap=_separations(rows, counts, boot, True),
+            spread=float(rows.std(axis=0).max()) if len(rows) else float("nan"),
         )
     per_class = int(counts[counts > 0].min()) if n else 0
     return SeparationReport(network, results, _depth_groups(list(results)), per_class)
@@ -418,6 +582,7 @@ class KnockoutResult:
     baseline: float  # nothing switched off
     top_off: float  # the class's k most excited channels off
     random_off: list[float]  # one accuracy per random draw of k channels
+    images: int | None = None  # how many of the class's images each accuracy is measured on
 
     @property
     def random_mean(self) -> float:
@@ -434,25 +599,46 @@ class KnockoutResult:
         return float(low), float(high)
 
     @property
+    def worse_draws(self) -> int:
+        """How many random draws hurt the class at least as much as its top-k channels."""
+        return int(sum(a <= self.top_off for a in self.random_off))
+
+    @property
     def p_value(self) -> float:
         """How often k random channels off hurt at least as much as the top k (one-sided, counting
         the top-k choice itself: with ``draws`` random draws the smallest possible value is
         ``1 / (draws + 1)``)."""
-        worse = sum(a <= self.top_off for a in self.random_off)
-        return (1 + worse) / (1 + len(self.random_off))
+        return (1 + self.worse_draws) / (1 + len(self.random_off))
+
+    @property
+    def p_interval(self) -> tuple[float, float]:
+        """Where the p-value of infinitely many random draws lies (95 %, exact binomial interval of
+        ``worse_draws / draws``): the p-value's own uncertainty from drawing only so many."""
+        return binomial_interval(self.worse_draws, len(self.random_off))
 
     def verdict(self, alpha: float = 0.05) -> str:
-        """One sentence: did the top-k channels hurt the class more than random ones?"""
+        """One sentence: did the top-k channels hurt the class more than random ones? Decided only
+        when the p-value's interval (:attr:`p_interval`) lies on one side of ``alpha``."""
         low, high = self.random_interval
+        p_low, p_high = self.p_interval
+        on = f" on {self.images} images ({100 / self.images:.1f} points each)" if self.images else ""
         numbers = (
             f"top {self.k} off {100 * self.top_off:.1f} %, random {self.k} off {100 * self.random_mean:.1f} % "
-            f"(95 % of {len(self.random_off)} draws in {100 * low:.1f} … {100 * high:.1f} %), p = {self.p_value:.3f}"
+            f"(95 % of {len(self.random_off)} draws in {100 * low:.1f} … {100 * high:.1f} %){on}; "
+            f"{self.worse_draws} of {len(self.random_off)} random draws hurt as much, p = {self.p_value:.3f}, "
+            f"and with unlimited draws p would lie in {p_low:.3f} … {p_high:.3f}"
         )
         if len(self.random_off) < round(1 / alpha) - 1:
             return f"Too few random draws to decide at {alpha:.0%} (use at least {round(1 / alpha) - 1}): {numbers}."
-        if self.p_value <= alpha:
+        if p_high <= alpha:
             return f"The class's most excited channels hurt it MORE than random ones: {numbers}."
-        return f"The class's most excited channels did NOT hurt it clearly more than random ones: {numbers}."
+        if p_low > alpha:
+            return f"The class's most excited channels did NOT hurt it more than random ones: {numbers}."
+        needed = next(n for n in range(1, 100_000) if binomial_interval(0, n)[1] <= alpha)
+        return (
+            f"UNDECIDED at {alpha:.0%}: {numbers}, on both sides of {alpha}. More draws would decide "
+            f"(at least {needed} before 'more' can be decided at all)."
+        )
 
 
 def knockout_comparison(
@@ -478,6 +664,8 @@ def knockout_comparison(
     def acc(chs: Sequence[int] | None) -> float:
         return accuracy_with_channels_off(model, data, block, chs, class_index=cls, **eval_options)
 
+    labels = split_tensors(data, eval_options.get("split", "test"))[1]
+    images = len(_eval_indices(labels, cls, eval_options.get("max_images"), eval_options.get("seed", 0)))
     return KnockoutResult(
         block=block,
         class_index=cls,
@@ -486,4 +674,5 @@ def knockout_comparison(
         baseline=acc(None),
         top_off=acc(top),
         random_off=[acc(rng.choice(channels, size=k, replace=False)) for _ in range(draws)],
+        images=images,
     )

@@ -79,9 +79,10 @@ def plot_knockout(result: KnockoutResult, class_name: str | None = None, network
     ax.set(ylim=(0, 1.05), ylabel="accuracy on the class's test images")
     name = class_name if class_name is not None else f"class {result.class_index}"
     who = f"{network}, " if network else ""
+    p_low, p_high = result.p_interval
     fig.suptitle(
         f"{who}{result.block}: switching off channels, {name}\n(random: {len(result.random_off)} draws, "
-        f"band = 95 % of them; p = {result.p_value:.3f})",
+        f"band = 95 % of them; p = {result.p_value:.3f}, with unlimited draws {p_low:.3f} … {p_high:.3f})",
         fontsize="medium",
     )
     return fig
