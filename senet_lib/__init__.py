@@ -21,6 +21,7 @@ from .env import (
     get_paths,
     get_precision,
     get_profile,
+    notebook_titles,
     seed_everything,
     setup,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "list_models",
     "make_gate",
     "models",
+    "notebook_titles",
     "override_gate",
     "plots",
     "register_model",

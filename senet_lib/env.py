@@ -21,10 +21,12 @@ import os
 # Must be set before torch is imported anywhere: lets ops that MPS lacks fall back to the CPU.
 os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
+import json  # noqa: E402
 import platform as _platform  # noqa: E402
 import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -60,6 +62,7 @@ __all__ = [
     "get_precision",
     "get_profile",
     "git_commit",
+    "notebook_titles",
     "seed_everything",
     "setup",
     "synchronize",
@@ -321,6 +324,58 @@ class Environment:
             ("results", str(self.paths.results)),
         ]
 
+    def check(self, seed: int = 0) -> str:
+        """Check that this machine can run the notebooks, and say so in a few lines.
+
+        The device must compute a float32 matrix product as the CPU does in float64, also under the
+        training precision's autocast (whose result must come out in that precision's dtype), and
+        every folder must accept a new file.
+
+        Raises:
+            UserError: one sentence naming what failed and what to do.
+        """
+        a = torch.randn(64, 64, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        reference = a @ a.T
+        on_device = a.float().to(self.device)
+        plain = (on_device @ on_device.T).cpu().double()
+        with self.precision.autocast(self.device):
+            low = on_device @ on_device.T
+        expected = self.precision.dtype or torch.float32
+        gaps = (float((plain - reference).abs().max()), float((low.double().cpu() - reference).abs().max()))
+        if gaps[0] > 1e-3 + 1e-4 * float(reference.abs().max()):
+            raise UserError(
+                f"{self.device} multiplies float32 matrices {gaps[0]:.2g} away from the CPU's float64 result: "
+                "update its driver and torch, or set SENET_DEVICE=cpu."
+            )
+        if low.dtype != expected or gaps[1] > 0.5 + 0.05 * float(reference.abs().max()):
+            raise UserError(
+                f"{self.precision.name} on {self.device} gave {low.dtype} results {gaps[1]:.2g} away from float64: "
+                "set SENET_PRECISION=fp32."
+            )
+        rows = [
+            (
+                "arithmetic",
+                f"{self.device}: fp32 within {gaps[0]:.1e}, {self.precision.name} within {gaps[1]:.1e}",
+            )
+        ]
+        for what, folder in (
+            ("data", self.paths.data),
+            ("checkpoints", self.paths.checkpoints),
+            ("figures", self.paths.figures),
+            ("results", self.paths.results),
+        ):
+            try:
+                with tempfile.NamedTemporaryFile(dir=folder) as probe:
+                    probe.write(b"ok")
+                    probe.flush()
+            except OSError as err:
+                raise UserError(
+                    f"The {what} folder {folder} does not accept a new file ({err.strerror or err}): "
+                    f"point SENET_{'CHECKPOINT' if what == 'checkpoints' else what.upper()}_DIR at one you can write."
+                ) from err
+            rows.append((what, f"{folder} (writable)"))
+        return format_rows(rows)
+
     def context(self) -> str:
         """The rows that no run changes: platform, versions, commit and folders (a run's own
         device, precision and profile are its :class:`senet_lib.train.RunPlan`'s banner)."""
@@ -517,3 +572,21 @@ def get_paths(create: bool = True) -> Paths:
         for folder in (paths.data, paths.checkpoints, paths.figures, paths.results):
             folder.mkdir(parents=True, exist_ok=True)
     return paths
+
+
+# --------------------------------------------------------------------------- the notebook series
+def notebook_titles(folder: str | Path | None = None) -> dict[str, str]:
+    """``{"00": "Start here", ...}``: the number and title of every numbered notebook
+    (``NN_*.ipynb``) in ``folder``, read from its first line (``# NN · Title``).
+
+    ``folder`` defaults to the checkout's ``notebooks/``, else the working directory; where it
+    holds no numbered notebook (a single notebook copied to Kaggle or Colab) the result is ``{}``.
+    """
+    if folder is None:
+        folder = REPO_ROOT / "notebooks" if REPO_ROOT is not None else Path.cwd()
+    titles = {}
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells") or [{}]
+        first = "".join(cells[0].get("source", "")).splitlines()[:1] or [""]
+        titles[path.name[:2]] = first[0].lstrip("# ").split("·", 1)[-1].strip()
+    return titles
