@@ -42,6 +42,7 @@ __all__ = [
     "committed_figures",
     "CPU_BF16_FLAGS",
     "Environment",
+    "FolderError",
     "PRECISIONS",
     "PROFILES",
     "Paths",
@@ -63,6 +64,7 @@ __all__ = [
     "get_profile",
     "git_commit",
     "notebook_titles",
+    "resolve_folder",
     "seed_everything",
     "setup",
     "synchronize",
@@ -546,8 +548,53 @@ def committed_figures() -> Path:
     return REPO_ROOT / "figures"
 
 
+class FolderError(UserError, OSError):
+    """A folder named by an option or an environment variable that cannot be used (a file, a loop of
+    symbolic links, not UTF-8 text, not creatable); the message names the option or variable."""
+
+
+def resolve_folder(path: str | Path, what: str, variable: bool = False) -> Path:
+    """``path`` with ``~`` expanded, made absolute and its symbolic links resolved.
+
+    ``what`` names where the path came from, for the message: ``"The data folder"`` reads
+    "The data folder /x is ...", and ``variable=True`` makes ``"SENET_DATA_DIR"`` read
+    "SENET_DATA_DIR=/x is ...".
+
+    Raises:
+        FolderError: the path is a loop of symbolic links or holds bytes that are not UTF-8 text.
+    """
+    text = str(path)
+    shown = text if text.isprintable() and _utf8(text) else ascii(text)
+    named = f"{what}={shown}" if variable else f"{what} {shown}"
+    if not _utf8(text):
+        raise FolderError(
+            f"{named} holds bytes that are not UTF-8 text, which senet_lib cannot record or print: rename that "
+            "folder or use another one."
+        )
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError):  # Python < 3.13: RuntimeError("Symlink loop ..."); later: ELOOP
+        raise FolderError(
+            f"{named} is a symbolic link that loops back on itself: make it point at a real folder, or use "
+            "another one."
+        ) from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def get_paths(create: bool = True) -> Paths:
-    """Folders for data, checkpoints, figures and results (see the module docstring for the defaults)."""
+    """Folders for data, checkpoints, figures and results (see the module docstring for the defaults).
+
+    Raises:
+        FolderError: a ``SENET_*_DIR`` variable (or a default folder) that is a file, a loop of symbolic
+            links, not UTF-8 text, or cannot be created; the message names the variable.
+    """
     if detect_platform() == "kaggle":
         root = Path("/kaggle/working")
     elif REPO_ROOT is not None and os.access(REPO_ROOT, os.W_OK):
@@ -559,18 +606,32 @@ def get_paths(create: bool = True) -> Paths:
         value = os.environ.get(var)
         if var == "SENET_FIGURES_DIR" and value == COMMITTED:
             return committed_figures()
-        return Path(value).expanduser().resolve() if value else default
+        return resolve_folder(value, var, variable=True) if value else default
 
-    paths = Paths(
-        root=root,
-        data=pick("SENET_DATA_DIR", root / "data"),
-        checkpoints=pick("SENET_CHECKPOINT_DIR", root / "checkpoints"),
-        figures=pick("SENET_FIGURES_DIR", root / ("build/figures" if root == REPO_ROOT else "figures")),
-        results=pick("SENET_RESULTS_DIR", root / "results"),
-    )
+    folders = {
+        "SENET_DATA_DIR": pick("SENET_DATA_DIR", root / "data"),
+        "SENET_CHECKPOINT_DIR": pick("SENET_CHECKPOINT_DIR", root / "checkpoints"),
+        "SENET_FIGURES_DIR": pick(
+            "SENET_FIGURES_DIR", root / ("build/figures" if root == REPO_ROOT else "figures")
+        ),
+        "SENET_RESULTS_DIR": pick("SENET_RESULTS_DIR", root / "results"),
+    }
+    paths = Paths(root, *folders.values())
     if create:
-        for folder in (paths.data, paths.checkpoints, paths.figures, paths.results):
-            folder.mkdir(parents=True, exist_ok=True)
+        for var, folder in folders.items():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                given = f"{var}={folder}" if os.environ.get(var) else f"The default folder {folder}"
+                reason = (
+                    "it is a file, not a folder"
+                    if folder.is_file()
+                    else (err.strerror or str(err) or type(err).__name__)
+                )
+                raise FolderError(
+                    f"{given} cannot be used ({reason}): point {var} at a folder you can write"
+                    + (", or unset it." if os.environ.get(var) else ".")
+                ) from err
     return paths
 
 

@@ -644,6 +644,21 @@ def _real_looking(data):
     return dataclasses.replace(data, name="cifar10", synthetic=False, label="CIFAR-10 (test stand-in)")
 
 
+# --------------------------------------------------------------------------- r3.7 symbolic-link loops
+def test_a_data_folder_that_is_a_symlink_loop_is_one_sentence(tmp_path, capsys, monkeypatch):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    args = ["train", *TINY, "--dataset", "cifar10", "--no-download", "--save-dir", str(tmp_path / "runs")]
+    assert cli.main([*args, "--data-dir", str(loop)]) == 2
+    err = _error_line(capsys)
+    assert f"The data folder {loop} is a symbolic link that loops back on itself" in err
+    assert cli.main(["data", "--data-dir", str(loop)]) == 2
+    assert "loops back on itself" in _error_line(capsys)
+    monkeypatch.setenv("SENET_DATA_DIR", str(loop))
+    assert cli.main(args) == 2
+    assert f"SENET_DATA_DIR={loop} is a symbolic link" in _error_line(capsys)
+
+
 # --------------------------------------------------------------------------- r3.8 WORLD_SIZE, SENET_*_DIR
 def test_a_world_size_that_is_not_a_number_is_named(capsys, monkeypatch):
     _no_data_loading(monkeypatch)
@@ -651,6 +666,19 @@ def test_a_world_size_that_is_not_a_number_is_named(capsys, monkeypatch):
     assert cli.main(["train", *TINY]) == 2
     err = _error_line(capsys)
     assert "WORLD_SIZE is 'abc'" in err and "torchrun" in err and "invalid literal" not in err
+
+
+def test_a_senet_dir_that_cannot_be_a_folder_is_named(tmp_path, capsys, monkeypatch):
+    _no_data_loading(monkeypatch)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("SENET_CHECKPOINT_DIR", str(blocker))
+    assert cli.main(["train", *TINY]) == 2
+    err = _error_line(capsys)
+    assert f"SENET_CHECKPOINT_DIR={blocker} cannot be used (it is a file, not a folder)" in err
+    monkeypatch.setenv("SENET_CHECKPOINT_DIR", str(blocker / "below"))
+    assert cli.main(["train", *TINY]) == 2
+    assert "SENET_CHECKPOINT_DIR=" in _error_line(capsys)
 
 
 def _weights_without_sidecar(path: Path, change) -> Path:

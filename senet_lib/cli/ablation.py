@@ -4,13 +4,22 @@ trained with one recipe and several seeds (:func:`senet_lib.train.run_ablation`)
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..checkpoint import check_writable
+from ..checkpoint import check_fits, check_writable
 from ..env import PROFILES, setup
 from ..train import ABLATIONS, ablation_grid, run_ablation
 from ..train.config import get_settings
 from .common import check_dataset, check_model
-from .options import add_config_flags, add_data_options, config_from_args, run_data_from_args
+from .options import (
+    RUN_FILES,
+    add_config_flags,
+    add_data_options,
+    config_from_args,
+    longest_run_name,
+    run_data_from_args,
+    subsets_from_args,
+)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -22,8 +31,18 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     dataset = check_dataset(args.dataset or profile.dataset)
     config = config_from_args(args, profile)
     seeds = tuple(args.seeds) if args.seeds else profile.seeds
-    save_dir = args.save_dir or env.paths.checkpoints
-    results_dir = args.results_dir or env.paths.results
+    subsets_from_args(args, profile, dataset)  # checked before any folder is created
+    save_dir = Path(args.save_dir or env.paths.checkpoints).expanduser()
+    results_dir = Path(args.results_dir or env.paths.results).expanduser()
+    # Every run folder's and record's full path must fit the system's limits (checked with the longest
+    # name a run can get): a long folder fails now, not after the first variant trained.
+    longest = longest_run_name(max((variant for variant, _ in grid.values()), key=len), max(seeds))
+    check_fits(save_dir, hint="pass another --save-dir")  # not UTF-8, or too long itself
+    check_fits(results_dir, hint="pass another --results-dir")
+    check_fits(save_dir / longest, RUN_FILES, hint="choose a shorter --save-dir")
+    check_fits(
+        results_dir, (f"ablation_{args.ablation}_{longest}.json",), hint="choose a shorter --results-dir"
+    )
     check_writable(save_dir, hint="pass a writable --save-dir")
     check_writable(results_dir, hint="pass a writable --results-dir")
     print(env)

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..data import DATASETS, load_run_data
+import torch
+
+from ..checkpoint import LOCK_NAME
+from ..data import DATASETS, MAX_SPLIT, SubsetError, check_subsets, load_run_data
 from ..env import PROFILES
-from ..train import ConfigError, TrainConfig
+from ..models import create_model
+from ..se import SqueezeExcitation
+from ..train import CHECKPOINT_NAME, HISTORY_NAME, RECORD_NAME, ConfigError, TrainConfig
 from ..train.config import Profile, get_settings
 from .common import UsageError
 
@@ -95,13 +101,79 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def run_data_from_args(args: argparse.Namespace, profile: Profile, dataset: str) -> Any:
-    """The run's data: ``dataset`` with the profile's subsets unless ``--train-subset``,
-    ``--test-subset`` or ``--full-data`` say otherwise (:func:`senet_lib.data.load_run_data`)."""
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def checked_model_options(model_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` if :func:`senet_lib.create_model` builds ``model_name`` with them (the one place model
+    options are checked; built on PyTorch's meta device, so it takes no memory and no time), else a
+    :class:`UsageError` naming the option (``--reduction``). An SE option given to a network without
+    SE blocks is refused too: it would change the run's name and nothing else."""
+    try:
+        with torch.device("meta"):
+            model = create_model(model_name, 10, **options)
+    except (TypeError, ValueError) as err:
+        match = re.search(r"option (\w+) must be (.+?) \(got", str(err))
+        if match and match.group(1) in options:
+            option = match.group(1)
+            raise UsageError(
+                f"{_flag(option)} must be {match.group(2)} (got {options[option]!r}): give another value."
+            ) from err
+        given = ", ".join(f"{_flag(k)} {v}" for k, v in options.items())
+        raise UsageError(f"{model_name} cannot be built with {given} ({err})") from err
+    if "reduction" in options and not any(isinstance(m, SqueezeExcitation) for m in model.modules()):
+        raise UsageError(
+            f"--reduction sets the SE blocks' reduction ratio, but {model_name} has no SE blocks: drop "
+            "--reduction, or choose an SE model (see `models se_*`)."
+        )
+    return dict(options)
+
+
+def subsets_from_args(
+    args: argparse.Namespace, profile: Profile, dataset: str
+) -> tuple[int | None, int | None]:
+    """The run's subset sizes: the profile's unless ``--train-subset``, ``--test-subset`` or
+    ``--full-data`` say otherwise, checked (:func:`senet_lib.data.check_subsets`) before anything is
+    loaded; a bad one is named by its option."""
     train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
     test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
     if args.full_data:
         train_subset = test_subset = None
+    checked_subsets(dataset, train_subset, test_subset)
+    return train_subset, test_subset
+
+
+def checked_subsets(dataset: str, train_subset: int | None, test_subset: int | None) -> None:
+    """:func:`senet_lib.data.check_subsets`, its error said with the command line's options."""
+    try:
+        check_subsets(dataset, train_subset, test_subset)
+    except SubsetError as err:
+        raise UsageError(f"--{err.split}-subset {err.problem}: give another value.") from err
+
+
+#: What a run writes in its folder (its temporary files are named after these).
+RUN_FILES = (CHECKPOINT_NAME, HISTORY_NAME, RECORD_NAME, LOCK_NAME)
+
+
+def longest_run_name(model_name: str, seed: int) -> str:
+    """A name at least as long as any :func:`senet_lib.train.default_run_name` of ``model_name`` and
+    ``seed`` (the longest dataset name, the largest training split, the hash), so that path lengths are
+    checked before the data are loaded and before any folder is created."""
+    dataset = "x" * max(len(name) for name in DATASETS)
+    return f"{model_name}-{dataset}-n{MAX_SPLIT['train']}-{'f' * 8}-seed{seed}"
+
+
+def longest_record_name(model_name: str, seed: int) -> str:
+    """A name at least as long as any that :func:`senet_lib.train.write_record` gives a record."""
+    dataset = "x" * max(len(name) for name in DATASETS)
+    return f"train_{model_name}_{dataset}_seed{seed}_YYYYMMDDTHHMMSSZ-999.json"
+
+
+def run_data_from_args(args: argparse.Namespace, profile: Profile, dataset: str) -> Any:
+    """The run's data: ``dataset`` with the profile's subsets unless ``--train-subset``,
+    ``--test-subset`` or ``--full-data`` say otherwise (:func:`senet_lib.data.load_run_data`)."""
+    train_subset, test_subset = subsets_from_args(args, profile, dataset)
     return load_run_data(
         dataset, train_subset, test_subset, root=args.data_dir, download=not args.no_download
     )

@@ -22,8 +22,19 @@ batches on the device and reshuffle deterministically per epoch.
 This module imports only from :mod:`senet_lib.env` (and its sibling :mod:`~senet_lib.safe_pickle`).
 """
 
-from .loaders import cutout, random_crop
-from .cifar import KAGGLE_INPUT, KAGGLE_MAX_DEPTH, find_cifar, search_dirs
+from .cifar import (
+    DATA_SEED,
+    KAGGLE_INPUT,
+    KAGGLE_MAX_DEPTH,
+    MAX_SPLIT,
+    SubsetError,
+    check_subsets,
+    data_status,
+    find_cifar,
+    load_dataset,
+    load_run_data,
+    search_dirs,
+)
 from .dataset import (
     DATASETS,
     PIPELINES,
@@ -35,9 +46,8 @@ from .dataset import (
     channel_stats,
     normalize_images,
 )
-from .loaders import DeviceLoader, TorchLoader, make_loaders
-from .cifar import DATA_SEED, data_status, load_dataset, load_run_data
-from .synthetic import SHAPES, SYNTHETIC_CLASSES, shape_distance, make_synthetic
+from .loaders import DeviceLoader, TorchLoader, cutout, make_loaders, random_crop
+from .synthetic import SHAPES, SYNTHETIC_CLASSES, make_synthetic, shape_distance
 
 __all__ = [
     "DATASETS",
@@ -45,8 +55,11 @@ __all__ = [
     "DeviceLoader",
     "ImageDataset",
     "ImageSplit",
+    "MAX_SPLIT",
+    "SubsetError",
     "TorchLoader",
     "balanced_indices",
+    "check_subsets",
     "cutout",
     "data_status",
     "find_cifar",

@@ -7,6 +7,7 @@ synthetic; ``auto`` falls back loudly), :func:`data_status` and the runs' :func:
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import re
 import warnings
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..env import REPO_ROOT, get_paths
+from ..env import REPO_ROOT, get_paths, resolve_folder
+from ..errors import UserError
 from ..safe_pickle import CorruptFileError, load_cifar_pickle
 from .dataset import DATASETS, SYNTHETIC_LABEL, DataWarning, ImageDataset, ImageSplit, channel_stats
 from .synthetic import fallback_to_synthetic, make_synthetic
@@ -119,7 +121,7 @@ def search_dirs(name: str, root: str | Path | None = None) -> list[Path]:
     then ``/kaggle/input`` and every folder below it up to a few levels deep.
     """
     _check_cifar_name(name)
-    first = Path(root).expanduser().resolve() if root is not None else get_paths(create=False).data
+    first = resolve_folder(root, "The data folder") if root is not None else get_paths(create=False).data
     candidates = [first]
     if REPO_ROOT is not None:
         candidates.append(REPO_ROOT / "data")
@@ -279,7 +281,9 @@ def _load_cifar(name: str, parent: Path) -> ImageDataset:
         )
     classes = [_str(n) for n in names]
     coarse_names = meta.get(spec.coarse_names_key) if spec.coarse_names_key else None
-    coarse_classes = [_str(n) for n in coarse_names] if isinstance(coarse_names, list) and coarse_names else None
+    coarse_classes = (
+        [_str(n) for n in coarse_names] if isinstance(coarse_names, list) and coarse_names else None
+    )
     num_coarse = len(coarse_classes) if coarse_classes else None
     train, train_names = _read_split(folder, spec.train_files, spec, len(classes), num_coarse)
     test, test_names = _read_split(folder, spec.test_files, spec, len(classes), num_coarse)
@@ -440,7 +444,7 @@ def data_status(root: str | Path | None = None) -> str:
     elif found10:
         auto = f"CIFAR-10 from {found10 / _spec('cifar10').folder}"
     else:
-        dest = Path(root).expanduser().resolve() if root is not None else get_paths(create=False).data
+        dest = resolve_folder(root, "The data folder") if root is not None else get_paths(create=False).data
         auto = f"download CIFAR-10 into {dest}; if that fails (offline), {SYNTHETIC_LABEL}"
     lines.append(f"{'auto':<9}: {auto}")
     return "\n".join(lines)
@@ -448,6 +452,48 @@ def data_status(root: str | Path | None = None) -> str:
 
 #: Seed of the class-balanced subsets and synthetic data of every run (notebooks and command line).
 DATA_SEED = 0
+
+
+#: The most images a run's split may hold: CIFAR's own split sizes, for CIFAR and for the synthetic
+#: stand-in alike (synthetic data are generated at the size asked for, so a huge size would exhaust the
+#: memory after minutes instead of failing at once).
+MAX_SPLIT = {"train": 50_000, "test": 10_000}
+
+
+class SubsetError(ValueError, UserError):
+    """A subset size a run's data cannot have: ``split`` is ``"train"`` or ``"test"``, ``problem``
+    says what the size must be."""
+
+    def __init__(self, split: str, problem: str) -> None:
+        super().__init__(f"{split}_subset {problem}.")
+        self.split, self.problem = split, problem
+
+
+def check_subsets(dataset: str, train_subset: int | None, test_subset: int | None) -> None:
+    """Check a run's subset sizes before anything is loaded or generated.
+
+    Each (``None`` = the whole split) must be a whole number of at least one image per class of
+    ``dataset`` and at most :data:`MAX_SPLIT` (CIFAR's split sizes; a larger CIFAR subset would be
+    the whole split anyway, and synthetic data are never larger than what they stand in for).
+
+    Raises:
+        SubsetError: the first size that cannot be used, with what it must be.
+        ValueError: an unknown dataset name.
+    """
+    key = _check_name(dataset, allow_auto=True)
+    if key == "auto" and os.environ.get("SENET_DATASET"):
+        key = _check_name(os.environ["SENET_DATASET"], allow_auto=True)
+    classes = 100 if key == "cifar100" else 10
+    for split, n in (("train", train_subset), ("test", test_subset)):
+        if n is None:
+            continue
+        most = MAX_SPLIT[split]
+        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and classes <= n <= most):
+            raise SubsetError(
+                split,
+                f"must be a whole number from {classes} (one image per class) to {most:,} (CIFAR's {split} "
+                f"split), got {n!r}",
+            )
 
 
 def load_run_data(
@@ -461,7 +507,11 @@ def load_run_data(
 
     Synthetic data are generated at the subset sizes directly. Notebooks 05 and 06 and the command line all
     load a run's data this way, so runs trained in one are found by the others (same run names).
+
+    Raises:
+        SubsetError: a subset size that cannot be used (:func:`check_subsets`), before anything is loaded.
     """
+    check_subsets(dataset, train_subset, test_subset)
     synthetic_size = (train_subset or 5000, test_subset or 1000)
     data = load_dataset(dataset, root=root, download=download, synthetic_size=synthetic_size, seed=DATA_SEED)
     if train_subset is not None or test_subset is not None:
