@@ -690,6 +690,27 @@ def _weights_without_sidecar(path: Path, change) -> Path:
     return weights
 
 
+# --------------------------------------------------------------------------- r3.13 evaluate an unfinished run
+def test_evaluate_of_an_unfinished_run_reads_the_dataset_from_the_checkpoint(
+    tiny_data, tmp_path, capsys, stop_at_step
+):
+    run_dir = tmp_path / "run"
+    # Killed in epoch 2: epoch 1's checkpoint is there, the record (written at the end) is not.
+    stop_at_step(2)
+    config = tiny_config(epochs=2, max_steps_per_epoch=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(create_model("resnet20", 10), tiny_data, config, run_dir=run_dir, device=CPU)
+    assert (run_dir / CHECKPOINT_NAME).is_file() and not (run_dir / "record.json").exists()
+    assert cli.main(["evaluate", str(run_dir), "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic shapes" in out and "test split of 16 images" in out and "epoch 1" in out
+    # A checkpoint written before the dataset was recorded still loads, and asks for --dataset.
+    old = _save_run(tmp_path / "old")
+    assert "dataset" not in ckpt.read_checkpoint(old)["extra"]
+    assert cli.main(["evaluate", str(old)]) == 2
+    assert "pass --dataset" in _error_line(capsys)
+
+
 # --------------------------------------------------------------------------- r3.14 a closed stdout
 def test_a_closed_stdout_ends_quietly(capsys, monkeypatch):
     class ClosedPipe:
@@ -762,6 +783,14 @@ def test_a_run_folder_that_is_a_symlink_loop_is_one_sentence(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(ckpt.OutputError, match="Cannot create the run folder"), ckpt.claim_run_folder(loop):
         pass
+
+
+def test_a_hand_edited_record_is_named_when_its_sizes_are_not_counts(tmp_path, capsys):
+    path = _save_run(tmp_path)
+    (tmp_path / "record.json").write_text(json.dumps({"dataset": {"name": "synthetic", "test_size": "all"}}))
+    assert cli.main(["evaluate", str(path)]) == 2
+    err = _error_line(capsys)
+    assert "record.json records a test split of 'all' images" in err and "--test-subset" in err
 
 
 def test_an_ablation_record_that_is_not_a_mapping_is_named(tmp_path):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import (
+    WEIGHTS_FORMAT,
     MissingArchitectureError,
     load_checkpoint,
+    read_json,
+    verify_weights,
 )
 from ..data import DATASETS, PIPELINES, load_run_data, make_loaders
 from ..env import PRECISIONS, device_name, get_device
@@ -21,7 +23,7 @@ from ..train import (
     Trainer,
 )
 from .common import UsageError, check_dataset
-from .options import checked_config
+from .options import checked_config, checked_subsets
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -76,7 +78,7 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except (OSError, ValueError) as err:
         raise UsageError(
             f"{path} cannot be read as JSON ({err}): repair or delete it, or pass --dataset so that it is not needed."
@@ -106,18 +108,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{path} does not record its architecture, so evaluate cannot rebuild the model: load it in Python "
             "with senet_lib.checkpoint.load_checkpoint(path, model=<the network>)."
         ) from err
-    beside = recorded_beside(path)
-    recorded = ((beside.dataset if beside else None) or {}) if args.dataset is None else {}
+    if payload.get("format") == WEIGHTS_FORMAT and path.with_suffix(".json").is_file():
+        verify_weights(path)  # an exported file with its sidecar: its SHA-256 must match before it is trusted
+    # The data: --dataset, else what is written beside the file, else what the checkpoint itself
+    # records (fit saves it with every checkpoint, so an unfinished or killed run knows it too).
+    saved = (payload.get("extra") or {}).get("dataset")
+    saved = saved if isinstance(saved, dict) else None
+    try:
+        beside = recorded_beside(path)
+    except UsageError:
+        if args.dataset is None and saved is None:
+            raise
+        beside = None  # unreadable, but not needed: the dataset is known without it
+    recorded = ((beside.dataset if beside else None) or saved or {}) if args.dataset is None else {}
+    source = beside.source.name if beside and beside.dataset else path.name
     dataset = args.dataset or recorded.get("name")
     if dataset is None:
         raise UsageError(
             f"{path} does not record which dataset it was trained on: pass --dataset "
             f"({', '.join(('auto', *DATASETS))})."
         )
+    if not isinstance(dataset, str):
+        raise UsageError(f"{source} names the dataset {dataset!r}, which is not a name: pass --dataset.")
     check_dataset(dataset)
     test_subset = args.test_subset
     if test_subset is None and args.dataset is None:
         test_subset = recorded.get("test_size")
+        if test_subset is not None and not (
+            isinstance(test_subset, int) and not isinstance(test_subset, bool) and test_subset >= 1
+        ):
+            raise UsageError(
+                f"{source} records a test split of {test_subset!r} images, not a count: pass --test-subset "
+                "(or --dataset)."
+            )
+    checked_subsets(dataset, None, test_subset)
     data = load_run_data(dataset, None, test_subset, root=args.data_dir, download=not args.no_download)
     num_classes = model.arch_config["num_classes"]
     if data.num_classes != num_classes:

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..models import zero_residual_branches
 from .config import TrainConfig, core_recipe
 from .distributed import get_context, is_main, make_trainer
-from .history import RECORD_NAME, STALE_RECORD_AGE, History
+from .history import RECORD_NAME, STALE_RECORD_AGE, History, dataset_descriptor
 from .trainer import RunPlan, Trainer, TrainingDiverged, rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -317,7 +317,8 @@ def _fit(
                     done,
                     history,
                     config.to_dict(),
-                    extra={"rng": rng_state(), "steps_per_epoch": steps},
+                    # the data too, so that `evaluate` of an unfinished or killed run needs no --dataset
+                    extra={"rng": rng_state(), "steps_per_epoch": steps, "dataset": dataset_descriptor(data)},
                 )
                 saved_note = _kept_note(ckpt_path, done)
             history.to_json(run_dir / HISTORY_NAME)
