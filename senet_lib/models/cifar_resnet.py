@@ -41,6 +41,10 @@ class BasicBlock(nn.Module):
     """3×3 → 3×3 residual unit with an optional SE block (``3x3`` placement: after the first 3×3
     convolution, its norm and ReLU; the second one ends the branch, where ``standard`` sits)."""
 
+    #: Run the standard placement's tail (scale, sum, ReLU) fused; False runs the reference steps
+    #: (:func:`~senet_lib.models.layers.set_fused_se` switches a whole network).
+    fused_se = True
+
     def __init__(
         self,
         in_channels: int,
@@ -73,12 +77,18 @@ class BasicBlock(nn.Module):
         return self.bn2(self.conv2(out))
 
     def forward(self, x: Tensor) -> Tensor:
-        return residual_forward(x, self._branch, self.shortcut, self.se, self.placement, self.relu)
+        return residual_forward(
+            x, self._branch, self.shortcut, self.se, self.placement, self.relu, self.fused_se
+        )
 
 
 class PreActBottleneck(nn.Module):
     """BN-ReLU-1×1 → BN-ReLU-3×3 → BN-ReLU-1×1 (expansion 4); no activation after the sum.
     The ``3x3`` placement puts SE on the 3×3 convolution's output (``planes`` channels)."""
+
+    #: Run the standard placement's tail (scale, sum, ReLU) fused; False runs the reference steps
+    #: (:func:`~senet_lib.models.layers.set_fused_se` switches a whole network).
+    fused_se = True
 
     expansion = 4
 
@@ -114,7 +124,9 @@ class PreActBottleneck(nn.Module):
         return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return residual_forward(x, self._branch, self._shortcut, self.se, self.placement, nn.Identity())
+        return residual_forward(
+            x, self._branch, self._shortcut, self.se, self.placement, nn.Identity(), self.fused_se
+        )
 
 
 class CifarResNet(nn.Module):

@@ -1,5 +1,6 @@
 """Building pieces shared by every residual network in :mod:`senet_lib.models`:
-normalisation and convolution choices, SE placement inside a residual unit, and init."""
+normalisation and convolution choices, SE placement inside a residual unit (with the fused tail
+of the standard placement), and init."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
+from torch.nn.modules import module as _module_hooks
 
-from ..se import SqueezeExcitation, paper_name
+from ..se import SqueezeExcitation, gate_map, paper_name
 
 NORMS = ("batchnorm", "groupnorm", "groupnorm_ws")
 #: Paper Fig. 5 / Table 14, and ``3x3``: inside the branch, after its 3×3 convolution (Table 15).
@@ -130,6 +133,7 @@ def residual_forward(
     se: nn.Module | None,
     placement: str,
     after_sum: Callable[[Tensor], Tensor],
+    fused: bool = False,
 ) -> Tensor:
     """One residual unit with its SE block where paper Fig. 5 puts it.
 
@@ -137,6 +141,12 @@ def residual_forward(
     ``post``: after the sum (and after ``after_sum``, the unit's final ReLU if it has one).
     ``identity``: on the shortcut, in parallel to the branch. ``3x3``: inside ``branch``, which
     applies it itself (:func:`inner_se`), so here the unit is a plain one.
+
+    With ``fused``, in a step that records gradients, the standard placement's tail
+    ``after_sum(u * s + identity)`` runs as one operation (:func:`scale_add_relu`), where
+    :func:`fusable` allows it and ``u`` and ``identity`` share a dtype. Without gradients
+    (evaluation, excitation statistics, knock-outs), and inside ``torch.compile`` (which fuses
+    by itself), the unit takes the reference steps, so what is measured there is unchanged.
     """
     identity = shortcut(x)
     if se is None or placement == "3x3":
@@ -147,7 +157,79 @@ def residual_forward(
         return after_sum(branch(x) + se(identity))
     if placement == "post":
         return se(after_sum(branch(x) + identity))
+    if fused and torch.is_grad_enabled() and not torch.compiler.is_compiling() and fusable(se, after_sum):
+        u = branch(x)
+        s = gate_map(se.excite(u), u)
+        if identity.dtype == u.dtype and identity.shape == u.shape:
+            return scale_add_relu(u, s, identity, relu=isinstance(after_sum, nn.ReLU))
+        return after_sum(u * s + identity)  # what se(u) + identity computes, in the same dtypes
     return after_sum(se(branch(x)) + identity)
+
+
+def fusable(se: nn.Module, after_sum: Callable[[Tensor], Tensor]) -> bool:
+    """Whether a standard-placement tail ``after_sum(se(u) + identity)`` may run fused.
+
+    It may when ``se`` is a plain :class:`SqueezeExcitation` and ``after_sum`` a ReLU or nothing,
+    and neither has hooks (nor are there global module hooks): the fused tail calls neither
+    module, so hooks on them would not run. The gate inside ``se`` is still called, so hooks on
+    it (the excitation recorder, :func:`senet_lib.se.override_gate`) see and change ``s`` as always.
+    """
+    if not (isinstance(se, SqueezeExcitation) and type(se).forward is SqueezeExcitation.forward):
+        return False
+    if not isinstance(after_sum, nn.ReLU | nn.Identity):
+        return False
+    if _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks:
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in (se, after_sum))
+
+
+def scale_add_relu(u: Tensor, s: Tensor, identity: Tensor, relu: bool = True) -> Tensor:
+    """``relu(u * s + identity)`` (without the ReLU when ``relu`` is False) in fewer passes over
+    the feature maps than the three operations: forward one ``addcmul`` and an in-place ReLU,
+    where they write ``u * s``, then the sum, then ReLU it; backward keeps only ``u``, ``s`` and
+    the output (its sign is the ReLU's mask).
+
+    ``s`` is the excitation broadcastable to ``u`` (``[N, C, 1, 1]`` or ``[N, C, H, W]``); ``u``,
+    ``s`` and ``identity`` share one dtype (the caller casts ``s`` as :func:`senet_lib.se.scale`
+    does). ``addcmul`` rounds ``u * s + identity`` once where the two operations round twice, so
+    the output can differ from theirs in the last bit; given the same output sign, the gradients
+    are theirs bit for bit (the same operations).
+    """
+    return _ScaleAddReLU.apply(u, s, identity, relu)
+
+
+class _ScaleAddReLU(torch.autograd.Function):
+    """:func:`scale_add_relu`. Backward: ``g_identity = g · [out > 0]``, ``g_u = g_identity · s``,
+    ``g_s = Σ_{H,W} g_identity · u`` (summed to ``s``'s shape, as autograd does for a broadcast)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, u: Tensor, s: Tensor, identity: Tensor, relu: bool) -> Tensor:
+        out = torch.addcmul(identity, u, s)
+        if relu:
+            out.relu_()
+        ctx.relu = relu
+        ctx.save_for_backward(u, s, out if relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        u, s, out = ctx.saved_tensors
+        grad = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
+        need_u, need_s, need_identity, _ = ctx.needs_input_grad
+        grad_u = grad * s if need_u else None
+        grad_s = (grad * u).sum_to_size(s.shape) if need_s else None
+        return grad_u, grad_s, grad if need_identity else None, None
+
+
+def set_fused_se(model: nn.Module, enabled: bool = True) -> int:
+    """Switch every residual unit of ``model`` to the fused SE tail (the default) or, with
+    ``enabled=False``, to the reference one (``se(u)``, the sum and the ReLU as separate steps).
+    The choice is a plain attribute (``unit.fused_se``): it is not in the state dict, the
+    architecture or run names. Returns how many units were switched."""
+    units = [m for m in model.modules() if hasattr(type(m), "fused_se")]
+    for unit in units:
+        unit.fused_se = enabled
+    return len(units)
 
 
 def inner_se(x: Tensor, se: nn.Module | None, placement: str) -> Tensor:

@@ -30,6 +30,10 @@ class Bottleneck(nn.Module):
     (``3x3`` placement, paper Table 15: after the 3×3 convolution, its norm and ReLU, on ``planes``
     channels)."""
 
+    #: Run the standard placement's tail (scale, sum, ReLU) fused; False runs the reference steps
+    #: (:func:`~senet_lib.models.layers.set_fused_se` switches a whole network).
+    fused_se = True
+
     expansion = 4
 
     def __init__(
@@ -71,7 +75,9 @@ class Bottleneck(nn.Module):
         return x if self.downsample is None else self.downsample(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        return residual_forward(x, self._branch, self._shortcut, self.se, self.placement, self.relu)
+        return residual_forward(
+            x, self._branch, self._shortcut, self.se, self.placement, self.relu, self.fused_se
+        )
 
 
 class ResNet(nn.Module):
