@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -638,10 +639,188 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+# --------------------------------------------------------------------------- r3.1 records in the same second
+def test_records_written_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(train.history, "datetime", Frozen)
+    record = {"model": {"name": "resnet20"}, "dataset": {"name": "cifar10"}, "seed": 0}
+    first = train.write_record({**record, "run": 1}, tmp_path)
+    # Another run's record appears between a check and the write (the race of two runs): it is never replaced.
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    second = train.write_record({**record, "run": 2}, tmp_path)
+    monkeypatch.undo()
+    assert first != second and first.name == "train_resnet20_cifar10_seed0_20260102T030405Z.json"
+    assert json.loads(first.read_text())["run"] == 1 and json.loads(second.read_text())["run"] == 2
+    assert _files(tmp_path) == sorted([first.name, second.name])  # no temporary file left
+
+
+# --------------------------------------------------------------------------- r3.2 a flipped byte
+def test_a_checkpoint_with_a_flipped_byte_is_refused_and_kept(tiny_data, tmp_path, capsys, monkeypatch):
+    path = _save_run(tmp_path / "r")
+    _flip_a_byte_of_tensor_data(path)
+    damaged = path.read_bytes()
+    with pytest.raises(ckpt.CheckpointError, match="is damaged: its part .* CRC-32") as info:
+        ckpt.load_checkpoint(path)
+    assert "\n" not in str(info.value) and "backup" in str(info.value)
+    _no_training(monkeypatch)
+    with pytest.raises(ckpt.CheckpointError, match="is damaged"):
+        fit(
+            create_model("resnet20", 10),
+            tiny_data,
+            tiny_config(),
+            run_dir=tmp_path / "r",
+            resume=True,
+            device=CPU,
+        )
+    assert cli.main(["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "r", "--resume"]) == 2
+    assert "is damaged" in _error_line(capsys)
+    assert path.read_bytes() == damaged and _files(tmp_path / "r") == [CHECKPOINT_NAME]
+
+
+# --------------------------------------------------------------------------- r3.3 the sidecar's SHA-256
+def test_evaluate_checks_the_sidecar_sha256_and_names_the_file(tmp_path, capsys, monkeypatch):
+    meta = {"data": {"name": "synthetic", "test_size": 20}}
+    weights = ckpt.export_weights(create_model("resnet20", 10), tmp_path / "w.pt", meta)
+    other = ckpt.export_weights(create_model("se_resnet20", 10), tmp_path / "other" / "w.pt", meta)
+    weights.write_bytes(other.read_bytes())  # a valid file, but not the one its sidecar describes
+    monkeypatch.setattr(
+        cli.evaluation, "load_run_data", lambda *a, **k: pytest.fail("evaluated a changed file")
+    )
+    assert cli.main(["evaluate", str(weights)]) == 2
+    err = _error_line(capsys)
+    assert str(weights) in err and "SHA-256" in err and "export w.pt again" in err and "fetch" in err
+
+
+# --------------------------------------------------------------------------- r3.4 nested JSON, one bad sidecar
+def test_deeply_nested_json_is_one_sentence_wherever_it_is_read(tmp_path, capsys):
+    path = _save_run(tmp_path / "run")
+    (tmp_path / "run" / "record.json").write_text(DEEP)
+    assert cli.main(["evaluate", str(path)]) == 2
+    err = _error_line(capsys)
+    assert "record.json" in err and "nested too deeply" in err and "--dataset" in err
+    weights = ckpt.export_weights(create_model("resnet20", 10), tmp_path / "w.pt", {})
+    weights.with_suffix(".json").write_text(DEEP)
+    with pytest.raises(ckpt.CheckpointError, match=r"w\.json is not valid JSON \(it is nested too deeply"):
+        ckpt.verify_weights(weights)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "train_deep.json").write_text(DEEP)
+    assert train.config.recorded_cpu_throughput(tmp_path / "results") == {}
+
+
 def _real_looking(data):
     import dataclasses
 
     return dataclasses.replace(data, name="cifar10", synthetic=False, label="CIFAR-10 (test stand-in)")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        DEEP,
+        "not json",
+        json.dumps(
+            {"arch_config": {"name": "resnet20", "num_classes": 10}, "file": "x.pt", "data": "cifar10"}
+        ),
+        json.dumps({"arch_config": {"name": "resnet20", "num_classes": 10}, "file": "x.pt", "recipe": [1]}),
+        json.dumps({"arch_config": {"name": "resnet20", "num_classes": 10}, "file": "../escape.pt"}),
+        json.dumps(
+            {
+                "arch_config": {"name": "resnet20", "num_classes": 10},
+                "file": "x.pt",
+                "recipe": {"epochs": "many"},
+            }
+        ),  # fmt: skip
+        json.dumps([1, 2]),
+    ],
+    ids=["nested", "not-json", "data-a-string", "recipe-a-list", "file-outside", "epochs-a-string", "a-list"],
+)
+def test_one_bad_sidecar_is_skipped_with_a_warning_and_the_others_still_match(tmp_path, tiny_data, bad):
+    data = _real_looking(tiny_data)
+    config = TrainConfig(epochs=3, batch_size=16, schedule="onecycle", progress=False)
+    meta = {"recipe": config.to_dict(), "data": train.dataset_descriptor(data), "accuracy": {}}
+    good = ckpt.export_weights(create_model("se_resnet20", 10), tmp_path / "good.pt", meta)
+    (tmp_path / "bad.json").write_text(bad)
+    # What a sidecar's "../escape.pt" would reach from a folder below: a real file, still never loaded.
+    (tmp_path / "escape.pt").write_bytes(good.read_bytes())
+    arch = {"name": "se_resnet20", "num_classes": 10}
+    skipped = r"Skipping .*bad\.json: .*the other pretrained networks are still used"
+    with pytest.warns(UserWarning, match=skipped) as caught:
+        listed = train.list_pretrained(tmp_path)
+    assert [m.path for m in listed] == [good] and caught[0].category.__name__ == "PretrainedWarning"
+    with pytest.warns(UserWarning, match=skipped):
+        found = train.find_pretrained(arch, train.dataset_descriptor(data), config.to_dict(), tmp_path)
+    assert found is not None and found.path == good
+    with pytest.warns(UserWarning, match=skipped):
+        assert train.pick_pretrained("se_resnet20", "cifar10", 10, tmp_path).path == good
+
+
+def test_train_or_load_of_a_finished_run_survives_a_damaged_record(tiny_data, tmp_path):
+    config = tiny_config(max_steps_per_epoch=1)
+    first = train.train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    (first.folder / "record.json").write_text(DEEP)
+    with pytest.warns(UserWarning, match=r"record\.json cannot be read .*nested too deeply"):
+        again = train.train_or_load("resnet20", tiny_data, config, checkpoint_dir=tmp_path, device=CPU)
+    assert again.source == "run" and again.record is None and len(again.history) == 1
+
+
+# --------------------------------------------------------------------------- r3.5 huge subsets
+def test_huge_subsets_fail_at_once_before_anything_is_allocated(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(D.cifar, "make_synthetic", lambda *a, **k: pytest.fail("generated the data"))
+    for flag in ("--train-subset", "--test-subset"):
+        args = ["train", *TINY, flag, str(10**12), "--save-dir", str(tmp_path / "runs")]
+        assert cli.main(args) == 2
+        err = _error_line(capsys)
+        assert f"error: {flag} must be a whole number from 10" in err and "1000000000000" in err
+    assert not (tmp_path / "runs").exists()  # nothing created for a bad size
+    with pytest.raises(ValueError, match="train_subset must be a whole number") as info:
+        D.load_run_data("synthetic", 10**9, None)
+    assert isinstance(info.value, UserError)
+    path = _save_run(tmp_path / "run")
+    assert cli.main(["evaluate", str(path), "--dataset", "synthetic", "--test-subset", str(10**9)]) == 2
+    assert "--test-subset must be" in _error_line(capsys)
+
+
+# --------------------------------------------------------------------------- r3.6 values checked in one place
+@pytest.mark.parametrize(
+    "option, flag",
+    [
+        (["--model", "se_resnet20", "--reduction", "-4"], "--reduction must be a whole number of at least 1"),
+        (["--model", "se_resnet20", "--reduction", "0"], "--reduction must be a whole number of at least 1"),
+        (["--test-subset", "3"], "--test-subset must be a whole number from 10 (one image per class)"),
+        (["--train-subset", "0"], "--train-subset must be a whole number from 10"),
+        (["--profile", "step", "--milestones", "99"], "--milestones must be at most epochs (1)"),
+        (
+            ["--model", "resnet20", "--reduction", "8"],
+            "--reduction sets the SE blocks' reduction ratio, but resnet20 has no",
+        ),
+    ],
+    ids=[
+        "reduction-negative",
+        "reduction-zero",
+        "test-subset-below-classes",
+        "train-subset-zero",
+        "milestone-past-the-end",
+        "reduction-on-a-plain-net",
+    ],  # fmt: skip
+)
+def test_cli_values_are_checked_before_any_work(option, flag, tmp_path, capsys, monkeypatch):
+    _no_data_loading(monkeypatch)
+    assert cli.main(["train", *TINY, *option, "--save-dir", str(tmp_path / "runs")]) == 2
+    err = _error_line(capsys)
+    assert f"error: {flag}" in err and "create_model" not in err and "TrainConfig" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_milestones_past_the_last_epoch_are_refused_by_the_recipe_itself():
+    with pytest.raises(train.ConfigError, match=r"milestones must be at most epochs \(1\)"):
+        TrainConfig(epochs=1, batch_size=1, milestones=(99,))
+    assert TrainConfig(epochs=4, batch_size=1, milestones=(2, 4)).milestones == (2, 4)
+    assert TrainConfig(epochs=1, batch_size=1).milestones == (30, 60, 90)  # the default, as always
+    assert TrainConfig(epochs=1, batch_size=1, schedule="onecycle", milestones=(99,)).epochs == 1  # unused
 
 
 # --------------------------------------------------------------------------- r3.7 symbolic-link loops
@@ -681,6 +860,87 @@ def test_a_senet_dir_that_cannot_be_a_folder_is_named(tmp_path, capsys, monkeypa
     assert "SENET_CHECKPOINT_DIR=" in _error_line(capsys)
 
 
+# --------------------------------------------------------------------------- r3.9 paths too long
+def test_a_save_dir_too_long_for_its_files_fails_before_training(tmp_path, capsys, monkeypatch):
+    limit = os.pathconf(tmp_path, "PC_PATH_MAX")
+    save_dir = tmp_path
+    while len(str(save_dir)) < limit - 60:  # the folder itself fits; its run folder's files do not
+        save_dir = save_dir / ("d" * min(200, limit - 60 - len(str(save_dir))))
+    save_dir.mkdir(parents=True)
+    _no_training(monkeypatch)
+    assert cli.main(["train", *TINY, "--save-dir", str(save_dir)]) == 2
+    err = _error_line(capsys)
+    assert "too long a path" in err and "choose a shorter --save-dir or --run-name" in err
+    assert list(save_dir.iterdir()) == []
+    assert cli.main(["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "n" * 300]) == 2
+    assert "longer than the 255 bytes" in _error_line(capsys)
+    ablate = ["ablate", "reduction", "--values", "4", "--seeds", "0", *TINY[:2], *TINY[4:]]
+    assert cli.main([*ablate, "--save-dir", str(save_dir), "--results-dir", str(tmp_path / "res")]) == 2
+    assert "too long a path" in _error_line(capsys) and list(save_dir.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- r3.10 run names
+@pytest.mark.parametrize("name", ["../escaped", "/abs/run", "a/b", ".", "..", "run\udcff"])
+def test_a_run_name_never_leaves_the_save_dir(name, tmp_path, capsys, monkeypatch):
+    save = tmp_path / "runs"
+    _no_data_loading(monkeypatch)
+    assert cli.main(["train", *TINY, "--save-dir", str(save), "--run-name", name]) == 2
+    err = _error_line(capsys)
+    assert "error: --run-name " in err and ("stay inside --save-dir" in err or "not UTF-8" in err)
+    assert _files(tmp_path) == []
+    with pytest.raises(train.RunNameError, match="^The run name .*(not one folder name|not UTF-8)") as info:
+        train.train_or_load(
+            "resnet20", D.make_synthetic(20, 20), tiny_config(), run_name=name, checkpoint_dir=save
+        )
+    assert isinstance(info.value, (ValueError, UserError))
+    assert _files(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- r3.11 notebook 05's parameters
+@pytest.mark.parametrize(
+    "models, seeds, problem",
+    [
+        (
+            "se_resnet20",
+            (0,),
+            r"MODELS must be a pair of model names .* -y 'MODELS: \[resnet20, se_resnet20\]'",
+        ),
+        (("resnet20", "se_resnet999"), (0,), "MODELS names 'se_resnet999', which is not a model"),
+        (("resnet20", "resnet20"), (0,), "compares 'resnet20' with itself"),
+        (("resnet20", "se_resnet20"), "0", r"SEEDS must be one or more whole numbers, not '0'"),
+        (("resnet20", "se_resnet20"), (0, -1), "SEEDS holds -1"),
+        (("resnet20", "se_resnet20"), (1, 1), "lists a seed twice"),
+        (("resnet20", "se_resnet20"), (), "SEEDS must be one or more"),
+    ],
+)
+def test_notebook_05_parameters_are_checked_in_one_sentence(models, seeds, problem):
+    with pytest.raises(train.ComparisonError, match=problem) as info:
+        train.check_comparison(models, seeds)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, UserError)
+
+
+def test_notebook_05_takes_one_seed_as_papermill_passes_it():
+    assert train.check_comparison(["resnet20", "se_resnet20"], 0) == (("resnet20", "se_resnet20"), (0,))
+    assert train.check_comparison(("resnet20", "se_resnet20"), [2, 1]) == (
+        ("resnet20", "se_resnet20"),
+        (2, 1),
+    )
+
+
+def test_notebook_05_checks_its_parameters_before_it_uses_them():
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "05_train_cifar.ipynb").read_text())[
+        "cells"
+    ]
+    code = [
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+    ]
+    first_use = next(i for i, source in enumerate(code) if "MODELS" in source or "SEEDS" in source)
+    assert "MODELS, SEEDS = check_comparison(MODELS, SEEDS)" in code[first_use]
+
+
+# --------------------------------------------------------------------------- r3.12 a missing or extra key
 def _weights_without_sidecar(path: Path, change) -> Path:
     weights = ckpt.export_weights(create_model("se_resnet20", 10), path, {})
     payload = torch.load(weights, weights_only=True)
@@ -688,6 +948,25 @@ def _weights_without_sidecar(path: Path, change) -> Path:
     torch.save(payload, weights)
     weights.with_suffix(".json").unlink()
     return weights
+
+
+def test_weights_with_a_missing_or_extra_key_say_so_without_contradicting_themselves(tmp_path, capsys):
+    missing = _weights_without_sidecar(tmp_path / "missing.pt", lambda s: s.pop("fc.bias"))
+    assert cli.main(["evaluate", str(missing), "--dataset", "synthetic"]) == 2
+    err = _error_line(capsys)
+    assert "do not fit se_resnet20 (10 classes), the network it records" in err and "fc.bias" in err
+    assert "model=None" not in err and "you passed" not in err
+    extra = _weights_without_sidecar(tmp_path / "extra.pt", lambda s: s.update(bogus=torch.zeros(1)))
+    with pytest.raises(ckpt.CheckpointError, match="1 unexpected, e.g. bogus"):
+        ckpt.load_checkpoint(extra, model=create_model("se_resnet20", 10))
+    # --resume of a checkpoint whose weights lost a key: no "holds se_resnet20 ..., not se_resnet20 ..."
+    run = _save_run(tmp_path / "r", "resnet20")
+    payload = torch.load(run, weights_only=True)
+    payload["state_dict"].pop("fc.bias")
+    torch.save(payload, run)
+    assert cli.main(["train", *TINY, "--save-dir", str(tmp_path), "--run-name", "r", "--resume"]) == 2
+    err = _error_line(capsys)
+    assert "do not fit resnet20" in err and ", not resnet20" not in err and "model=None" not in err
 
 
 # --------------------------------------------------------------------------- r3.13 evaluate an unfinished run
@@ -743,6 +1022,20 @@ def test_a_closed_pipe_in_a_real_process_prints_nothing():
     assert proc.returncode == 141 and proc.stderr == ""
 
 
+# --------------------------------------------------------------------------- r3.15 not UTF-8
+def test_a_save_dir_that_is_not_utf8_is_one_sentence_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    save = os.fsdecode(os.fsencode(str(tmp_path)) + b"/runs\xff")
+    _no_data_loading(monkeypatch)
+    assert cli.main(["train", *TINY, "--save-dir", save]) == 2
+    err = _error_line(capsys)
+    assert "not UTF-8" in err and "--save-dir" in err and "codec" not in err
+    assert _files(tmp_path) == []
+    monkeypatch.setenv("SENET_RESULTS_DIR", os.fsdecode(os.fsencode(str(tmp_path)) + b"/res\xff"))
+    assert cli.main(["train", *TINY, "--save-dir", str(tmp_path / "ok")]) == 2
+    assert "SENET_RESULTS_DIR=" in _error_line(capsys)
+    assert _files(tmp_path) == []
+
+
 # --------------------------------------------------------------------------- r3 new kinds
 def test_rank_outside_the_world_is_refused_instead_of_waiting_forever(monkeypatch):
     monkeypatch.delenv("MASTER_ADDR", raising=False)  # so that the old code failed fast instead of waiting
@@ -750,6 +1043,21 @@ def test_rank_outside_the_world_is_refused_instead_of_waiting_forever(monkeypatc
         monkeypatch.setenv(var, value)
     with pytest.raises(train.DistributedError, match="RANK 5 and LOCAL_RANK 0 must be below WORLD_SIZE 2"):
         train.init_distributed("cpu")
+
+
+def test_a_checkpoint_recording_an_unknown_option_is_one_sentence(tmp_path, capsys):
+    model = create_model("resnet20", 10)
+    model.arch_config = {**model.arch_config, "bogus": 1}
+    path = ckpt.save_checkpoint(tmp_path / CHECKPOINT_NAME, model, None, 1, [], {})
+    assert cli.main(["evaluate", str(path), "--dataset", "synthetic"]) == 2
+    err = _error_line(capsys)
+    assert "records an architecture this senet_lib cannot build" in err and "bogus" in err
+
+
+def test_a_checkpoint_path_that_is_a_folder_says_so(tiny_data, tmp_path):
+    (tmp_path / CHECKPOINT_NAME).mkdir()
+    with pytest.raises(ckpt.CheckpointError, match="is a folder, not a checkpoint file"):
+        fit(create_model("resnet20", 10), tiny_data, tiny_config(), run_dir=tmp_path, resume=True, device=CPU)
 
 
 def test_ablate_values_that_are_not_numbers_are_one_sentence(capsys):
@@ -791,6 +1099,11 @@ def test_a_hand_edited_record_is_named_when_its_sizes_are_not_counts(tmp_path, c
     assert cli.main(["evaluate", str(path)]) == 2
     err = _error_line(capsys)
     assert "record.json records a test split of 'all' images" in err and "--test-subset" in err
+
+
+def test_records_whose_history_is_not_rows_do_not_break_the_estimates(tmp_path):
+    (tmp_path / "train_odd.json").write_text(json.dumps({"history": [1, 2], "model": {"name": "x"}}))
+    assert train.config.recorded_cpu_throughput(tmp_path) == {}
 
 
 def test_an_ablation_record_that_is_not_a_mapping_is_named(tmp_path):

@@ -59,7 +59,7 @@ def lrs_over(trainer: Trainer, steps: int) -> list[float]:
 
 # --------------------------------------------------------------------------- recipe
 def test_config_round_trip_and_validation():
-    config = tiny_config(milestones=(3, 6), cutmix=0.5)
+    config = tiny_config(epochs=6, milestones=(3, 6), cutmix=0.5)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="schedule must be one of step, cosine, onecycle"):
         tiny_config(schedule="linear")

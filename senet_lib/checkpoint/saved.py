@@ -1,8 +1,5 @@
-"""Training checkpoints: saving, reading with validation, and loading into a model of the recorded
-architecture.
-
-
-(merged) Shipped weights: exporting a small weights-only file and verifying one.
+"""Saved networks: training checkpoints (saved, read with validation, loaded into a model of the
+recorded architecture) and small shipped weights files (exported, verified).
 """
 
 from __future__ import annotations
@@ -11,6 +8,8 @@ import json
 import pickle
 import re
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from torch import nn
 from ..env import git_commit
 from ..errors import UserError
 from ..models import ArchConfig, create_model
-from .files import atomic_write, atomic_write_json, json_default, sha256_file
+from .files import atomic_write, atomic_write_json, json_default, read_json, sha256_file
 
 WEIGHTS_FORMAT = "senet_lib.weights"
 CHECKPOINT_FORMAT = "senet_lib.checkpoint"
@@ -122,8 +121,19 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
             a newer senet_lib, or wrong inside (one sentence naming the file and the problem).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint file: move it out of the way (a run writes its checkpoint "
+            "there), or pass the file's path."
+        )
     if not path.is_file():
         raise CheckpointError(f"There is no checkpoint at {path}: train the model first or check the path.")
+    damaged = _damaged_member(path)
+    if damaged:
+        raise CheckpointError(
+            f"{path} is damaged: {damaged} (bytes changed on disk or in a copy), so nothing was loaded from it: "
+            "restore it from a backup or copy it again, or delete it and train again."
+        )
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:  # weights_only refused a pickled object: nothing was run
@@ -147,6 +157,32 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if problem:
         raise CheckpointError(f"{path} is a senet_lib file but {problem}")
     return payload
+
+
+def _damaged_member(path: Path) -> str | None:
+    """What is wrong with the first member of a zip-format torch file that fails its CRC-32 (or whose
+    header is garbled), as words that follow "it is damaged:", or None.
+
+    ``torch.load`` does not check the CRC, so a flipped bit in tensor data would load silently; every
+    member is read here first (about as fast as copying the file). A file that zipfile cannot open at
+    all (not a zip, truncated) is left to ``torch.load``, which says what is wrong with it."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception:  # not a zip, a truncated one, ...: torch.load's error names it
+        return None
+    with archive:
+        for info in archive.infolist():
+            try:
+                with archive.open(info) as member:
+                    while member.read(1 << 20):
+                        pass
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+                if "CRC" in str(err):
+                    return f"its part {info.filename} does not match the CRC-32 checksum stored with it"
+                return f"its part {info.filename} has a garbled header or is cut short"
+            except (OSError, NotImplementedError, RuntimeError):
+                return None  # unreadable for another reason: torch.load says why
+    return None
 
 
 def _refused_global(err: Exception) -> str:
@@ -228,13 +264,21 @@ def load_checkpoint(
     path = Path(path)
     payload = read_checkpoint(path, device=device)
     stored = payload.get("arch_config")
+    built_here = model is None
     if model is None:
         if not stored:
             raise MissingArchitectureError(
                 f"{path} does not record its architecture: build the model yourself and pass model=..."
             )
         options = {k: v for k, v in stored.items() if k not in ("name", "num_classes")}
-        model = create_model(stored["name"], stored["num_classes"], **options)
+        try:
+            model = create_model(stored["name"], stored["num_classes"], **options)
+        except (TypeError, ValueError) as err:  # an unknown name or option: damaged, or from another version
+            raise CheckpointError(
+                f"{path} records an architecture this senet_lib cannot build ({describe_arch(stored)}: "
+                f"{str(err).rstrip('.')}): it is damaged or comes from another version of senet_lib; update "
+                "senet_lib, or delete it and train again."
+            ) from err
     else:
         given = arch_config_of(model)
         if stored and given and _plain(stored) != given:
@@ -251,15 +295,41 @@ def load_checkpoint(
     try:
         target.load_state_dict(state)
     except RuntimeError as err:
-        raise ArchitectureMismatchError(
-            f"The weights in {path.name} ({describe_arch(stored)}) do not fit the model you passed "
-            f"({describe_arch(arch_config_of(model))}): build that architecture or pass model=None.",
-            stored,
-            arch_config_of(model),
+        given = arch_config_of(model)
+        if not built_here and not (stored and given and _plain(stored) == given):
+            raise ArchitectureMismatchError(
+                f"The weights in {path.name} ({describe_arch(stored)}) do not fit the model you passed "
+                f"({describe_arch(given)}): build that architecture or pass model=None.",
+                stored,
+                given,
+            ) from err
+        # The network the file itself records: its weights are not that network's.
+        raise CheckpointError(
+            f"{path} is a senet_lib file but its weights do not fit {describe_arch(stored)}, the network it "
+            f"records ({_state_difference(target.state_dict(), state)}): it is damaged or was written by another "
+            "version of senet_lib; delete it and train again, or restore it from a backup."
         ) from err
     model.to(device)
     model.eval()
     return model, payload
+
+
+def _state_difference(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
+    """How a state_dict differs from the model's: missing and unexpected names, or a wrong shape."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected, e.g. {extra[0]}")
+    shapes = [k for k in expected if k in found and tuple(expected[k].shape) != tuple(found[k].shape)]
+    if shapes:
+        key = shapes[0]
+        parts.append(
+            f"{key} has shape {list(found[key].shape)} where the network has {list(expected[key].shape)}"
+        )
+    return "; ".join(parts) or "tensors that cannot be copied into it"
 
 
 #: Exported weight files larger than this trigger a warning: they are meant to live in git.
@@ -322,26 +392,31 @@ def verify_weights(path: str | Path) -> dict[str, Any]:
     """Check an exported weights file against its sidecar's SHA-256 and return the sidecar.
 
     Raises:
-        CheckpointError: the sidecar is missing or the digest differs (the file changed or is damaged).
+        CheckpointError: the sidecar is missing, unreadable, not a sidecar, or its digest differs
+            from the file's (the file changed or is damaged); the message names the file to export
+            or fetch again.
     """
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
+    again = (
+        f"export {path.name} again (scripts/export_pretrained.py, or senet_lib.checkpoint.export_weights) or "
+        "fetch both files again from where they came (git checkout -- pretrained/, or the download)"
+    )
     if not sidecar_path.is_file():
-        raise CheckpointError(
-            f"{path.name} has no sidecar {sidecar_path.name}: export it again with export_weights."
-        )
+        raise CheckpointError(f"{path.name} has no sidecar {sidecar_path.name}: {again}.")
     try:
-        sidecar = json.loads(sidecar_path.read_text())
+        sidecar = read_json(sidecar_path)
     except (OSError, ValueError) as err:
+        raise CheckpointError(f"{sidecar_path} is not valid JSON ({err}): {again}.") from err
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("sha256"), str):
+        raise CheckpointError(f"{sidecar_path} is not a weights sidecar (it holds no SHA-256): {again}.")
+    try:
+        actual = sha256_file(path)
+    except OSError as err:
+        raise CheckpointError(f"{path} cannot be read ({err.strerror or err}): {again}.") from err
+    if actual != sidecar["sha256"]:
         raise CheckpointError(
-            f"{sidecar_path} is not valid JSON ({err}): export {path.name} again with export_weights."
-        ) from err
-    if not isinstance(sidecar, dict):
-        raise CheckpointError(f"{sidecar_path} is not a weights sidecar: export {path.name} again.")
-    actual = sha256_file(path)
-    if actual != sidecar.get("sha256"):
-        raise CheckpointError(
-            f"{path.name} does not match the SHA-256 in {sidecar_path.name} (file changed or damaged): "
-            "download or export it again."
+            f"{path} does not match the SHA-256 in {sidecar_path.name} (the weights file changed or is damaged, "
+            f"or the sidecar belongs to another export): {again}."
         )
     return sidecar

@@ -17,6 +17,7 @@ from ..checkpoint import (
     ArchitectureMismatchError,
     CheckpointError,
     atomic_write_json,
+    check_fits,
     check_writable,
     claim_run_folder,
     describe_arch,
@@ -32,8 +33,10 @@ from ..train import (
     History,
     RecipeMismatchError,
     RunExistsError,
+    RunNameError,
     RunPlan,
     TrainConfig,
+    check_run_name,
     cleanup,
     default_run_name,
     fit,
@@ -44,11 +47,16 @@ from ..train import (
 from ..train.config import get_settings
 from .common import PROG, UsageError, check_dataset, check_model
 from .options import (
+    RUN_FILES,
     add_config_flags,
     add_data_options,
+    checked_model_options,
     config_from_args,
+    longest_record_name,
+    longest_run_name,
     model_options_from_args,
     run_data_from_args,
+    subsets_from_args,
 )
 
 
@@ -98,12 +106,32 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     model_name = check_model(args.model or profile.models[1])
     dataset = check_dataset(args.dataset or profile.dataset)
     config = config_from_args(args, profile)
-    options = model_options_from_args(args)
+    options = checked_model_options(model_name, model_options_from_args(args))
+    if args.run_name is not None:
+        try:
+            check_run_name(args.run_name)
+        except RunNameError as err:  # in the command line's words: the checkpoint folder is --save-dir
+            problem = err.problem.replace("its checkpoint folder", "--save-dir")
+            raise UsageError(f"--run-name {err.name} {problem}.") from err
+    subsets_from_args(args, profile, dataset)  # checked now: nothing is created for a bad size
     # Every output folder is checked before any work, so that a bad one fails now, not after an epoch.
     save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
+    results_dir = Path(args.results_dir).expanduser() if args.results_dir else env.paths.results
+    # The files' full paths must fit the system's limits (checked with the longest name the run can
+    # get), so that a long folder fails now, not at the first save, and nothing is created for it.
+    longest = args.run_name or longest_run_name(model_name, config.seed)
+    check_fits(save_dir, hint="pass another --save-dir")  # not UTF-8, or too long itself
+    check_fits(save_dir / longest, RUN_FILES, hint="choose a shorter --save-dir or --run-name")
+    if args.record:
+        check_fits(results_dir, hint="pass another --results-dir")
+        check_fits(
+            results_dir,
+            (longest_record_name(model_name, config.seed),),
+            hint="choose a shorter --results-dir",
+        )
     check_writable(save_dir, hint="pass a writable --save-dir")
     if args.record:
-        check_writable(args.results_dir or env.paths.results, hint="pass a writable --results-dir")
+        check_writable(results_dir, hint="pass a writable --results-dir")
     data = run_data_from_args(args, profile, dataset)
     run_name = args.run_name or default_run_name(model_name, data, config, **options)
     run_dir = save_dir / run_name
@@ -143,7 +171,7 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     print(f"history    : {run_dir / HISTORY_NAME}")
     print(f"run record : {run_dir / RECORD_NAME}")
     if args.record and context.is_main:
-        path = write_record(record, args.results_dir or env.paths.results)
+        path = write_record(record, results_dir)
         print(f"results    : {path}")
     return 0
 

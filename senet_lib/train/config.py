@@ -1,6 +1,6 @@
-"""The training recipe: :class:`TrainConfig`, validated in one place, and the recipe that names a run.
-
-(merged) Run profiles: the defaults behind every notebook's ``parameters`` cell and the command line.
+"""Recipes and profiles: :class:`TrainConfig` (one training recipe, validated in one place, and the part
+of it that names a run), the profiles behind every notebook's ``parameters`` cell and the command
+line, and how long each profile is estimated to take.
 
 ``quick``   CPU and CI: synthetic data (or a small CIFAR subset), CIFAR ResNet-20 instead of
             ResNet-50, a few epochs — about a minute per notebook on 2 CPU cores.
@@ -36,7 +36,8 @@ generated from the same fields (:func:`senet_lib.cli.config_from_args`).
 
 
 
-(merged) How long a profile will take, before it runs: estimated seconds per network on this CPU, a T4 and an H100.
+How long a profile will take, before it runs (:func:`estimate_profile`): estimated seconds per network on
+this CPU, a T4 and an H100.
 
 Every figure here is an **estimate**, and each says how it was made:
 
@@ -54,7 +55,6 @@ Replace the assumptions by measurements (``python benchmarks/train_speed.py``) o
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import statistics
@@ -66,6 +66,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import read_json
 from ..cost import count_macs
 from ..data import PIPELINES
 from ..env import PRECISIONS, get_paths, get_precision, get_profile
@@ -126,6 +127,10 @@ def _recipe(
     return field(default=default, metadata=metadata)
 
 
+#: The step schedule's milestones unless a recipe sets its own (the 100-epoch step recipe's). Milestones a
+#: recipe sets must fall within its epochs; these defaults are left alone in shorter runs, as they always were.
+DEFAULT_MILESTONES = (30, 60, 90)
+
 #: The largest seed torch accepts (``torch.manual_seed`` takes a signed 64-bit value).
 MAX_SEED = 2**63 - 1
 
@@ -167,7 +172,7 @@ class TrainConfig:
     decay_norm_and_bias: bool = _recipe(True, cli=False)
     schedule: str = _recipe("step", choices=SCHEDULES, help="learning-rate schedule")
     milestones: tuple[int, ...] = _recipe(
-        (30, 60, 90), help="epochs at which the step schedule divides the lr"
+        DEFAULT_MILESTONES, help="epochs at which the step schedule divides the lr"
     )
     gamma: float = _recipe(0.1, help="step schedule factor (default 0.1)")
     warmup_epochs: int = _recipe(0, help="epochs of linear warm-up")
@@ -242,6 +247,14 @@ class TrainConfig:
                 and all(whole(m, 1) for m in milestones)
                 and all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
                 "must be positive epoch numbers in increasing order",
+            ),
+            (
+                "milestones",
+                self.schedule != "step"
+                or self.milestones == DEFAULT_MILESTONES
+                or not whole(self.epochs, 1)
+                or all(whole(m, 1) and m <= self.epochs for m in milestones),
+                f"must be at most epochs ({self.epochs}), or the lr is never divided there",
             ),
             ("gamma", _is_number(self.gamma) and 0 < self.gamma <= 1, "must be in (0, 1]"),
             (
@@ -549,11 +562,11 @@ def recorded_cpu_throughput(results: str | Path | None = None) -> dict[tuple[str
     found: dict[tuple[str, str], tuple[float, str]] = {}
     for path in sorted(folder.glob("train_*.json")) if folder.is_dir() else []:
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)
             rates = [row["images_per_sec"] for row in record["history"] if row.get("images_per_sec")]
             key = (record["model"]["name"], record["precision"])
             on_cpu = record["device"] == "cpu"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a training record
             continue
         if on_cpu and rates:
             rate = float(statistics.median(rates))

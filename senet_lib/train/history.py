@@ -1,6 +1,5 @@
-"""The per-epoch history of a run: :class:`History`.
-
-(merged) Run records: the JSON-ready description of a finished run and where it is written.
+"""What a run leaves behind: its per-epoch :class:`History` and its record (:func:`run_record`), the
+JSON-ready description of a finished run, and where that is written (:func:`write_record`).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import torch
 from torch import nn
 
-from ..checkpoint import arch_config_of, atomic_write_json
+from ..checkpoint import arch_config_of, atomic_write_json, create_json
 from ..env import get_paths, git_commit
 from ..models import ArchConfig
 from .config import TrainConfig
@@ -207,18 +206,21 @@ def run_record(
 
 
 def write_record(record: Mapping[str, Any], folder: str | Path | None = None) -> Path:
-    """Write ``record`` as JSON into ``folder`` (default: ``get_paths().results``); return its path.
+    """Write ``record`` as JSON into a new file in ``folder`` (default: ``get_paths().results``); return its path.
 
-    The name is ``train_<model>_<dataset>_seed<seed>_<UTC time>.json`` (a suffix avoids clashes).
+    The name is ``train_<model>_<dataset>_seed<seed>_<UTC time>.json``, with ``-1``, ``-2``, ... when
+    that name is taken. The file is created exclusively (:func:`senet_lib.checkpoint.create_json`),
+    so two runs finishing in the same second in one folder keep both records: none is ever replaced.
     """
     folder = Path(folder) if folder is not None else get_paths().results
     model = (record.get("model") or {}).get("name", "model")
     dataset = (record.get("dataset") or {}).get("name", "data")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"train_{model}_{dataset}_seed{record.get('seed', 0)}_{stamp}"
-    path = folder / f"{stem}.json"
-    counter = 1
-    while path.exists():
-        path = folder / f"{stem}-{counter}.json"
-        counter += 1
-    return atomic_write_json(path, dict(record))
+    counter = 0
+    while True:
+        path = folder / (f"{stem}.json" if counter == 0 else f"{stem}-{counter}.json")
+        try:
+            return create_json(path, dict(record))
+        except FileExistsError:
+            counter += 1

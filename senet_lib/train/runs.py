@@ -1,7 +1,6 @@
-"""The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, and the run folders
-and names it derives from the recipe.
-
-(merged) The repository's small trained networks (``pretrained/``): find the one that matches a run.
+"""The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, the run folders and names
+it derives from the recipe, and the repository's small trained networks (``pretrained/``) it loads
+instead of training when one matches the run.
 
 A file in ``pretrained/`` is an fp16 weights file written by
 :func:`senet_lib.checkpoint.export_weights`, with a JSON sidecar that records its architecture,
@@ -19,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,12 +34,14 @@ from ..checkpoint import (
     atomic_write_json,
     load_checkpoint,
     read_checkpoint,
+    read_json,
     restore_earlier_run,
     verify_weights,
 )
 from ..env import REPO_ROOT, get_paths
-from ..models import create_model
-from .config import TrainConfig, core_recipe
+from ..errors import UserError
+from ..models import create_model, list_models
+from .config import MAX_SEED, TrainConfig, core_recipe
 from .distributed import is_main
 from .history import RECORD_NAME, History, RunRecord, dataset_descriptor, run_record
 from .loop import CHECKPOINT_NAME, fit
@@ -49,6 +52,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PretrainedMatch",
+    "ComparisonError",
+    "PretrainedWarning",
+    "RunNameError",
+    "check_comparison",
+    "check_run_name",
     "find_pretrained",
     "list_pretrained",
     "pick_pretrained",
@@ -75,6 +83,46 @@ def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, *
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"{model_name}-{data.name}-n{len(data.train.labels)}-{digest}-seed{config.seed}"
+
+
+class RunNameError(ValueError, UserError):
+    """A run name that is not one folder name (it would put the run outside its checkpoint folder);
+    ``name`` is it as printed, ``problem`` the rest of the sentence."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"The run name {name} {problem}.")
+        self.name, self.problem = name, problem
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it names one folder inside the checkpoint folder, else a :class:`RunNameError`.
+
+    A run name is a folder name, not a path: no ``/`` (or ``\\``), not ``.`` or ``..``, not empty, no
+    NUL byte, UTF-8 text, so that ``<checkpoint folder>/<run name>`` never points elsewhere (``../x``
+    or an absolute path would write outside it)."""
+    if not isinstance(name, str):
+        raise RunNameError(
+            repr(name), f"is a {type(name).__name__}, not a string: choose a name such as 'my-run'"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RunNameError(
+            ascii(name), "holds bytes that are not UTF-8 text: choose a plain name such as 'my-run'"
+        ) from None
+    bad = (
+        not name.strip()
+        or name in (".", "..")
+        or any(sep in name for sep in ("/", "\\", "\0"))
+        or Path(name).is_absolute()
+    )
+    if bad:
+        raise RunNameError(
+            repr(name),
+            "is not one folder name (it must not be empty, '.' or '..', nor hold '/' or '\\'), so the run "
+            "would not stay inside its checkpoint folder: choose a plain name such as 'my-run'",
+        )
+    return name
 
 
 def run_folder(
@@ -135,6 +183,7 @@ def train_or_load(
         mode on ``device``.
     """
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
+    run_name = check_run_name(run_name) if run_name is not None else None
     run_name = run_name or default_run_name(model_name, data, config, **model_options)
     run_dir = checkpoint_dir / run_name
     plan = RunPlan.resolve(config, device, model=model_name, model_options=model_options, run_dir=run_dir)
@@ -153,7 +202,7 @@ def train_or_load(
                 f"{100 * best:.2f}%) from {ckpt_path}."
             )
             record_path = run_dir / RECORD_NAME
-            record = json.loads(record_path.read_text()) if record_path.exists() else None
+            record = _read_record(record_path) if record_path.exists() else None
             return Run(model, saved_history, record, run_dir, ckpt_path, "run")
         print(f"Resuming {run_name} from epoch {len(saved_history)} of {config.epochs} ({ckpt_path}).")
         model = create_model(model_name, data.num_classes, **model_options)
@@ -172,6 +221,65 @@ def train_or_load(
         atomic_write_json(run_dir / RECORD_NAME, record)
     model.eval()
     return Run(model, history, record, run_dir, ckpt_path, "trained")
+
+
+class ComparisonError(ValueError, UserError):
+    """Notebook 05's ``MODELS`` or ``SEEDS`` is not what a comparison needs (:func:`check_comparison`)."""
+
+
+def check_comparison(models: Any, seeds: Any) -> tuple[tuple[str, str], tuple[int, ...]]:
+    """Notebook 05's ``MODELS`` and ``SEEDS`` checked before any training: ``((plain, se), seeds)``.
+
+    ``models`` must be two different registered model names (a list or tuple, as papermill's
+    ``-y`` gives it); ``seeds`` a list of distinct whole numbers in 0..2**63-1, or one whole number
+    (papermill's ``-p SEEDS 0``), which becomes a one-seed tuple.
+
+    Raises:
+        ComparisonError: a ``ValueError`` (and :class:`~senet_lib.errors.UserError`), one sentence naming
+            the parameter and how to pass it.
+    """
+    example = '-y \'MODELS: [resnet20, se_resnet20]\' with papermill, or MODELS = ("resnet20", "se_resnet20")'
+    if isinstance(models, str) or not isinstance(models, Sequence) or len(models) != 2:
+        raise ComparisonError(
+            f"MODELS must be a pair of model names (plain, SE), not {models!r}: pass {example}."
+        )
+    unknown = [m for m in models if not isinstance(m, str) or m not in list_models()]
+    if unknown:
+        raise ComparisonError(
+            f"MODELS names {unknown[0]!r}, which is not a model; valid models: {', '.join(list_models())}."
+        )
+    if models[0] == models[1]:
+        raise ComparisonError(
+            f"MODELS compares {models[0]!r} with itself: pass two different models ({example})."
+        )
+    if _whole(seeds):
+        seeds = (seeds,)
+    seed_example = "-y 'SEEDS: [0, 1, 2]' (or -p SEEDS 0 for one seed) with papermill, or SEEDS = (0, 1, 2)"
+    if isinstance(seeds, str) or not isinstance(seeds, Sequence) or not seeds:
+        raise ComparisonError(f"SEEDS must be one or more whole numbers, not {seeds!r}: pass {seed_example}.")
+    bad = [s for s in seeds if not (_whole(s) and 0 <= s <= MAX_SEED)]
+    if bad:
+        raise ComparisonError(
+            f"SEEDS holds {bad[0]!r}, which is not a whole number in 0..{MAX_SEED}: pass {seed_example}."
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ComparisonError(f"SEEDS lists a seed twice ({list(seeds)}): give each seed once.")
+    return (models[0], models[1]), tuple(int(s) for s in seeds)
+
+
+def _read_record(path: Path) -> RunRecord | None:
+    """A finished run's ``record.json``; a damaged one is reported and read as None (the checkpoint holds
+    the weights and history, so the run still loads)."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError) as err:
+        warnings.warn(
+            f"{path} cannot be read ({err}); the run is loaded without its record: delete or "
+            "repair that file.",
+            stacklevel=3,
+        )
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _find_shipped(
@@ -254,18 +362,65 @@ def _same_data(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return not saved.get("synthetic") and all(saved.get(k) == wanted.get(k) for k in keys)
 
 
+class PretrainedWarning(UserWarning):
+    """A file in the pretrained folder was skipped (unreadable, or not a weights sidecar); the others are used."""
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _sidecar_problem(sidecar: Any) -> str | None:
+    """What makes a parsed ``*.json`` unusable as a weights sidecar, as the end of a sentence, or None."""
+    if not isinstance(sidecar, dict):
+        return "it is not a JSON object"
+    arch = sidecar.get("arch_config")
+    if not (isinstance(arch, dict) and isinstance(arch.get("name"), str) and _whole(arch.get("num_classes"))):
+        return "its arch_config is not a model description (a name and a number of classes)"
+    name = sidecar.get("file")
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        return f"its file entry {name!r} is not the name of a weights file beside it"
+    for key, kind in (
+        ("data", dict),
+        ("recipe", dict),
+        ("accuracy", dict),
+        ("history", list),
+        ("environment", dict),
+    ):
+        if sidecar.get(key) is not None and not isinstance(sidecar[key], kind):
+            return f"its {key!r} entry is a {type(sidecar[key]).__name__}, not a {kind.__name__}"
+    for key, values in (("recipe", ("epochs", "seed")), ("data", ("num_classes", "train_size", "test_size"))):
+        for field in values:
+            value = (sidecar.get(key) or {}).get(field)
+            if value is not None and not _whole(value):
+                return f"its {key} {field} is {value!r}, not a whole number"
+    if not all(isinstance(row, dict) for row in sidecar.get("history") or []):
+        return "its history is not a list of rows"
+    return None
+
+
 def _sidecars(folder: str | Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every usable sidecar in ``folder`` with its weights file; each unusable one is skipped with a
+    :class:`PretrainedWarning` that names it, so one bad file never hides the others."""
     folder = Path(folder) if folder is not None else pretrained_dir()
     if folder is None or not folder.is_dir():
         return []
     found = []
     for sidecar_path in sorted(folder.glob("*.json")):
         try:
-            sidecar = json.loads(sidecar_path.read_text())
-        except (OSError, ValueError):
+            sidecar = read_json(sidecar_path)
+            problem = _sidecar_problem(sidecar)
+        except (OSError, ValueError) as err:
+            problem = f"it cannot be read ({err})"
+        if problem:
+            warnings.warn(
+                f"Skipping {sidecar_path}: {problem}; the other pretrained networks are still used. Repair or "
+                "delete that file (or fetch it again: git checkout -- pretrained/).",
+                PretrainedWarning,
+                stacklevel=3,
+            )
             continue
-        if isinstance(sidecar, dict) and isinstance(sidecar.get("arch_config"), dict) and sidecar.get("file"):
-            found.append((sidecar_path.with_name(str(sidecar["file"])), sidecar))
+        found.append((sidecar_path.with_name(sidecar["file"]), sidecar))
     return found
 
 
