@@ -27,24 +27,18 @@ class RunFolderBusy(UserError):
         self.holder = dict(holder)
 
 
-# --------------------------------------------------------------------------- run folder claims
 LOCK_NAME = "run.lock"
-
-#: A lock of another host whose heartbeat is older than this (seconds) is taken over.
+#: A lock of another host whose heartbeat (the file's mtime) is older than this (seconds) is taken over.
 LOCK_STALE_AFTER = 15 * 60
-
 LOCK_HEARTBEAT = 60.0
-
-_HELD: dict[Path, _Claim] = {}
-
+_HELD: dict[Path, list] = {}  # folder → [lock path, token, nesting depth, heartbeat stop event]
 _HELD_GUARD = threading.Lock()
 
 
 def _boot_id() -> str | None:
-    try:
+    with contextlib.suppress(OSError):
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
+    return None
 
 
 def _proc_stat(pid: int) -> tuple[str, str] | None:
@@ -58,12 +52,8 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def _holder_alive(info: Mapping[str, Any], lock: Path) -> bool:
-    """Whether the process a lock file names may still be running (True when it cannot be told).
-
-    Another host's process cannot be asked: its lock counts as alive while its heartbeat (the
-    lock file's modification time, renewed every :data:`LOCK_HEARTBEAT` seconds) is recent.
-    """
-    if info.get("host") != socket.gethostname():
+    """Whether the process a lock file names may still run (True when it cannot be told)."""
+    if info.get("host") != socket.gethostname():  # cannot be asked: alive while its heartbeat is recent
         try:
             return time.time() - lock.stat().st_mtime < LOCK_STALE_AFTER
         except OSError:
@@ -73,7 +63,7 @@ def _holder_alive(info: Mapping[str, Any], lock: Path) -> bool:
         return False
     boot = _boot_id()
     if boot and info.get("boot_id") and info["boot_id"] != boot:
-        return False  # written before this machine (or container host) restarted
+        return False  # written before this machine restarted
     if os.name == "nt":
         return True  # os.kill(pid, 0) would signal the process there
     try:
@@ -83,14 +73,14 @@ def _holder_alive(info: Mapping[str, Any], lock: Path) -> bool:
     except OSError:
         pass  # e.g. another user's process: alive
     proc = _proc_stat(pid)
-    if proc is not None:
-        state, started = proc
-        if state in ("Z", "X") or (info.get("proc_start") and started != info["proc_start"]):
-            return False  # a zombie, or the pid now belongs to another process
-    return True
+    # a zombie, or the pid now belongs to another process
+    return not (
+        proc and (proc[0] in ("Z", "X") or (info.get("proc_start") and proc[1] != info["proc_start"]))
+    )
 
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
+    """The lock's JSON, None where it is unreadable; FileNotFoundError where it is gone."""
     try:
         info = read_json(path)
     except FileNotFoundError:
@@ -106,47 +96,18 @@ def _describe_holder(info: Mapping[str, Any]) -> str:
     )
 
 
-class _Claim:
-    """One process's hold on a run folder: the lock file's token, a nesting count and a heartbeat."""
-
-    def __init__(self, folder: Path, lock: Path, token: str) -> None:
-        self.folder, self.lock, self.token, self.depth = folder, lock, token, 1
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"run-lock {folder.name}", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(LOCK_HEARTBEAT):
-            with contextlib.suppress(OSError):
-                os.utime(self.lock)
-
-    def release(self) -> None:
-        self._stop.set()
-        try:
-            info = _read_lock(self.lock)
-        except FileNotFoundError:
-            return
-        if info is not None and info.get("token") == self.token:
-            with contextlib.suppress(OSError):
-                self.lock.unlink()
-
-
-def _command() -> str:
-    """This process's command line, short (``python -m senet_lib train ...``, a notebook kernel, ...)."""
+def _lock_info() -> dict[str, Any]:
     argv = [a for a in sys.argv if a] or ["python"]
     head = Path(argv[0])
-    name = f"python -m {head.parent.name}" if head.name == "__main__.py" else head.name
-    text = " ".join([name, *argv[1:]])
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _lock_info() -> dict[str, Any]:
+    command = " ".join(
+        [f"python -m {head.parent.name}" if head.name == "__main__.py" else head.name, *argv[1:]]
+    )
     proc = _proc_stat(os.getpid())
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "command": _command(),
+        "command": command if len(command) <= 200 else command[:197] + "...",
         "boot_id": _boot_id(),
         "proc_start": proc[1] if proc else None,
         "token": uuid.uuid4().hex,
@@ -175,26 +136,28 @@ def _take_over(lock: Path, stale: Mapping[str, Any] | None) -> None:
     aside = lock.with_name(f".{lock.name}.{uuid.uuid4().hex[:8]}.stale")
     try:
         os.rename(lock, aside)
-    except FileNotFoundError:
-        return  # someone else moved it first
-    try:
         moved = _read_lock(aside)
     except FileNotFoundError:
-        return
+        return  # someone else moved it first
     if moved != stale:  # another process claimed the folder in between: give its lock back
         with contextlib.suppress(OSError):
             os.link(aside, lock)
     aside.unlink(missing_ok=True)
 
 
+def _beat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(LOCK_HEARTBEAT):
+        with contextlib.suppress(OSError):
+            os.utime(lock)
+
+
 @contextlib.contextmanager
 def claim_run_folder(folder: str | Path) -> Iterator[Path]:
     """Hold ``folder`` exclusively for this process while the ``with`` block runs.
 
-    The claim is the lock file ``folder/run.lock``, created with ``O_CREAT | O_EXCL`` and holding
-    the pid, host, start time and command of this process; it is removed when the block ends,
-    also on an exception. Claims nest within one process. A lock whose process is gone (a dead pid
-    on this host, or another host's lock silent for :data:`LOCK_STALE_AFTER` seconds) is taken over
+    The claim is ``folder/run.lock`` (pid, host, start time and command), removed when the block
+    ends, also on an exception; claims nest within one process. A lock whose process is gone (a
+    dead pid here, or another host's lock silent for :data:`LOCK_STALE_AFTER` s) is taken over
     with a printed note.
 
     Raises:
@@ -209,25 +172,33 @@ def claim_run_folder(folder: str | Path) -> Iterator[Path]:
     with _HELD_GUARD:
         held = _HELD.get(key)
         if held is not None:
-            held.depth += 1
+            held[2] += 1
     if held is None:
-        held = _acquire(folder)
+        lock, token = _acquire(folder)
+        held = [lock, token, 1, threading.Event()]
+        threading.Thread(
+            target=_beat, args=(lock, held[3]), name=f"run-lock {folder.name}", daemon=True
+        ).start()
         with _HELD_GUARD:
             _HELD[key] = held
     try:
-        yield held.lock
+        yield held[0]
     finally:
         with _HELD_GUARD:
-            held.depth -= 1
-            done = held.depth == 0
+            held[2] -= 1
+            done = held[2] == 0
             if done:
                 _HELD.pop(key, None)
         if done:
-            held.release()
+            held[3].set()
+            with contextlib.suppress(FileNotFoundError):
+                if (_read_lock(held[0]) or {}).get("token") == held[1]:
+                    with contextlib.suppress(OSError):
+                        held[0].unlink()
 
 
-def _acquire(folder: Path) -> _Claim:
-    """Create ``folder``'s lock for this process, taking over a stale one; see :func:`claim_run_folder`."""
+def _acquire(folder: Path) -> tuple[Path, str]:
+    """Create ``folder``'s lock for this process, taking over a stale one: ``(lock, token)``."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -240,7 +211,7 @@ def _acquire(folder: Path) -> _Claim:
     for _ in range(20):
         try:
             if _create_lock(lock, info):
-                return _Claim(folder, lock, info["token"])
+                return lock, info["token"]
         except OSError as err:
             reason = err.strerror or str(err) or type(err).__name__
             raise OutputError(
@@ -248,17 +219,12 @@ def _acquire(folder: Path) -> _Claim:
             ) from err
         try:
             other = _read_lock(lock)
-        except FileNotFoundError:
-            continue  # released meanwhile: try again
-        if other is None:
-            try:
-                age = time.time() - lock.stat().st_mtime
-            except OSError:
-                continue  # released meanwhile: try again
-            if age < 10:  # being written right now
+            if other is None and time.time() - lock.stat().st_mtime < 10:  # being written right now
                 time.sleep(0.2)
                 continue
-        elif _holder_alive(other, lock):
+        except OSError:
+            continue  # released meanwhile: try again
+        if other is not None and _holder_alive(other, lock):
             raise RunFolderBusy(
                 f"The run folder {folder} is in use by another training run ({_describe_holder(other)}): "
                 f"wait for it to finish or stop it, or use another run folder; if that run is no longer "
