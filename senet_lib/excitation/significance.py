@@ -1,41 +1,16 @@
-"""Is a block's excitation really class-specific, and how does that change with depth? Decided by the data.
+"""Is a block's excitation class-specific, and how does that change with depth? Decided by resampling.
 
-Class means of ``s`` estimated from a few dozen images per class always differ a little, also in a
-network that has learned nothing, and a ratio of spreads (:func:`~.stats.class_specificity`)
-can rise just because the spread within a class collapses. This module answers with the absolute
-**class separation** (:func:`~.stats.class_separation`: the root-mean-square distance between two
-classes' mean excitations, in units of ``s``, with the sampling noise removed) and two resampling
-procedures on the per-image excitations of the same images that :func:`~.recorder.class_excitations`
-samples:
-
-* a **label-permutation test** per block: the separation with the class labels shuffled among the
-  images (what a block with no class effect at all gives). It detects *any* class dependence, however
-  small, and its power grows with the number of images: random convolutions already make the gates
-  depend a little on the class, so an untrained network passes it too. It says that the gates depend
-  on the class, not how much, nor whether training put the dependence there;
-* a **bootstrap** over images within each class: an interval for each block's separation and for
-  differences between stages, blocks, or a trained network and a reference, resampled jointly so
-  blocks share their images as they do in the network.
-
-Differences are read against a margin (:data:`SMALL`): two numbers are **alike** when the whole 95 %
-interval of their difference lies within ``± SMALL``, **higher** or **lower** when it excludes 0 and
-they are not alike, **undecided** otherwise. A difference that is real but smaller than the margin
-is called alike, so a verdict does not change because more images shrink an interval around a tiny
-difference. Blocks whose gates do not move at all (:data:`FROZEN`) are left out of stage means.
-
-Compare the report of a trained network with :func:`untrained_like` (the same architecture at
-initialisation): random features separate classes a little too, and only the excess was learned
-(:meth:`SeparationReport.learned_by_stage`).
-
-Knock-outs ask the same of single channels: test accuracy with a class's most excited channels
-forced off, against random choices of as many channels (:func:`knockout_comparison`). Their p-value
-comes from a finite number of random draws, so its verdict carries the binomial interval of that
-p-value and says "undecided" when the interval straddles the level.
+The measure is the **class separation** (:func:`~.stats.class_separation`, in units of ``s``, sampling
+noise removed). A **label-permutation test** per block says whether the gates depend on the class at
+all (an untrained network passes it too); a **bootstrap** within each class gives intervals for
+separations and their differences, resampled jointly across blocks. Differences are read against
+:data:`SMALL` (:func:`compare`); frozen blocks (:data:`FROZEN`) are left out of stage means. Compare
+with :func:`untrained_like`: only the excess over random features was learned. Knock-outs
+(:func:`knockout_comparison`) ask the same of single channels.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,33 +55,19 @@ def compare(low: float, high: float, margin: float = SMALL) -> str:
 
 
 def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) interval of a binomial proportion ``successes / trials``, found by
-    bisection on the binomial tail sums (no SciPy needed)."""
+    """Exact (Clopper-Pearson) interval of a binomial proportion ``successes / trials``."""
+    from scipy.stats import beta
+
     if trials < 1 or not 0 <= successes <= trials:
         raise ValueError("Need 0 <= successes <= trials and at least one trial.")
     tail = (1 - level) / 2
-
-    def tail_sum(p: float, values: range) -> float:
-        return sum(math.comb(trials, i) * p**i * (1 - p) ** (trials - i) for i in values)
-
-    def solve(increasing: Any, target: float) -> float:
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if increasing(mid) < target else (lo, mid)
-        return (lo + hi) / 2
-
-    # lower end: P(X >= successes) = tail; upper end: P(X <= successes) = tail (it falls as p grows)
-    low = 0.0 if successes == 0 else solve(lambda p: tail_sum(p, range(successes, trials + 1)), tail)
-    high = 1.0 if successes == trials else solve(lambda p: -tail_sum(p, range(successes + 1)), -tail)
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - tail, successes + 1, trials - successes))
     return low, high
 
 
 def separation_of_samples(s: np.ndarray, labels: np.ndarray, num_classes: int, debias: bool = True) -> float:
-    """Class separation of per-image excitations ``s`` (``[N, C]``) under ``labels`` (``[N]``).
-
-    The same number as :func:`~.analysis.class_separation` on the statistics of these images.
-    """
+    """Class separation of per-image excitations ``s`` (``[N, C]``) under ``labels`` (``[N]``)."""
     labels = np.asarray(labels)
     order = np.argsort(labels, kind="stable")
     counts = np.bincount(labels, minlength=num_classes)
@@ -115,12 +76,7 @@ def separation_of_samples(s: np.ndarray, labels: np.ndarray, num_classes: int, d
 
 
 def _separations(rows: np.ndarray, counts: np.ndarray, draws: np.ndarray, debias: bool) -> np.ndarray:
-    """Separation for each draw: ``rows[draws[r]]`` read as classes of ``counts`` images each, in order.
-
-    ``rows`` (``[N, C]``) are sorted by class; a draw (``[N]`` row indices) permutes them (a label
-    shuffle) or resamples within each class (a bootstrap). Class sums come from ``np.add.reduceat``,
-    so a draw costs N × C, whatever the number of classes.
-    """
+    """Separation for each draw: ``rows[draws[r]]`` (sorted by class) read as classes of ``counts`` images."""
     present = counts > 0
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
     n = counts[present].astype(np.float64)
@@ -235,9 +191,8 @@ class SeparationReport:
         return [g for g in self.group_names if any(b not in exclude for b in self.groups[g])]
 
     def stage_steps(self, exclude: Sequence[str] | None = None) -> list[Difference]:
-        """Each group's mean separation minus the previous group's, with its interval (the
-        bootstrap draws are shared by all blocks, so differences are taken draw by draw).
-        ``exclude`` defaults to the frozen blocks."""
+        """Each group's mean separation minus the previous group's, draw by draw (``exclude``
+        defaults to the frozen blocks)."""
         exclude = self.frozen_blocks() if exclude is None else list(exclude)
         kept = self._kept_groups(exclude)
         return [
@@ -251,8 +206,7 @@ class SeparationReport:
         ]
 
     def peak(self, exclude: Sequence[str] | None = None) -> tuple[str, float]:
-        """The block with the largest separation and the share of bootstrap draws in which it is
-        the largest (``exclude`` defaults to the frozen blocks)."""
+        """The block with the largest separation and the share of bootstrap draws in which it is largest."""
         exclude = self.frozen_blocks() if exclude is None else list(exclude)
         names = [n for n in self.blocks if n not in exclude]
         best = max(names, key=lambda n: self.blocks[n].observed)
@@ -265,9 +219,7 @@ class SeparationReport:
         return _difference(a, b, first.observed - second.observed, first.bootstrap - second.bootstrap)
 
     def depth_verdict(self) -> str:
-        """What the per-block curve shows, each reading decided by an interval (module docstring):
-        stage after stage (frozen blocks left out), where the curve peaks, and whether the last
-        block falls back from the peak."""
+        """What the per-block curve shows, stage after stage, each reading decided by an interval."""
         frozen = self.frozen_blocks()
         steps = self.stage_steps(frozen)
         peak, share = self.peak(frozen)
@@ -310,11 +262,8 @@ class SeparationReport:
     def learned_beyond(
         self, reference: SeparationReport, group: str | None = None, exclude: Sequence[str] | None = None
     ) -> tuple[float, float, float]:
-        """(difference, 2.5th, 97.5th percentile) of ``group``'s mean separation here minus in ``reference``.
-
-        The two reports resample with the same seed, so their draws are taken pairwise. ``group``
-        defaults to the deepest one; ``exclude`` (default: the blocks frozen here) is left out of both.
-        """
+        """(difference, 2.5th, 97.5th percentile) of ``group``'s mean separation here minus in ``reference``
+        (same seed, so draws pair up; ``group`` defaults to the deepest)."""
         exclude = self.frozen_blocks() if exclude is None else list(exclude)
         group = group or self._kept_groups(exclude)[-1]
         ours, theirs = self._group_bootstrap(group, exclude), reference._group_bootstrap(group, exclude)
@@ -325,8 +274,7 @@ class SeparationReport:
     def learned_by_stage(
         self, reference: SeparationReport, exclude: Sequence[str] | None = None
     ) -> list[Difference]:
-        """Every group's mean separation here minus in ``reference`` (e.g. :func:`untrained_like`):
-        the effect size of training, against the class dependence random features already have."""
+        """Every group's mean separation here minus in ``reference`` (e.g. :func:`untrained_like`)."""
         exclude = self.frozen_blocks() if exclude is None else list(exclude)
         out = []
         for group in self._kept_groups(exclude):
@@ -335,8 +283,7 @@ class SeparationReport:
         return out
 
     def learned_verdict(self, reference: SeparationReport) -> str:
-        """One sentence per stage: how much more class-specific training made the gates than in
-        ``reference``, read with :func:`compare`."""
+        """One sentence per stage: how much more class-specific the gates are than in ``reference``."""
         frozen = self.frozen_blocks()
         rows = self.learned_by_stage(reference, frozen)
         words = {
@@ -401,8 +348,7 @@ def per_image_excitations(
     blocks: Sequence[str] | None = None,
     batch_size: int = 256,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """``s`` of every sampled image (the images :func:`class_excitations` samples with this seed),
-    per block ``[N, C]``, with their labels ``[N]`` and the number of classes."""
+    """``s`` of every sampled image per block ``[N, C]``, their labels ``[N]`` and the number of classes."""
     sample = sample_split(data, split, images_per_class, seed)
     parts: list[dict[str, np.ndarray]] = []
     kept: list[Tensor] = []
@@ -425,11 +371,7 @@ def separation_report(
     network: str | None = None,
     batch_size: int = 256,
 ) -> SeparationReport:
-    """Permutation test and bootstrap of the class separation of every block (module docstring).
-
-    ``permutations`` label shuffles and ``resamples`` bootstrap draws, seeded by ``seed``; the
-    shuffles and draws are shared by all blocks. ``network`` describes the model in verdicts.
-    """
+    """Permutation test and bootstrap of the class separation of every block, seeded by ``seed``."""
     per_block, labels, num_classes = per_image_excitations(
         model, data, images_per_class, split, seed, blocks, batch_size
     )
@@ -446,8 +388,7 @@ def report_from_samples(
     seed: int = 0,
     network: str = "network",
 ) -> SeparationReport:
-    """:func:`separation_report` on excitations already recorded: ``per_block[name]`` is ``[N, C]``
-    (blocks in network order), ``labels`` is ``[N]``."""
+    """:func:`separation_report` on recorded excitations: ``per_block[name]`` ``[N, C]``, ``labels`` ``[N]``."""
     if permutations < 19 or resamples < 19:
         raise ValueError("Use at least 19 permutations and 19 resamples (p-values and intervals at 5 %).")
     labels = np.asarray(labels)
@@ -487,13 +428,8 @@ def untrained_like(
     calibration_images: int = 2048,
     batch_size: int = 256,
 ) -> nn.Module:
-    """The same senet_lib architecture at initialisation (seeded), on the model's device.
-
-    With ``data``, BatchNorm's running statistics are measured on ``calibration_images`` training
-    images (train-mode forward passes, no gradients), so that in eval mode the untrained network
-    normalises its features as a trained one does; without it they keep their initial values (mean
-    0, variance 1), which leaves the activations unnormalised.
-    """
+    """The same senet_lib architecture at initialisation (seeded), on the model's device; with ``data``,
+    BatchNorm's running statistics are measured on ``calibration_images`` training images."""
     arch = getattr(model, "arch_config", None)
     if not arch:
         raise ValueError(
@@ -544,12 +480,9 @@ def accuracy_with_channels_off(
     max_images: int | None = None,
     seed: int = 0,
 ) -> float:
-    """Top-1 accuracy while the excitations of ``channels`` in ``block_name`` are forced to 0.
+    """Top-1 accuracy while ``block_name``'s excitations of ``channels`` are forced to 0.
 
-    Uses :func:`senet_lib.se.override_gate` (``value=0``), so the switched-off channels are
-    multiplied by 0 in that block's residual branch. ``channels=None`` or empty switches nothing
-    off (the plain accuracy). Measured on the images of ``class_index`` (all images when None)
-    of ``split``, at most ``max_images`` of them (a seeded random subset).
+    On the images of ``class_index`` (all when None) of ``split``, at most ``max_images`` (seeded subset).
     """
     images, labels, _classes, _meta, is_uint8 = split_tensors(data, split)
     normalize = data.normalize if is_uint8 else None  # type: ignore[union-attr]
@@ -605,20 +538,16 @@ class KnockoutResult:
 
     @property
     def p_value(self) -> float:
-        """How often k random channels off hurt at least as much as the top k (one-sided, counting
-        the top-k choice itself: with ``draws`` random draws the smallest possible value is
-        ``1 / (draws + 1)``)."""
+        """How often k random channels off hurt at least as much as the top k (one-sided, counting the top k)."""
         return (1 + self.worse_draws) / (1 + len(self.random_off))
 
     @property
     def p_interval(self) -> tuple[float, float]:
-        """Where the p-value of infinitely many random draws lies (95 %, exact binomial interval of
-        ``worse_draws / draws``): the p-value's own uncertainty from drawing only so many."""
+        """95 % exact binomial interval of the p-value with unlimited draws."""
         return binomial_interval(self.worse_draws, len(self.random_off))
 
     def verdict(self, alpha: float = 0.05) -> str:
-        """One sentence: did the top-k channels hurt the class more than random ones? Decided only
-        when the p-value's interval (:attr:`p_interval`) lies on one side of ``alpha``."""
+        """One sentence: did the top-k channels hurt the class more than random ones (decided by :attr:`p_interval`)?"""
         low, high = self.random_interval
         p_low, p_high = self.p_interval
         on = f" on {self.images} images ({100 / self.images:.1f} points each)" if self.images else ""
@@ -653,9 +582,8 @@ def knockout_comparison(
     relative: bool = False,
     **eval_options: Any,
 ) -> KnockoutResult:
-    """Switch off the ``k`` channels of ``block`` that ``class_index`` excites most (from
-    ``stats``) and, separately, ``draws`` sets of ``k`` random channels; measure that class's
-    accuracy each time (``eval_options`` go to :func:`accuracy_with_channels_off`)."""
+    """``class_index``'s accuracy with the ``k`` channels of ``block`` it excites most switched off, and
+    with ``draws`` random sets of ``k`` (``eval_options`` go to :func:`accuracy_with_channels_off`)."""
     cls = stats.class_index(class_index)
     top = top_channels(stats, block, cls, k, relative=relative)
     rng = np.random.default_rng(seed)
