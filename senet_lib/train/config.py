@@ -1,56 +1,17 @@
-"""Recipes and profiles: :class:`TrainConfig` (one training recipe, validated in one place, and the part
-of it that names a run), the profiles behind every notebook's ``parameters`` cell and the command
-line, and how long each profile is estimated to take.
+"""Recipes and profiles: :class:`TrainConfig` (one training recipe, validated in one place), the
+profiles behind every notebook's ``parameters`` cell and the command line, and their estimated times.
 
-``quick``   CPU and CI: synthetic data (or a small CIFAR subset), CIFAR ResNet-20 instead of
-            ResNet-50, a few epochs — about a minute per notebook on 2 CPU cores.
-``class``   one class period on a GPU: ResNet-50 vs SE-ResNet-50 (CIFAR stem) on full CIFAR-10,
-            15 epochs of one-cycle SGD. Whether SE's gain shows after so short a schedule has not
-            been measured here. On a T4 about 10 minutes a network, 20 for the pair (an estimate:
-            6 × 1.30 GMACs × 15 epochs × 50,000 images ≈ 5.9e15 FLOP at an assumed 12 TFLOP/s, plus
-            an assumed minute of compilation; ``python -m senet_lib profiles``).
-``cpu``     full CIFAR-10 on a CPU with native bf16 (AMX / AVX512-BF16): ResNet-20 vs SE-ResNet-20,
-            40 epochs of one-cycle SGD (Nesterov, label smoothing 0.1). The recipe the pretrained
-            networks were trained with.
-``gpu``     the headline run: ResNet-50 vs SE-ResNet-50 (CIFAR stem), 80 epochs, batch 500, Nesterov,
-            label smoothing, Cutout, one-cycle with warm-up, zero-init of each residual branch's last
-            BatchNorm; bf16 + channels-last + compile on CUDA by default; evaluation and checkpoint
-            every 10 epochs and at the end, flip-TTA accuracy beside single-crop. Why it should reach
-            95.5 % and its estimated time: :data:`GPU_PROFILE_RATIONALE`.
-``he2016``  He et al. 2016's CIFAR recipe, where the SE paper's CIFAR baselines come from: SGD 0.1,
-            momentum 0.9, weight decay 1e-4, batch 128, lr ÷10 at 50 % and 75 % of 164 epochs, on
-            ResNet-20 vs SE-ResNet-20 (they chose the schedule on a 45k/5k split; this trains on all
-            50k). For ResNet-110/164 they warmed up at lr 0.01 for about one epoch:
-            ``--model se_resnet110 --warmup-epochs 1 --warmup-constant 0.1``.
-``step``    a seed repository's step recipe (not the SE paper's): SGD 0.9, lr 0.1 ÷10 at epochs
-            30/60/90, 100 epochs, weight decay 5e-4, batch 128. Called ``paper`` before; that name
-            now ends in a sentence naming ``step``.
+Profiles (``SENET_PROFILE``, default quick on CPU and class on a GPU; ``python -m senet_lib profiles``
+lists them): ``quick`` (CPU and CI smoke runs), ``class`` (one class period on a GPU), ``cpu`` (full
+CIFAR-10 on a bf16 CPU; the pretrained networks' recipe), ``gpu`` (the headline run, see
+:data:`GPU_PROFILE_RATIONALE`), ``he2016`` (He et al. 2016's CIFAR recipe; for ResNet-110/164 add
+``--warmup-epochs 1 --warmup-constant 0.1``) and ``step`` (a seed repository's step recipe, not the
+SE paper's). A profile names only what it changes from :class:`TrainConfig`'s defaults.
 
-Pick one with ``SENET_PROFILE`` (default: quick on CPU, class on a GPU), or pass a name;
-``python -m senet_lib profiles`` lists them with estimated times. A notebook may override any value
-in its parameters cell.
-
-A profile is a :class:`~senet_lib.train.TrainConfig` (its recipe: a profile names only what it
-changes from the defaults) plus the profile-only fields below; the command line's recipe flags are
-generated from the same fields (:func:`senet_lib.cli.config_from_args`).
-
-
-
-How long a profile will take, before it runs (:func:`estimate_profile`): estimated seconds per network on
-this CPU, a T4 and an H100.
-
-Every figure here is an **estimate**, and each says how it was made:
-
-* **CPU**: the training throughput (images/s) that this repository's recorded runs measured
-  (``results/train_*.json``, median over their epochs) for the same model and precision; a model
-  without a record is scaled from a recorded one by the ratio of their multiply-accumulates (MACs).
-* **T4 / H100**: the profile's arithmetic divided by an *assumed* sustained rate
-  (:data:`ASSUMED_TFLOPS`): training costs about 3 × 2 × MACs floating-point operations an image
-  (forward, and a backward of twice the forward), evaluation 2 × MACs (twice that with flip-TTA);
-  plus :data:`ASSUMED_COMPILE_SECONDS` when the run compiles (the default on CUDA).
-
-Replace the assumptions by measurements (``python benchmarks/train_speed.py``) once a GPU has run the code.
-
+Time estimates (:func:`estimate_profile`) are **estimates**: on the CPU from the recorded training
+throughput (``results/train_*.json``, scaled by MACs for a model without a record), on a T4 / H100
+from 6 × MACs FLOP per training image at an assumed rate (:data:`ASSUMED_TFLOPS`) plus
+:data:`ASSUMED_COMPILE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -106,11 +67,9 @@ def _recipe(
 ) -> Any:
     """A :class:`TrainConfig` field with what the command line and run names need to know about it.
 
-    ``runtime`` fields change how a run executes or reports, not what it computes, so they stay out
-    of :meth:`TrainConfig.recipe` (and of run names). ``flags`` default to ``--<name-with-dashes>``;
-    ``cli=False`` keeps a field off the command line. ``omit_default`` marks a recipe field added
-    after run names were pinned: :meth:`TrainConfig.recipe` leaves it out while it has its default,
-    so every earlier run keeps its name and its pretrained match.
+    ``runtime`` fields change how a run executes, not what it computes (out of :meth:`TrainConfig.recipe`
+    and run names); ``omit_default`` marks a field added after run names were pinned, left out of the
+    recipe while at its default.
     """
     metadata = {
         "help": help,
@@ -127,8 +86,7 @@ def _recipe(
     return field(default=default, metadata=metadata)
 
 
-#: The step schedule's milestones unless a recipe sets its own (the 100-epoch step recipe's). Milestones a
-#: recipe sets must fall within its epochs; these defaults are left alone in shorter runs, as they always were.
+#: The step schedule's milestones unless a recipe sets its own; left alone in shorter runs.
 DEFAULT_MILESTONES = (30, 60, 90)
 
 #: The largest seed torch accepts (``torch.manual_seed`` takes a signed 64-bit value).
@@ -148,19 +106,10 @@ class ConfigError(ValueError, UserError):
 class TrainConfig:
     """One training recipe, as plain values (JSON-ready through :meth:`to_dict`).
 
-    ``precision=None`` takes the device's default (:func:`senet_lib.env.get_precision`);
-    ``channels_last=None`` turns it on for CUDA and CPUs (:func:`senet_lib.env.default_channels_last`);
-    ``compile=None`` turns ``torch.compile`` on for CUDA (:func:`senet_lib.train.runtime.resolve_compile`).
-    ``cutmix`` is the probability that a batch is mixed (alpha 1.0). ``save_every`` and ``eval_every``
-    are in epochs (checkpoint 0 = only at the end; the last epoch is always evaluated and saved);
-    ``tta`` adds a flip-TTA accuracy to the last epoch's row; ``print_freq`` is in steps (0 = the
-    progress bar only). ``max_steps_per_epoch`` shortens epochs for smoke runs. Fields marked
-    ``omit_default`` (:data:`LATER_FIELDS`) stay out of run names while at their defaults.
-
-    The one definition of the recipe: each field's metadata (:func:`_recipe`) gives its
-    command-line option and help (:func:`senet_lib.cli.add_config_flags`) and whether it is
-    runtime-only (:data:`RUNTIME_FIELDS`); profiles are overrides of these defaults
-    (:data:`PROFILE_SETTINGS`).
+    ``None`` for ``precision``, ``channels_last`` or ``compile`` takes the device's default.
+    ``cutmix`` is a probability per batch; ``save_every`` and ``eval_every`` are in epochs (the last
+    epoch is always evaluated and saved), ``print_freq`` in steps (0 = off). Each field's metadata
+    (:func:`_recipe`) also makes its command-line option.
     """
 
     epochs: int = _recipe(help="number of epochs")
@@ -214,7 +163,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        """Check every value (type and range); the one place a recipe is validated.
+        """Check every value (type and range).
 
         Raises:
             ConfigError: the first invalid value, named with what it must be (a ``ValueError``).
@@ -222,13 +171,14 @@ class TrainConfig:
         if isinstance(self.milestones, (list, tuple)):
             self.milestones = tuple(self.milestones)
         milestones = self.milestones if isinstance(self.milestones, tuple) else ()
-        whole = _is_whole
+        whole, number = _is_whole, _is_number
+        flag, maybe = "must be True or False", "must be True, False or None"
         checks: list[tuple[str, bool, str]] = [
             ("epochs", whole(self.epochs, 1), "must be a whole number, at least 1"),
             ("batch_size", whole(self.batch_size, 1), "must be a whole number, at least 1"),
-            ("lr", _is_number(self.lr) and self.lr > 0, "must be a finite positive number"),
-            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "must be in [0, 1)"),
-            ("nesterov", isinstance(self.nesterov, bool), "must be True or False"),
+            ("lr", number(self.lr) and self.lr > 0, "must be a finite positive number"),
+            ("momentum", number(self.momentum) and 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("nesterov", isinstance(self.nesterov, bool), flag),
             (
                 "nesterov",
                 not (self.nesterov and self.momentum == 0),
@@ -236,10 +186,10 @@ class TrainConfig:
             ),
             (
                 "weight_decay",
-                _is_number(self.weight_decay) and self.weight_decay >= 0,
+                number(self.weight_decay) and self.weight_decay >= 0,
                 "must be a finite number, 0 or more",
             ),
-            ("decay_norm_and_bias", isinstance(self.decay_norm_and_bias, bool), "must be True or False"),
+            ("decay_norm_and_bias", isinstance(self.decay_norm_and_bias, bool), flag),
             ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
             (
                 "milestones",
@@ -256,7 +206,7 @@ class TrainConfig:
                 or all(whole(m, 1) and m <= self.epochs for m in milestones),
                 f"must be at most epochs ({self.epochs}), or the lr is never divided there",
             ),
-            ("gamma", _is_number(self.gamma) and 0 < self.gamma <= 1, "must be in (0, 1]"),
+            ("gamma", number(self.gamma) and 0 < self.gamma <= 1, "must be in (0, 1]"),
             (
                 "warmup_epochs",
                 whole(self.warmup_epochs, 0) and whole(self.epochs, 1) and self.warmup_epochs < self.epochs,
@@ -266,43 +216,31 @@ class TrainConfig:
                 "warmup_constant",
                 self.warmup_constant is None
                 or (
-                    _is_number(self.warmup_constant)
+                    number(self.warmup_constant)
                     and 0 < self.warmup_constant <= 1
                     and self.schedule != "onecycle"
                     and self.warmup_epochs > 0
                 ),
                 "must be None or in (0, 1], with warmup_epochs above 0 and a step or cosine schedule",
             ),
-            ("zero_init_residual", isinstance(self.zero_init_residual, bool), "must be True or False"),
+            ("zero_init_residual", isinstance(self.zero_init_residual, bool), flag),
             (
                 "label_smoothing",
-                _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+                number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
                 "must be in [0, 1)",
             ),
             ("cutout", whole(self.cutout, 0), "must be a whole number of pixels, 0 (off) or more"),
             ("cutout_count", whole(self.cutout_count, 1), "must be a whole number, at least 1"),
             (
                 "cutmix",
-                _is_number(self.cutmix) and 0 <= self.cutmix <= 1,
+                number(self.cutmix) and 0 <= self.cutmix <= 1,
                 "is a probability per batch, in [0, 1]",
             ),
-            (
-                "precision",
-                self.precision is None or self.precision in PRECISIONS,
-                "must be bf16, fp16, fp32 or None",
-            ),
-            (
-                "channels_last",
-                self.channels_last is None or isinstance(self.channels_last, bool),
-                "must be True, False or None",
-            ),
-            (
-                "compile",
-                self.compile is None or isinstance(self.compile, bool),
-                "must be True, False or None",
-            ),
+            ("precision", self.precision in (None, *PRECISIONS), "must be bf16, fp16, fp32 or None"),
+            ("channels_last", self.channels_last is None or isinstance(self.channels_last, bool), maybe),
+            ("compile", self.compile is None or isinstance(self.compile, bool), maybe),
             ("eval_every", whole(self.eval_every, 1), "must be a whole number of epochs, at least 1"),
-            ("tta", isinstance(self.tta, bool), "must be True or False"),
+            ("tta", isinstance(self.tta, bool), flag),
             ("pipeline", self.pipeline in PIPELINES, f"must be one of {', '.join(PIPELINES)}"),
             (
                 "seed",
@@ -320,7 +258,7 @@ class TrainConfig:
                 self.max_steps_per_epoch is None or whole(self.max_steps_per_epoch, 1),
                 "must be None or a whole number, at least 1",
             ),
-            ("progress", isinstance(self.progress, bool), "must be True or False"),
+            ("progress", isinstance(self.progress, bool), flag),
         ]
         for name, ok, problem in checks:
             if not ok:
@@ -358,23 +296,21 @@ class TrainConfig:
         return replace(profile.config, **overrides)
 
     def recipe(self) -> dict[str, Any]:
-        """The values that determine what training computes (runtime-only fields left out, and
-        :data:`LATER_FIELDS` while at their defaults)."""
+        """The values that determine what training computes (runtime-only fields and defaulted
+        :data:`LATER_FIELDS` left out)."""
         return core_recipe(self.to_dict())
 
 
-#: Fields that change how a run is executed or reported, not what it computes (left out of
-#: :meth:`TrainConfig.recipe`), read from the fields' metadata.
+#: Fields that change how a run is executed or reported, not what it computes.
 RUNTIME_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.metadata["runtime"])
 
-#: Recipe fields added after run names were pinned, with their defaults: left out of a recipe while
-#: at the default, so that runs trained before they existed keep their names and matches.
+#: Recipe fields added after run names were pinned, with their defaults (left out while at them).
 LATER_FIELDS = {f.name: f.default for f in fields(TrainConfig) if f.metadata["omit_default"]}
 
 
 def core_recipe(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A recipe's values (``to_dict()`` or a saved record's) without runtime-only fields, and without
-    :data:`LATER_FIELDS` at their defaults (a record older than a field reads as its default)."""
+    """A recipe's values (``to_dict()`` or a saved record's) without runtime-only fields and defaulted
+    :data:`LATER_FIELDS`."""
     return {
         k: v
         for k, v in values.items()
@@ -383,12 +319,10 @@ def core_recipe(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_whole(value: Any, least: int) -> bool:
-    """An integer (not a bool) of at least ``least``."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
 def _is_number(value: Any) -> bool:
-    """A finite real number (not a bool)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -397,10 +331,8 @@ _RECIPE_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
 @dataclass(frozen=True)
 class Profile:
-    """One profile: its training recipe (:attr:`config`) and what only profiles decide.
-
-    Recipe values read through the profile as well (``profile.epochs`` is ``profile.config.epochs``).
-    """
+    """One profile: its training recipe (:attr:`config`, also read through: ``profile.epochs``) and
+    what only profiles decide."""
 
     name: str
     config: TrainConfig  # the recipe (seed = the first of ``seeds``)
@@ -424,8 +356,7 @@ def _profile(name: str, recipe: dict[str, Any], seeds: tuple[int, ...] = (0,), *
     return Profile(name, TrainConfig(**recipe, seed=seeds[0]), seeds=seeds, **settings)
 
 
-#: A seed repository's step recipe: TrainConfig's defaults (SGD 0.9, lr 0.1 ÷10 at epochs 30/60/90,
-#: weight decay 5e-4), 100 epochs. Its run names were pinned while it was called "paper".
+#: A seed repository's step recipe: TrainConfig's defaults, 100 epochs (run names pinned as "paper").
 _STEP = _profile(
     "step",
     dict(epochs=100, batch_size=128),
@@ -526,9 +457,8 @@ def get_settings(name: str | None = None) -> Profile:
     return PROFILE_SETTINGS[get_profile(name)]
 
 
-#: Sustained training rate assumed on each GPU, in TFLOP/s (an assumption, not a measurement):
-#: about 18 % of a T4's 65 TFLOP/s fp16 tensor peak and about 10 % of an H100 SXM's ~990 TFLOP/s
-#: dense bf16 peak, because 32×32 CIFAR images make small convolutions that keep a GPU far from peak.
+#: Sustained training rate assumed on each GPU, in TFLOP/s (an assumption, not a measurement): about
+#: 18 % of a T4's fp16 tensor peak, 10 % of an H100's dense bf16 peak (small 32×32 convolutions).
 ASSUMED_TFLOPS = {"T4": 12.0, "H100": 100.0}
 #: torch.compile's first-step cost assumed per network on a GPU (seconds; an assumption).
 ASSUMED_COMPILE_SECONDS = 60.0
@@ -551,7 +481,7 @@ class TimeEstimate:
 
 @cache
 def _macs(model: str) -> int:
-    """MACs of one 32×32 image through ``model`` (10 classes), counted by :func:`senet_lib.cost.count_macs`."""
+    """MACs of one 32×32 image through ``model`` (10 classes)."""
     return count_macs(create_model(model, num_classes=10), (1, 3, 32, 32)).total
 
 
