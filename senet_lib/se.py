@@ -279,14 +279,15 @@ def se_blocks(model: nn.Module) -> dict[str, SqueezeExcitation]:
 @contextlib.contextmanager
 def override_gate(
     blocks: SqueezeExcitation | Sequence[SqueezeExcitation],
-    value: float = 1.0,
+    value: float | Tensor = 1.0,
     channels: Sequence[int] | Tensor | None = None,
 ) -> Iterator[None]:
     """Temporarily replace the excitation ``s`` of ``blocks`` by ``value``.
 
     With ``channels`` only those channel indices are replaced (e.g. ``value=0`` switches them
     off); otherwise every channel is. ``value=1`` everywhere turns an SE block into the
-    identity. The hooks are removed on exit, also after an exception.
+    identity. A tensor ``value`` holds one value per replaced channel, the same for every image.
+    The hooks are removed on exit, also after an exception.
     """
     if isinstance(blocks, SqueezeExcitation):
         blocks = [blocks]
@@ -294,10 +295,11 @@ def override_gate(
 
     def hook(_module: nn.Module, _inputs: tuple, s: Tensor) -> Tensor:
         s = s.clone()
+        fill = value.to(s).reshape(-1, *[1] * (s.dim() - 2)) if isinstance(value, Tensor) else value
         if index is None:
-            s.fill_(value)
+            s[:] = fill
         else:
-            s[:, index.to(s.device)] = value
+            s[:, index.to(s.device)] = fill
         return s
 
     handles = [block.gate.register_forward_hook(hook) for block in blocks]

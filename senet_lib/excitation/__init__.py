@@ -29,6 +29,15 @@ torchvision networks (:func:`find_blocks`), named by module path where the paper
 from ..models.modes import eval_mode
 from ..se import parse_block_name
 from .blocks import find_blocks, paper_blocks, select_blocks
+from .freeze import (
+    VARIANTS,
+    FreezeResult,
+    freeze_groups,
+    frozen_gate_accuracy,
+    frozen_gates,
+    mean_gates,
+    shuffled_gates,
+)
 from .recorder import ExcitationRecorder, class_excitations, hidden_unit_activity, image_excitations
 from .significance import (
     BlockSeparation,
@@ -93,4 +102,11 @@ __all__ = [
     "separation_of_samples",
     "separation_report",
     "untrained_like",
+    "VARIANTS",
+    "FreezeResult",
+    "freeze_groups",
+    "frozen_gate_accuracy",
+    "frozen_gates",
+    "mean_gates",
+    "shuffled_gates",
 ]
