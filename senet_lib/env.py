@@ -1,17 +1,8 @@
 """Where the code runs: platform, device and its training precision, folders, profile and seeding.
 
-The top of senet_lib's one-way data flow: it imports nothing else from the package. Every choice
-can be overridden by an environment variable, so the same notebook runs on a laptop, Kaggle, Colab or CI:
-
-=========================  ==========================================================
-``SENET_DEVICE``           ``cuda`` | ``cuda:1`` | ``mps`` | ``cpu`` (default: cuda → mps → cpu)
-``SENET_PRECISION``        ``bf16`` | ``fp16`` | ``fp32`` (default: from the device)
-``SENET_PROFILE``          ``quick`` | ``class`` | ``cpu`` | ``gpu`` | ``he2016`` | ``step`` (default: quick on CPU, class on a GPU)
-``SENET_DATA_DIR``         where datasets are looked for and downloaded to
-``SENET_CHECKPOINT_DIR``   where trained weights and their histories go
-``SENET_FIGURES_DIR``      where figures go (default in a checkout: build/figures; ``committed``: figures/)
-``SENET_RESULTS_DIR``      where run and benchmark records (JSON) go
-=========================  ==========================================================
+Environment variables override every choice: ``SENET_DEVICE`` (cuda, cuda:N, mps, cpu), ``SENET_PRECISION``
+(bf16, fp16, fp32), ``SENET_PROFILE``, and the folders ``SENET_DATA_DIR``, ``SENET_CHECKPOINT_DIR``,
+``SENET_FIGURES_DIR`` (in a checkout default build/figures; ``committed``: figures/) and ``SENET_RESULTS_DIR``.
 """
 
 from __future__ import annotations
@@ -102,8 +93,7 @@ def get_device(name: str | None = None) -> torch.device:
     """Pick the device: ``name``, else ``$SENET_DEVICE``, else cuda → mps → cpu.
 
     Raises:
-        ValueError: the requested device does not exist on this machine (the message says
-            which devices do).
+        ValueError: the requested device does not exist here (the message says which do).
     """
     from_env = not name and bool(os.environ.get("SENET_DEVICE"))
     name = name or os.environ.get("SENET_DEVICE") or None
@@ -151,21 +141,13 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_model() -> str | None:
-    """The CPU's model name (Linux ``/proc/cpuinfo``, else ``platform.processor()``), or None.
-
-    Machines of one kind can differ: the project's 2-core machines have been an Intel Xeon with
-    AVX512-BF16 and an AMD EPYC without it, whose speeds differ several-fold.
-    """
+    """The CPU's model name (Linux ``/proc/cpuinfo``, else ``platform.processor()``), or None."""
     return _cpuinfo().get("model name") or _platform.processor() or None
 
 
 def cpu_id() -> str | None:
-    """The CPU's vendor, family, model and stepping from Linux ``/proc/cpuinfo``
-    (e.g. ``"AuthenticAMD family 25 model 1 stepping 1"``, a Zen 3 EPYC), or None elsewhere.
-
-    A virtual machine may name its CPU only "AMD EPYC", for parts a generation apart (one with AVX2 alone,
-    one with AVX512-BF16); these numbers tell such records apart.
-    """
+    """The CPU's vendor, family, model and stepping from Linux ``/proc/cpuinfo``, or None elsewhere
+    (tells apart CPUs that a virtual machine names alike)."""
     fields = _cpuinfo()
     if "cpu family" not in fields or "model" not in fields:
         return None
@@ -189,11 +171,7 @@ def device_name(device: torch.device) -> str:
 
 
 def synchronize(device: torch.device | str) -> None:
-    """Wait until all queued work on ``device`` has finished (a no-op on the CPU).
-
-    GPU kernels run asynchronously: read a clock only after this, or a timer measures how long
-    it took to *queue* the work.
-    """
+    """Wait until all queued work on ``device`` has finished (a no-op on the CPU); read clocks after it."""
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -252,10 +230,7 @@ def git_commit(short: bool = False) -> str:
 
 
 def allocator() -> dict[str, Any]:
-    """How this process allocates CPU memory, as far as the environment says: a preloaded allocator
-    (jemalloc, tcmalloc) and glibc's ``MALLOC_*_`` tunings. Large tensors freed and allocated again every
-    step can cost page faults with glibc's defaults, so two CPU records that differ here may differ in
-    speed for that reason alone."""
+    """A preloaded allocator (jemalloc, tcmalloc) and glibc's ``MALLOC_*_`` tunings: they can change CPU speed."""
     preload = [Path(p).name for p in os.environ.get("LD_PRELOAD", "").replace(":", " ").split() if p]
     tunings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") and k.endswith("_")}
     return {"ld_preload": preload, "malloc_env": tunings}
@@ -264,9 +239,7 @@ def allocator() -> dict[str, Any]:
 def environment_record(
     device: torch.device, precision_name: str, profile: str | None = None, precision_reason: str | None = None
 ) -> dict:
-    """Where code runs, as plain values: the one shape used by run records, benchmark records
-    and figure provenance (platform, OS, device and its name, CPU bf16 units, vector ISA and family/model, precision and why,
-    profile, versions, commit)."""
+    """Where code runs, as plain values: the one shape of run records, benchmark records and provenance."""
     device = torch.device(device)
     return {
         "platform": detect_platform(),
@@ -327,11 +300,8 @@ class Environment:
         ]
 
     def check(self, seed: int = 0) -> str:
-        """Check that this machine can run the notebooks, and say so in a few lines.
-
-        The device must compute a float32 matrix product as the CPU does in float64, also under the
-        training precision's autocast (whose result must come out in that precision's dtype), and
-        every folder must accept a new file.
+        """Check that the device computes matrix products right (plain and autocast) and every folder
+        accepts a new file; say so in a few lines.
 
         Raises:
             UserError: one sentence naming what failed and what to do.
@@ -424,11 +394,8 @@ CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
 
 
 def cpu_bf16_units() -> list[str]:
-    """The native bf16 matrix units of this CPU (``["AMX-BF16", "AVX512-BF16"]``, a subset, or ``[]``).
-
-    Read from torch's own CPU probe where it has one (the one oneDNN uses), else from Linux's
-    ``/proc/cpuinfo``; ``[]`` when neither can tell (e.g. macOS, ARM, older x86).
-    """
+    """The native bf16 matrix units of this CPU (``["AMX-BF16", "AVX512-BF16"]``, a subset, or ``[]``),
+    from torch's CPU probe, else ``/proc/cpuinfo``."""
     probes = {
         "AMX-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None),
         "AVX512-BF16": getattr(getattr(torch._C, "_cpu", None), "_is_avx512_bf16_supported", None),
@@ -443,11 +410,7 @@ def cpu_bf16_units() -> list[str]:
 
 
 def cpu_vector_isa() -> str | None:
-    """The widest vector instruction set torch's CPU kernels use here (``"AVX512"``, ``"AVX2"``,
-    ``"DEFAULT"`` …), from ``torch.backends.cpu.get_cpu_capability()``; None where torch cannot say.
-
-    Two CPUs without bf16 units can still train at very different fp32 speeds: this names one reason.
-    """
+    """The widest vector instruction set torch's CPU kernels use here (``"AVX512"``, ``"AVX2"`` …), or None."""
     probe = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
     try:
         return str(probe()) if callable(probe) else None
@@ -489,12 +452,8 @@ def _default_precision(device: torch.device) -> tuple[str, str]:
 
 
 def get_precision(device: torch.device, name: str | None = None) -> Precision:
-    """The training precision on ``device``: ``name``, else ``$SENET_PRECISION``, else the device's.
-
-    Defaults: bf16 on GPUs that compute it natively (Ampere and later), fp16 + GradScaler on older
-    CUDA GPUs (T4, V100, P100), bf16 on CPUs with native bf16 matrix units (AMX or AVX512-BF16,
-    :func:`cpu_bf16_units`), fp32 on other CPUs and on MPS.
-    """
+    """The training precision on ``device``: ``name``, else ``$SENET_PRECISION``, else the device's
+    (bf16 on Ampere+ GPUs and on CPUs with bf16 units, fp16 + GradScaler on older GPUs, else fp32)."""
     device = torch.device(device)
     if name:
         reason = "asked for (precision argument)"
@@ -511,14 +470,8 @@ def get_precision(device: torch.device, name: str | None = None) -> Precision:
 
 
 def default_channels_last(device: torch.device) -> bool:
-    """Channels-last when the recipe does not say: on CUDA and on every CPU; MPS stays channels-first.
-
-    Chosen by ``python benchmarks/train_speed.py`` (records in ``results/bench_cpu-*``, the ``-cl`` rows against
-    their channels-first twins, timed in interleaved rounds). fp32: on an Intel Xeon without bf16 units
-    channels-last trained SE-ResNet-20 22 % faster, on an AMD EPYC with AVX2 15 %. bf16: on an Intel
-    Xeon with AMX-BF16, SE-ResNet-20 10 % and ResNet-20 21 % faster, and on an AMD EPYC with AVX512-BF16
-    2-10 % and 12-19 % in three records; only the Intel Xeon with AVX512-BF16 and no AMX (2026-11-23)
-    ran SE-ResNet-20 3-5 % slower channels-last, which one rule for every CPU accepts."""
+    """Channels-last when the recipe does not say: on CUDA and every CPU, not on MPS (chosen by
+    ``benchmarks/train_speed.py``; records in ``results/bench_cpu-*``)."""
     return torch.device(device).type in ("cuda", "cpu")
 
 
@@ -554,11 +507,8 @@ class FolderError(UserError, OSError):
 
 
 def resolve_folder(path: str | Path, what: str, variable: bool = False) -> Path:
-    """``path`` with ``~`` expanded, made absolute and its symbolic links resolved.
-
-    ``what`` names where the path came from, for the message: ``"The data folder"`` reads
-    "The data folder /x is ...", and ``variable=True`` makes ``"SENET_DATA_DIR"`` read
-    "SENET_DATA_DIR=/x is ...".
+    """``path`` with ``~`` expanded, made absolute and resolved; ``what`` (with ``variable``: ``VAR=``)
+    names it in messages.
 
     Raises:
         FolderError: the path is a loop of symbolic links or holds bytes that are not UTF-8 text.
@@ -589,11 +539,10 @@ def _utf8(text: str) -> bool:
 
 
 def get_paths(create: bool = True) -> Paths:
-    """Folders for data, checkpoints, figures and results (see the module docstring for the defaults).
+    """Folders for data, checkpoints, figures and results (module docstring).
 
     Raises:
-        FolderError: a ``SENET_*_DIR`` variable (or a default folder) that is a file, a loop of symbolic
-            links, not UTF-8 text, or cannot be created; the message names the variable.
+        FolderError: a ``SENET_*_DIR`` (or default) folder that cannot be used; the message names the variable.
     """
     if detect_platform() == "kaggle":
         root = Path("/kaggle/working")
@@ -637,12 +586,8 @@ def get_paths(create: bool = True) -> Paths:
 
 # --------------------------------------------------------------------------- the notebook series
 def notebook_titles(folder: str | Path | None = None) -> dict[str, str]:
-    """``{"00": "Start here", ...}``: the number and title of every numbered notebook
-    (``NN_*.ipynb``) in ``folder``, read from its first line (``# NN · Title``).
-
-    ``folder`` defaults to the checkout's ``notebooks/``, else the working directory; where it
-    holds no numbered notebook (a single notebook copied to Kaggle or Colab) the result is ``{}``.
-    """
+    """``{"00": "Start here", ...}`` from the first line of each ``NN_*.ipynb`` in ``folder`` (default:
+    the checkout's ``notebooks/``, else the working directory); ``{}`` where there is none."""
     if folder is None:
         folder = REPO_ROOT / "notebooks" if REPO_ROOT is not None else Path.cwd()
     titles = {}

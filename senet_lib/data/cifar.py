@@ -1,8 +1,5 @@
-"""Where the data comes from: CIFAR-10/100 on disk (where copies are searched, the restricted reading
-of the pickled batches, checksums, the torchvision download), :func:`load_dataset` by name (CIFAR or
-synthetic; ``auto`` falls back loudly), :func:`data_status` and the runs' :func:`load_run_data`.
-
-"""
+"""Where the data comes from: CIFAR-10/100 on disk (search, safe reading, checksums, download),
+:func:`load_dataset` by name, :func:`data_status` and the runs' :func:`load_run_data`."""
 
 from __future__ import annotations
 
@@ -115,11 +112,8 @@ def _kaggle_dirs() -> list[Path]:
 
 
 def search_dirs(name: str, root: str | Path | None = None) -> list[Path]:
-    """The folders searched for ``name``'s standard-layout folder, in order.
-
-    ``root`` (default: the data folder, ``$SENET_DATA_DIR``), then the checkout's ``data/``,
-    then ``/kaggle/input`` and every folder below it up to a few levels deep.
-    """
+    """The folders searched for ``name``: ``root`` (default ``$SENET_DATA_DIR``), the checkout's ``data/``,
+    then ``/kaggle/input`` a few levels deep."""
     _check_cifar_name(name)
     first = resolve_folder(root, "The data folder") if root is not None else get_paths(create=False).data
     candidates = [first]
@@ -247,9 +241,8 @@ LOSSLESS_KIND = "lossless train, official test images 0–999"
 
 
 def _copy_kind(train_names: list[str], test_names: list[str]) -> str | None:
-    """What a copy whose checksums differ is: ``"JPEG q75 copy"`` for the project's JPEG pack, ``"JPEG
-    copy"`` when every image is named ``*.jpg`` (the official files name PNGs), :data:`LOSSLESS_KIND` for
-    the lossless pack (official training pixels, the first 1,000 official test images), else None."""
+    """What a copy whose checksums differ is (``"JPEG q75 copy"``, ``"JPEG copy"``,
+    :data:`LOSSLESS_KIND`), else None."""
     names = train_names + test_names
     if names and all(_LOSSLESS_NAME.fullmatch(n) for n in names) and len(test_names) == 1000:
         return LOSSLESS_KIND
@@ -396,19 +389,14 @@ def load_dataset(
     synthetic_size: tuple[int, int] = (5000, 1000),
     seed: int = 0,
 ) -> ImageDataset:
-    """Load ``"cifar10"``, ``"cifar100"``, ``"synthetic"`` or ``"auto"``.
-
-    ``"auto"`` (replaced by ``$SENET_DATASET`` when that is set) means CIFAR-10 when a copy is
-    found or can be downloaded, else synthetic shapes with a printed banner and a
-    :class:`DataWarning`. ``root`` replaces the data folder as the first place searched and the
-    download target. ``synthetic_size`` (train, test) and ``seed`` apply to synthetic data.
+    """Load ``"cifar10"``, ``"cifar100"``, ``"synthetic"`` or ``"auto"`` (``$SENET_DATASET`` if set: CIFAR-10
+    where it can be had, else synthetic with a :class:`DataWarning`). ``root`` is searched first and is
+    the download target.
 
     Raises:
-        ValueError: unknown dataset name (the message lists the valid ones).
-        FileNotFoundError: CIFAR asked for by name, not found and not downloadable (the message
-            names the folders searched and how to place the files).
-        senet_lib.safe_pickle.UnsafePickleError / CorruptFileError: a file that is not a CIFAR
-            file (the message names it and says to delete it).
+        ValueError: unknown dataset name.
+        FileNotFoundError: CIFAR asked for by name, not found and not downloadable.
+        senet_lib.safe_pickle.UnsafePickleError / CorruptFileError: a file that is not a CIFAR file.
     """
     key = _check_name(name, allow_auto=True)
     if key == "auto" and os.environ.get("SENET_DATASET"):
@@ -470,11 +458,8 @@ class SubsetError(ValueError, UserError):
 
 
 def check_subsets(dataset: str, train_subset: int | None, test_subset: int | None) -> None:
-    """Check a run's subset sizes before anything is loaded or generated.
-
-    Each (``None`` = the whole split) must be a whole number of at least one image per class of
-    ``dataset`` and at most :data:`MAX_SPLIT` (CIFAR's split sizes; a larger CIFAR subset would be
-    the whole split anyway, and synthetic data are never larger than what they stand in for).
+    """Check a run's subset sizes (``None`` = whole split) before anything is loaded: whole numbers from
+    one image per class to :data:`MAX_SPLIT`.
 
     Raises:
         SubsetError: the first size that cannot be used, with what it must be.
@@ -503,13 +488,11 @@ def load_run_data(
     root: str | Path | None = None,
     download: bool = True,
 ) -> ImageDataset:
-    """The data of a run: ``dataset`` reduced to class-balanced subsets (seed :data:`DATA_SEED`).
-
-    Synthetic data are generated at the subset sizes directly. Notebooks 05 and 06 and the command line all
-    load a run's data this way, so runs trained in one are found by the others (same run names).
+    """The data of a run: ``dataset`` reduced to class-balanced subsets (seed :data:`DATA_SEED`), the
+    same in notebooks and on the command line, so they find each other's runs.
 
     Raises:
-        SubsetError: a subset size that cannot be used (:func:`check_subsets`), before anything is loaded.
+        SubsetError: a subset size that cannot be used, before anything is loaded.
     """
     check_subsets(dataset, train_subset, test_subset)
     synthetic_size = (train_subset or 5000, test_subset or 1000)

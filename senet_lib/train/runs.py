@@ -1,18 +1,6 @@
-"""The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, the run folders and names
-it derives from the recipe, and the repository's small trained networks (``pretrained/``) it loads
-instead of training when one matches the run.
-
-A file in ``pretrained/`` is an fp16 weights file written by
-:func:`senet_lib.checkpoint.export_weights`, with a JSON sidecar that records its architecture,
-recipe, training data, accuracy, per-epoch history and SHA-256 (``scripts/export_pretrained.py``
-writes both from a finished run). :func:`find_pretrained` answers "was this exact run
-(model, options, data, recipe, seed) already trained and shipped?", so that
-:func:`senet_lib.train.train_or_load` and the notebooks can load it instead of training.
-
-``$SENET_PRETRAINED_DIR`` points the search at another folder (for example an attached Kaggle
-dataset); the default is the checkout's ``pretrained/`` folder.
-
-"""
+"""The notebooks' one call: :func:`train_or_load`, the :class:`Run` it returns, run folders and names,
+and the shipped networks in ``pretrained/`` (fp16 weights with a JSON sidecar; ``$SENET_PRETRAINED_DIR``
+points elsewhere) that it loads instead of training when one matches the run."""
 
 from __future__ import annotations
 
@@ -68,11 +56,8 @@ __all__ = [
 
 
 def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, **model_options: Any) -> str:
-    """``<model>-<dataset>-n<train size>-<hash>-seed<seed>``.
-
-    The 8-digit hash covers the recipe (runtime-only fields left out), the dataset (name, sizes,
-    subset notes; the generator seed for synthetic data, not the folder CIFAR was read from) and
-    the model options, so a quick or subset run never shares a folder with a full one."""
+    """``<model>-<dataset>-n<train size>-<hash>-seed<seed>``; the hash covers recipe, dataset and
+    model options, so a subset run never shares a folder with a full one."""
     identity = dataset_descriptor(data)
     if not identity["synthetic"]:
         identity.pop("source")  # the folder CIFAR was read from does not change the run
@@ -95,11 +80,8 @@ class RunNameError(ValueError, UserError):
 
 
 def check_run_name(name: str) -> str:
-    """``name`` if it names one folder inside the checkpoint folder, else a :class:`RunNameError`.
-
-    A run name is a folder name, not a path: no ``/`` (or ``\\``), not ``.`` or ``..``, not empty, no
-    NUL byte, UTF-8 text, so that ``<checkpoint folder>/<run name>`` never points elsewhere (``../x``
-    or an absolute path would write outside it)."""
+    """``name`` if it names one folder inside the checkpoint folder (no path, ``.``, ``..``, NUL or
+    non-UTF-8), else a :class:`RunNameError`."""
     if not isinstance(name, str):
         raise RunNameError(
             repr(name), f"is a {type(name).__name__}, not a string: choose a name such as 'my-run'"
@@ -140,11 +122,9 @@ def run_folder(
 
 @dataclass
 class Run:
-    """What :func:`train_or_load` returns: the model (eval mode), its :class:`History`, the run
-    record (``record.json``; None for a pretrained network), the run folder (None for a pretrained
-    network), the checkpoint file, and where the model came from: ``"run"`` (a finished run
-    loaded from its folder), ``"trained"`` (trained or resumed now) or ``"pretrained"`` (the
-    repository's network). Unpacks as ``model, history = train_or_load(...)``."""
+    """What :func:`train_or_load` returns: model (eval mode), :class:`History`, record and folder (None
+    for a pretrained network), checkpoint, and ``source`` (``"run"``, ``"trained"`` or ``"pretrained"``).
+    Unpacks as ``model, history``."""
 
     model: nn.Module
     history: History
@@ -170,17 +150,10 @@ def train_or_load(
 ) -> Run:
     """Load a finished run, resume a partial one, load the shipped network, or train from scratch; print which.
 
-    The run lives in ``<checkpoint_dir>/<run_name>`` (default folder: ``get_paths().checkpoints``;
-    default name: :func:`default_run_name`). A run record is written there as ``record.json``. A copy
-    of the run from an earlier session under ``/kaggle/input`` (read-only) is copied there first
-    (:func:`senet_lib.checkpoint.restore_earlier_run`) and continued.
-    With no run there and ``use_pretrained``, a network in ``pretrained/`` trained with the same
-    model, options, data sizes and recipe (:func:`find_pretrained`) is loaded
-    instead of training; nothing is written then.
-
-    Returns:
-        A :class:`Run` (``model, history = train_or_load(...)`` still works), the model in eval
-        mode on ``device``.
+    The run lives in ``<checkpoint_dir>/<run_name>`` (defaults: ``get_paths().checkpoints``,
+    :func:`default_run_name`), with ``record.json``. A copy from an earlier Kaggle session is copied
+    there first and continued. With no run and ``use_pretrained``, a matching network in ``pretrained/``
+    is loaded and nothing is written.
     """
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else get_paths().checkpoints
     run_name = check_run_name(run_name) if run_name is not None else None
@@ -228,15 +201,11 @@ class ComparisonError(ValueError, UserError):
 
 
 def check_comparison(models: Any, seeds: Any) -> tuple[tuple[str, str], tuple[int, ...]]:
-    """Notebook 05's ``MODELS`` and ``SEEDS`` checked before any training: ``((plain, se), seeds)``.
-
-    ``models`` must be two different registered model names (a list or tuple, as papermill's
-    ``-y`` gives it); ``seeds`` a list of distinct whole numbers in 0..2**63-1, or one whole number
-    (papermill's ``-p SEEDS 0``), which becomes a one-seed tuple.
+    """Notebook 05's ``MODELS`` (two registered names) and ``SEEDS`` (distinct whole numbers, or one)
+    checked before any training: ``((plain, se), seeds)``.
 
     Raises:
-        ComparisonError: a ``ValueError`` (and :class:`~senet_lib.errors.UserError`), one sentence naming
-            the parameter and how to pass it.
+        ComparisonError: one sentence naming the parameter and how to pass it.
     """
     example = '-y \'MODELS: [resnet20, se_resnet20]\' with papermill, or MODELS = ("resnet20", "se_resnet20")'
     if isinstance(models, str) or not isinstance(models, Sequence) or len(models) != 2:
@@ -320,9 +289,7 @@ class PretrainedMatch:
 
     @property
     def images_seen(self) -> int:
-        """Training images the network saw: its recipe's epochs × its training split (0 if unrecorded).
-
-        Notebook 06 compares this with notebook 05's run to analyse the better-trained network."""
+        """Training images the network saw: its recipe's epochs × its training split (0 if unrecorded)."""
         epochs = (self.sidecar.get("recipe") or {}).get("epochs") or 0
         return int(epochs) * int((self.sidecar.get("data") or {}).get("train_size") or 0)
 
@@ -344,11 +311,8 @@ class PretrainedMatch:
 
 
 def same_recipe(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two recipes (``TrainConfig.to_dict()`` values) train the same network.
-
-    Runtime fields are ignored, and so are precision and pipeline: bf16 and fp32 runs of one
-    recipe, or the two data pipelines (same augmentations), are the same experiment.
-    """
+    """Whether two recipes (``TrainConfig.to_dict()``) train the same network: runtime fields,
+    precision and pipeline are ignored."""
 
     def core(recipe: Mapping[str, Any]) -> dict[str, Any]:
         kept = {k: v for k, v in core_recipe(recipe).items() if k not in SAME_EXPERIMENT_FIELDS}
@@ -461,9 +425,8 @@ def _longest_first(
 def pick_pretrained(
     model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
 ) -> PretrainedMatch | None:
-    """The shipped ``model_name`` (default options) trained on the full ``dataset``, whatever its
-    recipe: the longest-trained one, lowest seed first. For analyses that need *a* trained network
-    (notebook 06), not a particular run. Verified against its SHA-256; None if there is none."""
+    """The longest-trained shipped ``model_name`` (default options) on the full ``dataset``, whatever its
+    recipe, lowest seed first; verified, or None."""
     for weights, sidecar in _longest_first(model_name, dataset, num_classes, folder):
         match = _verified(weights, sidecar)
         if match is not None:
@@ -474,9 +437,8 @@ def pick_pretrained(
 def pick_pretrained_pair(
     plain_name: str, se_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
 ) -> tuple[PretrainedMatch, PretrainedMatch] | None:
-    """A shipped plain network and its SE twin trained on the same full ``dataset`` with the same
-    recipe and seed (:func:`same_recipe`): a fair comparison, as notebook 05 makes it. The
-    longest-trained pair, lowest seed first; both verified against their SHA-256; None if none."""
+    """A shipped plain network and its SE twin with the same data, recipe and seed (longest-trained,
+    lowest seed first; both verified), or None."""
     plain = _longest_first(plain_name, dataset, num_classes, folder)
     twin_arch = {"name": se_name, "num_classes": int(num_classes)}
     for weights, sidecar in plain:
@@ -492,17 +454,10 @@ def find_pretrained(
     recipe: Mapping[str, Any],
     folder: str | Path | None = None,
 ) -> PretrainedMatch | None:
-    """The shipped weights file trained as asked, or None.
+    """The shipped weights file trained as asked (``arch_config``, dataset descriptor ``data``, ``recipe``
+    compared by :func:`same_recipe`) in ``folder`` (default :func:`pretrained_dir`), or None.
 
-    Args:
-        arch_config: ``{"name", "num_classes", **options}`` as :func:`senet_lib.create_model` sets it.
-        data: the dataset descriptor of the run (name, num_classes, train_size, test_size,
-            synthetic); synthetic data never match.
-        recipe: ``TrainConfig.to_dict()`` of the run (compared with :func:`same_recipe`).
-        folder: where to look (default :func:`pretrained_dir`).
-
-    A file whose SHA-256 does not match its sidecar is skipped with a printed note: a damaged file
-    is never loaded.
+    A file whose SHA-256 does not match its sidecar is skipped with a printed note.
     """
     if data.get("synthetic"):
         return None
