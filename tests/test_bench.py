@@ -646,3 +646,66 @@ def test_a_cpu_without_bf16_units_skips_the_bf16_variants(monkeypatch):
     )
     monkeypatch.setattr(bench.settings, "cpu_bf16_units", lambda: ["AVX512-BF16"])
     assert "device-bf16-cl" in bench.default_variants(torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- SE's cost (benchmarks/se_cost.py)
+import se_cost  # noqa: E402
+
+
+def test_se_cost_records_three_networks_side_by_side_and_a_profile_that_adds_up(tmp_path, capsys):
+    args = [
+        "--pairs",
+        "se_resnet20:resnet20",
+        "--batch-sizes",
+        "4",
+        "--repeats",
+        "3",
+        "--min-seconds",
+        "0.01",
+    ]
+    assert (
+        run_command(
+            se_cost.parser(), [*args, "--warmup", "1", "--profile-steps", "1", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    (path,) = tmp_path.glob("se_cost_*.json")
+    pair = json.loads(path.read_text())["pairs"][0]
+    assert (pair["se_model"], pair["plain_model"], pair["batch_size"]) == ("se_resnet20", "resnet20", 4)
+    networks = pair["networks"]
+    assert set(networks) == {"plain", "se_fused", "se_reference"}
+    for row in networks.values():  # a row is the median of its own repeats
+        assert len(row["repeats"]) == 3 and row["images_per_sec"] == statistics.median(row["repeats"])
+    rounds = [
+        a / b for a, b in zip(networks["se_fused"]["repeats"], networks["plain"]["repeats"], strict=True)
+    ]
+    assert pair["ratios_per_round"]["se_fused/plain"] == rounds
+    assert pair["ratios"]["se_fused/plain"] == statistics.median(rounds)
+    assert pair["macs_per_image"]["se_resnet20"] > pair["macs_per_image"]["resnet20"]
+    for side in ("se", "plain"):
+        prof = pair["profile"][side]
+        assert prof["compute_ms"] + prof["memory_bound_ms"] == pytest.approx(prof["ms_per_step"])
+        assert prof["compute_ms"] > 0 and prof["memory_bound_ms"] > 0
+        assert sum(prof["ops_ms"].values()) == pytest.approx(prof["ms_per_step"])
+    kinds = {row["op"]: row["kind"] for row in pair["profile"]["largest_differences"]}
+    assert all(
+        kind == ("compute" if se_cost.is_compute(op) else "memory-bound") for op, kind in kinds.items()
+    )
+    assert se_cost.is_compute("aten::mkldnn_convolution") and not se_cost.is_compute("aten::addcmul")
+    assert "se_fused/plain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--batch-sizes", "4", "8"], "one size of 1 or more per pair"),
+    ],
+)
+def test_se_cost_refuses_bad_settings_in_one_sentence(extra, problem, tmp_path, capsys):
+    assert (
+        run_command(se_cost.parser(), ["--pairs", "se_resnet20:resnet20", "--out", str(tmp_path), *extra])
+        == 2
+    )
+    assert problem in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

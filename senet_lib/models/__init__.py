@@ -1,7 +1,7 @@
 """Residual networks with and without SE blocks, built by name through :func:`create_model`."""
 
 from .cifar_resnet import CifarResNet
-from .layers import SEConfig, zero_residual_branches
+from .layers import SEConfig, set_fused_se, zero_residual_branches
 from .modes import eval_mode
 from .registry import ArchConfig, create_model, list_models, register_model
 from .resnet import ResNet
@@ -15,5 +15,6 @@ __all__ = [
     "eval_mode",
     "list_models",
     "register_model",
+    "set_fused_se",
     "zero_residual_branches",
 ]
