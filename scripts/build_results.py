@@ -37,7 +37,7 @@ REFERENCES: list[tuple[str, str, str]] = [
     (
         "ResNet → SE-ResNet → SE-ResNet + Cutout",
         "93.73 → 93.85 → 95.24",
-        "the seeds' PyTorch runs (BatchNorm)",
+        "LEEYEONSU/pytorch--SENet (PyTorch, BatchNorm; theirs)",
     ),
 ]
 
@@ -113,7 +113,8 @@ def paired_line(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     favour SE. Seeds that only one of the two ran are left out; fewer than two common seeds give nothing."""
     lines = []
     for (model, precision), runs in sorted(rows.items()):
-        plain = rows.get((model.removeprefix("se_"), precision))
+        plain_name = model.removeprefix("se_").split(" (")[0]  # options such as (reduction=4) are SE's
+        plain = rows.get((plain_name, precision))
         if not model.startswith("se_") or not plain:
             continue
         se_by_seed = {r.get("seed"): r["final_test_acc"] for r in runs}
@@ -125,7 +126,7 @@ def paired_line(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
         ahead = sum(d > 0 for d in diffs)
         lines.append(
             f"Paired by seed ({precision}, seeds {', '.join(map(str, seeds))}): {model} − "
-            f"{model.removeprefix('se_')} = {', '.join(f'{d:+.2f}' for d in diffs)} points "
+            f"{plain_name} = {', '.join(f'{d:+.2f}' for d in diffs)} points "
             f"(mean {statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}); "
             f"SE ahead in {ahead} of {len(seeds)}."
         )
