@@ -4,6 +4,7 @@
 ``train``      train one model with the notebooks' :func:`senet_lib.train.fit`; defaults come
                from the profile (``--profile quick|class|cpu|gpu|he2016|step``), every value can be overridden
 ``evaluate``   test loss and accuracy of a checkpoint (on the dataset it was trained on)
+``analyse``    notebook 06's per-class excitation figures of a checkpoint, written to a folder
 ``ablate``     one of the paper's ablations (Tables 10–16) as a grid of variants × seeds
                (:func:`senet_lib.train.run_ablation`), one record per run in the results folder
 ``sweep``      several trainings at once from a plan file, within a time budget (resumable)
@@ -24,6 +25,7 @@ every :class:`senet_lib.errors.UserError` (and ``ValueError`` / ``OSError``) is 
 """
 
 from .ablation import cmd_ablate
+from .analysis import cmd_analyse
 from .common import PROG, UsageError, check_dataset, check_model
 from .evaluation import cmd_evaluate
 from .options import add_config_flags, checked_config, config_from_args, model_options_from_args

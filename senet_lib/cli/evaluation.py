@@ -85,6 +85,49 @@ def _read_json(path: Path) -> Any:
         ) from err
 
 
+def recorded_data(
+    path: Path, payload: dict[str, Any], dataset: str | None, test_subset: int | None
+) -> tuple[str, int | None, dict[str, Any], Recorded | None]:
+    """``(dataset, test size, recorded descriptor, record beside)`` to measure a checkpoint on.
+
+    ``dataset`` as given, else the one written beside the file, else the one the checkpoint itself
+    records (fit saves it with every checkpoint, so an unfinished or killed run knows it too); the
+    recorded test size only where neither ``dataset`` nor ``test_subset`` was given.
+
+    Raises:
+        UsageError: no dataset is recorded, or what is recorded is not a name or a size.
+    """
+    saved = (payload.get("extra") or {}).get("dataset")
+    saved = saved if isinstance(saved, dict) else None
+    try:
+        beside = recorded_beside(path)
+    except UsageError:
+        if dataset is None and saved is None:
+            raise
+        beside = None  # unreadable, but not needed: the dataset is known without it
+    recorded = ((beside.dataset if beside else None) or saved or {}) if dataset is None else {}
+    source = beside.source.name if beside and beside.dataset else path.name
+    given, dataset = dataset, dataset or recorded.get("name")
+    if dataset is None:
+        raise UsageError(
+            f"{path} does not record which dataset it was trained on: pass --dataset "
+            f"({', '.join(('auto', *DATASETS))})."
+        )
+    if not isinstance(dataset, str):
+        raise UsageError(f"{source} names the dataset {dataset!r}, which is not a name: pass --dataset.")
+    check_dataset(dataset)
+    if test_subset is None and given is None:
+        test_subset = recorded.get("test_size")
+        if test_subset is not None and not (
+            isinstance(test_subset, int) and not isinstance(test_subset, bool) and test_subset >= 1
+        ):
+            raise UsageError(
+                f"{source} records a test split of {test_subset!r} images, not a count: pass --test-subset "
+                "(or --dataset)."
+            )
+    return dataset, test_subset, recorded, beside
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the test loss and accuracy of a checkpoint, and with ``--tta`` its flip-TTA accuracy
     (writes nothing, needs no writable folder)."""
@@ -110,37 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ) from err
     if payload.get("format") == WEIGHTS_FORMAT and path.with_suffix(".json").is_file():
         verify_weights(path)  # an exported file with its sidecar: its SHA-256 must match before it is trusted
-    # The data: --dataset, else what is written beside the file, else what the checkpoint itself
-    # records (fit saves it with every checkpoint, so an unfinished or killed run knows it too).
-    saved = (payload.get("extra") or {}).get("dataset")
-    saved = saved if isinstance(saved, dict) else None
-    try:
-        beside = recorded_beside(path)
-    except UsageError:
-        if args.dataset is None and saved is None:
-            raise
-        beside = None  # unreadable, but not needed: the dataset is known without it
-    recorded = ((beside.dataset if beside else None) or saved or {}) if args.dataset is None else {}
-    source = beside.source.name if beside and beside.dataset else path.name
-    dataset = args.dataset or recorded.get("name")
-    if dataset is None:
-        raise UsageError(
-            f"{path} does not record which dataset it was trained on: pass --dataset "
-            f"({', '.join(('auto', *DATASETS))})."
-        )
-    if not isinstance(dataset, str):
-        raise UsageError(f"{source} names the dataset {dataset!r}, which is not a name: pass --dataset.")
-    check_dataset(dataset)
-    test_subset = args.test_subset
-    if test_subset is None and args.dataset is None:
-        test_subset = recorded.get("test_size")
-        if test_subset is not None and not (
-            isinstance(test_subset, int) and not isinstance(test_subset, bool) and test_subset >= 1
-        ):
-            raise UsageError(
-                f"{source} records a test split of {test_subset!r} images, not a count: pass --test-subset "
-                "(or --dataset)."
-            )
+    dataset, test_subset, _, beside = recorded_data(path, payload, args.dataset, args.test_subset)
     checked_subsets(dataset, None, test_subset)
     data = load_run_data(dataset, None, test_subset, root=args.data_dir, download=not args.no_download)
     num_classes = model.arch_config["num_classes"]

@@ -20,6 +20,7 @@ from ..train import (
     TrainingDiverged,
 )
 from .ablation import _add_ablate
+from .analysis import _add_analyse
 from .common import PROG, UsageError, print_error
 from .evaluation import _add_evaluate
 from .listing import _add_profiles
@@ -60,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``senet`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, ablate, sweep.",
+        description="Squeeze-and-Excitation Networks tutorial library: train, evaluate, analyse, ablate, sweep.",
     )
     parser.add_argument("--version", action="version", version=f"senet-lib {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
+    _add_analyse(sub)
     _add_ablate(sub)
     _add_sweep(sub)
     _add_profiles(sub)

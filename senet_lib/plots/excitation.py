@@ -24,6 +24,7 @@ from ..excitation import (
     saturation,
     similarity,
 )
+from ..se import PAPER_NAME
 
 __all__ = [
     "plot_class_band",
@@ -75,7 +76,12 @@ def _channel_panels(
 
 
 def _blocks(stats: ExcitationStats, blocks: Sequence[str] | None) -> list[str]:
-    chosen = paper_blocks(stats.blocks) if blocks is None else list(blocks)
+    """``blocks``, else the panels of paper Fig. 6 (:func:`paper_blocks`) where every recorded block has a
+    paper name, else every recorded block (torchvision's module paths, hand-named gates)."""
+    if blocks is None:
+        named = all(PAPER_NAME.match(name) for name in stats.blocks)
+        blocks = paper_blocks(stats.blocks) if named and stats.blocks else stats.blocks
+    chosen = list(blocks)
     for block in chosen:
         stats.num_channels(block)  # raises a clear error for an unknown block
     return chosen
@@ -97,7 +103,8 @@ def plot_class_excitations(
     ncols: int = 3,
 ) -> plt.Figure:
     """Paper Fig. 6: per block, the mean excitation of each chosen class (and of all images)
-    over ``n_channels`` uniformly sampled channels. Blocks default to :func:`paper_blocks`."""
+    over ``n_channels`` uniformly sampled channels. Blocks default to :func:`paper_blocks` (every recorded
+    block where they do not have the paper's names)."""
     chosen, indices = _blocks(stats, blocks), _classes(stats, classes)
     palette = sns.color_palette("deep", len(indices))
     styles = ["-", "--", "-.", ":"]
