@@ -1,23 +1,7 @@
-"""Saving and loading trained networks: resumable checkpoints and small shareable weight files.
-
-Two file kinds, both read by :func:`load_checkpoint` with ``torch.load(weights_only=True)``:
-
-* **checkpoint** (``checkpoint.pt``, written by :func:`save_checkpoint`): fp32 weights, the
-  optimizer / scheduler / scaler state, RNG state, epoch, history and recipe, everything needed
-  to resume a run. Only tensors and plain Python values are stored, never pickled objects.
-* **weights** (written by :func:`export_weights`): fp16 weights and the architecture, plus a
-  sidecar JSON with the recipe, data, accuracy, commit and the file's SHA-256, small enough to
-  ship in the repository for trained CIFAR networks.
-
-Every write is atomic: the file is written to a temporary name in the same folder, flushed to
-disk and renamed over the old one, so an interrupted save never destroys the previous file. Files
-get the mode the umask allows (0644 under the usual umask 022), as ``open()`` would give; a folder that cannot be written or a full disk ends in :class:`OutputError`, one sentence.
-
-A run folder is claimed by one process at a time (:func:`claim_run_folder`, a lock file naming
-the run that holds it), and temporary files that a killed save left behind are removed by the
-next run that claims the folder (:func:`remove_stale_temps`). A run of an earlier Kaggle session, attached
-read-only under ``/kaggle/input``, is copied back to be resumed (:func:`restore_earlier_run`). :func:`check_writable` tests an
-output folder before any work starts.
+"""Saving and loading trained networks: resumable checkpoints (``checkpoint.pt``, :func:`save_checkpoint`)
+and small shareable fp16 weight files with a JSON sidecar (:func:`export_weights`), both read with
+``torch.load(weights_only=True)``; atomic writes, the exclusive run-folder claim
+(:func:`claim_run_folder`) and runs of an earlier Kaggle session (:func:`restore_earlier_run`).
 """
 
 from .earlier import EARLIER_RUN_ROOTS, find_earlier_run, restore_earlier_run

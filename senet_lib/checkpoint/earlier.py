@@ -1,11 +1,6 @@
-"""Runs of an earlier session, attached read-only (a Kaggle notebook's previous version's output).
-
-On Kaggle a session ends after a few hours, and ``/kaggle/working`` (where checkpoints are written) starts
-empty in the next. Attaching the previous version's output (*Add Input → Your Work → the notebook*) mounts
-it read-only as ``/kaggle/input/<name>/``, with its ``checkpoints/<run>/`` folders. :func:`restore_earlier_run`
-finds the most advanced copy of a run there and copies it into the writable checkpoint folder, where
-:func:`senet_lib.train.train_or_load` resumes (or loads) it as if it had never left.
-"""
+"""Runs of an earlier Kaggle session, attached read-only under ``/kaggle/input/<name>/``:
+:func:`restore_earlier_run` copies the most advanced copy of a run into the writable checkpoint folder,
+where :func:`senet_lib.train.train_or_load` resumes it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Safe file output: atomic writes (temp file, fsync, rename), 0644 permissions, writability checks and stale
-temp files.
-"""
+"""Safe file output: atomic writes, umask permissions, writability checks and stale temp files."""
 
 from __future__ import annotations
 
@@ -26,15 +24,11 @@ class OutputError(UserError, OSError):
 
 # --------------------------------------------------------------------------- atomic writes
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it to ``path``.
-
-    If ``write`` (or anything before the rename) fails, the temporary file is removed and an
-    existing ``path`` is left exactly as it was. The file gets the mode the umask allows
-    (``0o666 & ~umask``, as ``open()`` gives a new file), never mkstemp's private 0600.
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it to ``path``
+    (mode ``0o666 & ~umask``); on failure ``path`` is left as it was.
 
     Raises:
-        OutputError: the folder cannot be created or written, or the disk is full (one sentence;
-            the previous ``path`` is untouched).
+        OutputError: the folder cannot be created or written, or the disk is full.
     """
     path = Path(path)
     try:
@@ -135,12 +129,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def create_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to a new file ``path``, never replacing one that exists.
-
-    The file appears complete or not at all (written to a temporary file, fsynced, then hard-linked
-    to ``path``, which fails if the name is taken); where the file system has no hard links it is
-    created with ``O_EXCL`` instead. Two processes writing the same name: one wins, the other gets
-    ``FileExistsError`` and chooses another name.
+    """Write ``obj`` as indented JSON to a new file ``path``, complete or not at all, never replacing one.
 
     Raises:
         FileExistsError: ``path`` exists (nothing was written).
@@ -198,9 +187,8 @@ def read_json(path: str | Path) -> Any:
     """The JSON value in the file ``path``.
 
     Raises:
-        OSError: the file cannot be read (missing, a folder, no permission).
-        ValueError: it is not UTF-8 JSON, or it is nested too deeply for Python's parser (said in
-            words, never a ``RecursionError`` traceback).
+        OSError: the file cannot be read.
+        ValueError: it is not UTF-8 JSON, or is nested too deeply (said in words).
     """
     text = Path(path).read_text(encoding="utf-8")
     try:
@@ -235,13 +223,10 @@ def sha256_file(path: str | Path) -> str:
 def check_writable(
     path: str | Path, hint: str = "choose a writable folder", names: Iterable[str] = ()
 ) -> None:
-    """Create the folder ``path`` if needed and write (then remove) a probe file in it.
+    """Create the folder ``path`` if needed and write (then remove) a probe file in it, before long work.
 
-    Call it before any long work whose results go there. ``hint`` ends the message (e.g.
-    ``"pass a writable --out"`` on the command line). ``names`` are files that will be written in
-    the folder later: their paths (and those of their temporary files) must fit the system's
-    limits on path and name lengths, checked before anything is created. Folders it created are
-    removed again when the check fails.
+    ``hint`` ends the message; the paths of ``names`` (files written there later) must fit the
+    system's length limits. Folders it created are removed again when the check fails.
 
     Raises:
         OutputError: ``path`` is a file, is not UTF-8 text, is too long, cannot be created, or cannot be written.
@@ -267,8 +252,8 @@ def check_writable(
 
 
 def check_fits(folder: str | Path, names: Iterable[str] = (), hint: str = "choose another folder") -> None:
-    """Check, before anything is written, that ``folder`` is UTF-8 text and that ``folder/<name>``
-    and its :func:`atomic_write` temporary file fit the system's path and name length limits.
+    """Check that ``folder`` is UTF-8 text and ``folder/<name>`` (and its temporary file) fits the
+    system's path and name limits.
 
     Raises:
         OutputError: one sentence naming the folder, the limit and ``hint``.
@@ -325,11 +310,8 @@ def stale_temp_pattern(name: str) -> re.Pattern[str]:
 
 
 def remove_stale_temps(folder: str | Path, names: Iterable[str], min_age: float = 0.0) -> list[Path]:
-    """Delete the temporary files that a killed :func:`atomic_write` of one of ``names`` left in
-    ``folder`` (only names matching :func:`stale_temp_pattern`, last modified at least ``min_age``
-    seconds ago), and return them. Call it only while holding the folder (:func:`claim_run_folder`),
-    so that no live writer owns them.
-    """
+    """Delete and return the temporary files a killed :func:`atomic_write` of ``names`` left in ``folder``
+    (at least ``min_age`` s old); call it only while holding the folder (:func:`claim_run_folder`)."""
     folder = Path(folder)
     patterns = [stale_temp_pattern(name) for name in names]
     removed = []

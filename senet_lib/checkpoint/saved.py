@@ -1,6 +1,4 @@
-"""Saved networks: training checkpoints (saved, read with validation, loaded into a model of the
-recorded architecture) and small shipped weights files (exported, verified).
-"""
+"""Saved networks: training checkpoints (saved, validated, loaded) and small shipped weights files."""
 
 from __future__ import annotations
 
@@ -85,14 +83,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a resumable checkpoint atomically and return its path.
 
-    Args:
-        path: where to write (usually ``<run_dir>/checkpoint.pt``).
-        model: the network; its ``arch_config`` lets :func:`load_checkpoint` rebuild it.
-        trainer_state: :meth:`senet_lib.train.Trainer.state_dict` (optimizer, scheduler, scaler), or None.
-        epoch: the number of finished epochs.
-        history: one plain dict per finished epoch.
-        config: the training recipe as plain values (``TrainConfig.to_dict()``).
-        extra: further plain values, e.g. RNG state.
+    ``trainer_state`` is :meth:`senet_lib.train.Trainer.state_dict` (or None), ``epoch`` the finished
+    epochs, ``history`` one dict per epoch, ``config`` ``TrainConfig.to_dict()``, ``extra`` e.g. RNG state.
     """
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -111,14 +103,10 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint or weights file as a dict of tensors and plain values (``weights_only``).
-
-    The contents are checked too: a format version this code knows, a ``state_dict`` of named
-    tensors with finite weights, and (for checkpoints) the epoch, history and recipe.
+    """Load a checkpoint or weights file as a dict of tensors and plain values (``weights_only``), checked.
 
     Raises:
-        CheckpointError: the file is missing, truncated/corrupt, not written by senet_lib, written by
-            a newer senet_lib, or wrong inside (one sentence naming the file and the problem).
+        CheckpointError: missing, corrupt, foreign, newer or wrong inside (one sentence naming the file).
     """
     path = Path(path)
     if path.is_dir():
@@ -160,12 +148,8 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
 
 
 def _damaged_member(path: Path) -> str | None:
-    """What is wrong with the first member of a zip-format torch file that fails its CRC-32 (or whose
-    header is garbled), as words that follow "it is damaged:", or None.
-
-    ``torch.load`` does not check the CRC, so a flipped bit in tensor data would load silently; every
-    member is read here first (about as fast as copying the file). A file that zipfile cannot open at
-    all (not a zip, truncated) is left to ``torch.load``, which says what is wrong with it."""
+    """What is wrong with the first member of a zip-format torch file that fails its CRC-32 (which
+    ``torch.load`` does not check), as words that follow "it is damaged:", or None."""
     try:
         archive = zipfile.ZipFile(path)
     except Exception:  # not a zip, a truncated one, ...: torch.load's error names it
@@ -246,16 +230,8 @@ def _payload_problem(payload: Mapping[str, Any]) -> str | None:
 def load_checkpoint(
     path: str | Path, model: nn.Module | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load weights from a checkpoint (or an exported weights file) into ``model``.
-
-    Args:
-        path: a file written by :func:`save_checkpoint` or :func:`export_weights`.
-        model: the network to fill in; ``None`` builds it from the stored ``arch_config``.
-        device: where the returned model (and the returned tensors) live.
-
-    Returns:
-        ``(model, payload)``: the model in eval mode, and the file's contents (``epoch``,
-        ``history``, ``config``, ``trainer_state``, ... for checkpoints; ``meta`` for weights).
+    """Load weights from a checkpoint or exported weights file into ``model`` (None: build it from the
+    stored ``arch_config``); returns ``(model in eval mode, payload)``.
 
     Raises:
         CheckpointError: missing, corrupt or foreign file.
@@ -338,15 +314,8 @@ MAX_EXPORT_BYTES = 5 * 1024 * 1024
 
 # --------------------------------------------------------------------------- shareable weights
 def export_weights(model: nn.Module, path: str | Path, meta: Mapping[str, Any]) -> Path:
-    """Write a small fp16 weights file plus a sidecar JSON (``path.with_suffix(".json")``).
-
-    The sidecar holds ``arch_config``, ``recipe``, ``data``, ``accuracy`` (from ``meta``; any
-    other ``meta`` keys are kept too), the SHA-256 and size of the weights file, the torch
-    version and the commit. :func:`load_checkpoint` reads the weights back as fp32.
-
-    Returns:
-        The path of the weights file.
-    """
+    """Write a small fp16 weights file plus a sidecar JSON (``path.with_suffix(".json")``: ``meta``,
+    SHA-256, size, torch version, commit); returns the weights file's path."""
     path = Path(path)
     arch = arch_config_of(model)
     if arch is None:
@@ -392,9 +361,7 @@ def verify_weights(path: str | Path) -> dict[str, Any]:
     """Check an exported weights file against its sidecar's SHA-256 and return the sidecar.
 
     Raises:
-        CheckpointError: the sidecar is missing, unreadable, not a sidecar, or its digest differs
-            from the file's (the file changed or is damaged); the message names the file to export
-            or fetch again.
+        CheckpointError: the sidecar is missing or unreadable, or the digest differs.
     """
     path = Path(path)
     sidecar_path = path.with_suffix(".json")
