@@ -1,21 +1,8 @@
 """A restricted unpickler for CIFAR batch files, which are pickles from an untrusted folder.
 
-A pickle can name any importable callable and call it while loading (``os.system`` included),
-so :func:`load_cifar_pickle` never uses ``pickle.load``. Its unpickler resolves only the few
-names that CIFAR files contain, from a fixed table, and refuses every other one *before*
-anything is called:
-
-* ``numpy.ndarray`` and ``numpy.dtype`` with numpy's array rebuilders
-  (``numpy[._]core.multiarray._reconstruct`` for protocols 0-4, ``numpy[._]core.numeric._frombuffer``
-  for protocol 5), which build the ``data`` array, and ``numpy[._]core.multiarray.scalar`` for
-  numpy integers (labels of a re-pack made with ``list(array)``), numeric dtypes only;
-* ``bytes`` as Python 3 stores it in protocol 0-2 pickles (the labels and file names of re-packed
-  copies): ``_codecs.encode(text, "latin1")``, and ``__builtin__.bytes()`` / ``builtins.bytes()``
-  with no argument for an empty value. These are guarded: another encoding or any argument to
-  ``bytes`` is refused when the call is made, before anything runs.
-
-The official files (Python 2, protocol 2) need the numpy names only; the JPEG copy written by
-``shared/tools/cifar10_jpeg.py`` (Python 3, protocol 2) also needs ``_codecs.encode``.
+It resolves only the names CIFAR files contain (numpy's array and scalar rebuilders with numeric
+dtypes, ``_codecs.encode(text, "latin1")`` and argument-free ``bytes()``) and refuses every other one
+before anything is called.
 """
 
 from __future__ import annotations
@@ -66,11 +53,7 @@ class CorruptFileError(ValueError, UserError):
 
 
 class CifarUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only the names in :data:`_ALLOWED`.
-
-    ``find_class`` runs when the pickle *names* a global, before any call made with it, so a
-    refused name means no code from the file ran.
-    """
+    """``pickle.Unpickler`` resolving only :data:`_ALLOWED`; a refused name means no code from the file ran."""
 
     def __init__(self, file: Any, path: Path | str = "<stream>") -> None:
         # latin1 is the encoding numpy needs for arrays pickled by Python 2 (the official files).

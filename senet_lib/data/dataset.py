@@ -1,6 +1,4 @@
-"""Image datasets as tensors: :class:`ImageSplit`, :class:`ImageDataset`, normalisation and class-balanced
-subsets.
-"""
+"""Image datasets as tensors: :class:`ImageSplit`, :class:`ImageDataset`, normalisation, balanced subsets."""
 
 from __future__ import annotations
 
@@ -88,12 +86,8 @@ class ImageDataset:
         )
 
     def subset(self, train: int | None, test: int | None, seed: int = 0) -> ImageDataset:
-        """A class-balanced, deterministic subset: ``train`` / ``test`` samples (None keeps the split).
-
-        Each class gets ``n // num_classes`` samples; the ``n % num_classes`` left over go to
-        classes drawn with ``seed``. A smaller subset with the same seed is contained in a larger
-        one. Normalisation statistics stay those of the full training split.
-        """
+        """A class-balanced, deterministic subset of ``train`` / ``test`` samples (None keeps the split);
+        a smaller one with the same seed lies in a larger one. Normalisation stays the full split's."""
         splits = []
         for split_name, split, n in (("train", self.train, train), ("test", self.test, test)):
             if n is None:
@@ -152,10 +146,7 @@ def scale_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) ->
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) standard deviation of uint8 images, in [0, 1] units.
-
-    Computed exactly from each channel's 256-bin histogram (fast, and no float copy of the data).
-    """
+    """Per-channel mean and population standard deviation of uint8 images in [0, 1] units (from histograms)."""
     values = torch.arange(256, dtype=torch.float64)
     means, stds = [], []
     for c in range(images.shape[1]):
@@ -170,10 +161,8 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 # --------------------------------------------------------------------------- class balance
 def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
-    """Indices of ``per_class`` samples of every class present in ``labels``, sorted ascending.
-
-    Samples are drawn at random with ``seed``; a smaller ``per_class`` with the same seed picks
-    a subset of a larger one.
+    """Sorted indices of ``per_class`` random samples (``seed``) of every class in ``labels``; a smaller
+    ``per_class`` picks a subset of a larger one.
 
     Raises:
         ValueError: a class has fewer than ``per_class`` samples.

@@ -1,7 +1,5 @@
-"""The two input pipelines: :class:`DeviceLoader` (a split on the device, augmented there) and
-:class:`TorchLoader` (torchvision transforms in a ``DataLoader``), built by :func:`make_loaders`. The
-device pipeline's augmentation is tensor operations (random crop, Cutout) on per-epoch random draws.
-"""
+"""The two input pipelines, :class:`DeviceLoader` and :class:`TorchLoader`, built by :func:`make_loaders`,
+and the device pipeline's tensor augmentations (random crop, Cutout)."""
 
 from __future__ import annotations
 
@@ -17,19 +15,11 @@ import torch.nn.functional as F
 
 # --------------------------------------------------------------------------- loaders
 class _LoaderBase:
-    """What both pipelines share: their arguments, batch counting, epochs and output placement.
+    """What both pipelines share: arguments, batch counting, epochs and output placement.
 
-    A pipeline takes the split (uint8 NCHW), ``batch_size``, the ``device`` its batches land on,
-    the normalisation ``mean`` / ``std``, and for training (``train=True``) the augmentation:
-    ``padding`` for the random crop, ``flip``, ``cutout`` squares of that side (``cutout_count``
-    per image), all drawn from ``seed`` and the epoch; ``channels_last`` sets the batches' memory
-    format. Subclasses set up their source in :meth:`_load`.
-
-    With ``world_size`` > 1 the loader is process ``rank``'s share (:class:`DeviceLoader` only):
-    ``batch_size`` stays the global batch and each training batch is this rank's
-    ``batch_size // world_size`` consecutive samples of the global batch (same permutation and
-    augmentation draws on every rank, from the shared seed), so the ranks' slices together are
-    exactly the single-process batch. A test loader holds the rank's contiguous part of the split.
+    Augmentation (crop ``padding``, ``flip``, ``cutout``) is drawn from ``seed`` and the epoch. With
+    ``world_size`` > 1 (:class:`DeviceLoader` only) each training batch is rank ``rank``'s
+    ``batch_size // world_size`` slice of the global batch; a test loader holds the rank's part.
     """
 
     def __init__(
@@ -107,15 +97,8 @@ class _LoaderBase:
 
 
 class DeviceLoader(_LoaderBase):
-    """Batches from a split held on the device, augmented there with tensor operations.
-
-    The uint8 split is copied to ``device`` once. For each training batch: gather the samples,
-    crop at per-sample offsets of the zero-padded images (:func:`random_crop`), flip half of
-    them, cut out ``cutout_count`` squares (:func:`cutout`), then normalise to float32. All
-    random choices of an epoch are drawn on the CPU from ``(seed, epoch)``, so a run is
-    reproducible and the same on every device. Test loaders (``train=False``) only normalise,
-    in order, keeping the last partial batch.
-    """
+    """Batches from a uint8 split copied to the device once, augmented there (crop, flip, Cutout) with
+    draws made on the CPU from ``(seed, epoch)``; test loaders only normalise, in order."""
 
     def _load(self, split: ImageSplit) -> None:
         self.images = split.images.to(self.device)
@@ -146,11 +129,8 @@ class DeviceLoader(_LoaderBase):
 
 
 class _TransformedSplit(torch.utils.data.Dataset):
-    """Map-style dataset: PIL image → ``transforms.v2`` → cutout → normalised tensor.
-
-    Each training sample's augmentation is seeded from ``(seed, epoch, index)``, so results do
-    not depend on the number of worker processes.
-    """
+    """Map-style dataset: PIL image → ``transforms.v2`` → cutout → normalised tensor, seeded per
+    ``(seed, epoch, index)`` so results do not depend on the number of workers."""
 
     def __init__(self, loader: TorchLoader, split: ImageSplit) -> None:
         from torchvision.transforms import v2
@@ -192,9 +172,8 @@ class _TransformedSplit(torch.utils.data.Dataset):
 
 
 class TorchLoader(_LoaderBase):
-    """The textbook pipeline: ``torchvision.transforms.v2`` on PIL images in a ``DataLoader``
-    (``num_workers`` processes), batches moved to ``device``. Same augmentations and output as
-    :class:`DeviceLoader`, computed per sample on the CPU."""
+    """The textbook pipeline: ``torchvision.transforms.v2`` on PIL images in a ``DataLoader``, same
+    augmentations and output as :class:`DeviceLoader`."""
 
     def __init__(self, split: ImageSplit, *args: Any, num_workers: int = 0, **kwargs: Any) -> None:
         """The arguments of :class:`_LoaderBase`, and ``num_workers`` ``DataLoader`` processes."""
@@ -249,20 +228,11 @@ def make_loaders(
     rank: int = 0,
     world_size: int = 1,
 ) -> tuple[DeviceLoader | TorchLoader, DeviceLoader | TorchLoader]:
-    """(train loader, test loader) for ``data`` on ``device``.
+    """(train loader, test loader) for ``data`` on ``device``, yielding normalised float32 ``x`` and int64 ``y``.
 
-    Both yield ``(x, y)``: float32 normalised ``[B, 3, 32, 32]`` and int64 labels on ``device``;
-    ``len()`` is batches per epoch and ``.num_samples`` the split size. The train loader
-    reshuffles every epoch (deterministic given ``seed`` and the epoch), augments (random crop
-    with 4-pixel zero padding, horizontal flip, optional ``cutout_count`` Cutout squares of
-    ``cutout`` pixels) and drops the last partial batch; the test loader keeps every sample,
-    in order, without augmentation.
-
-    ``pipeline``: ``"device"`` (:class:`DeviceLoader`), ``"torch"`` (:class:`TorchLoader`), or
-    ``"auto"`` = device everywhere: batched tensor augmentation costs a few per cent of a step, on
-    the CPU too, where per-image PIL transforms in the main process cost about a third of it.
-    ``num_workers`` is for the torch pipeline (default: 0 on cpu, up to 4 elsewhere).
-    ``rank`` / ``world_size``: this process's share in multi-process training (see :class:`_LoaderBase`).
+    The train loader reshuffles per epoch, augments (4-pixel pad + crop, flip, optional Cutout) and
+    drops the last partial batch. ``pipeline``: ``"device"``, ``"torch"`` or ``"auto"`` (device
+    everywhere); ``num_workers`` is for the torch pipeline.
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"Unknown pipeline {pipeline!r}: use one of {', '.join(PIPELINES)}.")
@@ -294,11 +264,8 @@ def make_loaders(
 
 # --------------------------------------------------------------------------- augmentation
 def random_crop(images: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
-    """Crop every image of ``[B, C, H, W]`` at its own offset from a zero-padded copy.
-
-    ``offsets`` is ``[B, 2]`` (row, column) in ``0..2*padding``; offset ``(padding, padding)``
-    returns the image unchanged. One gather, no loop over samples.
-    """
+    """Crop every image of ``[B, C, H, W]`` at its own ``offsets`` (``[B, 2]`` in ``0..2*padding``) from a
+    zero-padded copy, in one gather."""
     if padding == 0:
         return images
     b, c, h, w = images.shape
@@ -311,10 +278,7 @@ def random_crop(images: torch.Tensor, offsets: torch.Tensor, padding: int) -> to
 
 
 def cutout(images: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero a ``size``×``size`` square (clipped at the border) around each of ``centres``.
-
-    ``centres`` is ``[B, K, 2]`` (row, column): K holes per image (Cutout, DeVries & Taylor 2017).
-    """
+    """Zero a ``size``×``size`` square (clipped) around each of ``centres`` (``[B, K, 2]``, row and column)."""
     if size <= 0:
         return images
     h, w = images.shape[-2:]

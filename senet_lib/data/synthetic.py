@@ -92,14 +92,10 @@ def _synthetic_split(n: int, rng: np.random.Generator) -> ImageSplit:
 
 
 def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> ImageDataset:
-    """Coloured shapes, 32×32 RGB, in 10 classes (e.g. "red disk", "yellow disk", "yellow square").
+    """Coloured shapes, 32×32 RGB, in 10 classes; a network must combine shape *and* colour.
 
-    Five shapes × five colours, paired so that each colour belongs to two classes and each shape
-    to two classes: a network must combine shape *and* colour. Position, size, rotation, hue,
-    saturation, brightness, background and noise vary per image. The same ``seed`` gives the
-    same images; the train and test splits come from independent streams, so changing
-    ``n_train`` leaves the test split unchanged. Classes are balanced (exactly, when the sizes
-    are multiples of 10). Labelled ``"synthetic shapes (not CIFAR)"``.
+    The same ``seed`` gives the same images; train and test come from independent streams, and
+    classes are balanced. Labelled ``"synthetic shapes (not CIFAR)"``.
     """
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}.")
