@@ -1,22 +1,9 @@
-"""What a network costs: parameters, multiply-accumulates, feature-map sizes and time.
+"""What a network costs: parameters, multiply-accumulates, feature-map sizes and time (notebook 04,
+the paper's Table 1 and §4).
 
-Used by notebook 04 to rebuild the paper's Table 1 and its §4 cost comparison from the model
-itself (Hu et al., arXiv 1709.01507 v4):
-
-* :func:`count_parameters`, :func:`parameters_by_child`, :func:`se_parameters_by_stage`;
-* :func:`count_macs`: multiply-accumulates (MACs) from ``torch.utils.flop_counter``. PyTorch's
-  counter reports FLOPs with one multiply-accumulate counted as **two** FLOPs, so
-  ``MACs = FLOPs / 2``. The SE paper's "GFLOPs" (3.86 for ResNet-50) are multiply-accumulates.
-  The counter covers convolutions and matrix products only: element-wise work (batch norm,
-  ReLU, pooling, SE's channel-wise scale) is not in it; :func:`se_scale_multiplies` counts the
-  last one separately;
-* :func:`stage_output_sizes`: the output shape of the stem and of every stage, from forward
-  hooks (the "output size" column of Table 1);
-* :func:`time_forward_backward`: one training step's forward + backward time, measured with a
-  warm-up, device synchronisation and several repeats (median and spread).
-
-The counting functions need shapes only: they also work on a model built under
-``with torch.device("meta"):``, which allocates no memory and skips the arithmetic.
+:func:`count_macs` reports MACs = ``torch.utils.flop_counter`` FLOPs / 2 (the paper's "GFLOPs" are
+MACs; 3.86 for ResNet-50), for convolutions and matrix products only: SE's channel-wise scale is
+counted by :func:`se_scale_multiplies`. The counters also work on a model built on the meta device.
 """
 
 from __future__ import annotations
@@ -59,11 +46,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 
 def parameters_by_child(model: nn.Module) -> dict[str, int]:
-    """Parameters per top-level child (``conv1``, ``bn1``, ``layer1`` … ``fc``), in model order.
-
-    Children without parameters (ReLU, pooling) are left out; the values sum to
-    :func:`count_parameters` of the model when it has no parameters of its own.
-    """
+    """Parameters per top-level child (``conv1``, ``bn1``, ``layer1`` … ``fc``) with any, in model order."""
     counts = {name: count_parameters(child) for name, child in model.named_children()}
     return {name: n for name, n in counts.items() if n > 0}
 
@@ -79,10 +62,7 @@ def _stage_of(name: str) -> int:
 
 
 def se_parameters_by_stage(model: nn.Module) -> dict[int, int]:
-    """Parameters of the SE blocks per stage, numbered as in the paper's Table 1 (conv2_x = 2).
-
-    Returns an empty dict for a model without SE blocks.
-    """
+    """Parameters of the SE blocks per stage, numbered as in the paper's Table 1 (conv2_x = 2); ``{}`` without SE."""
     counts: dict[int, int] = {}
     for name, block in se_blocks(model).items():
         stage = _stage_of(name)
@@ -108,9 +88,8 @@ def _forward_once(
     hooks: Sequence[tuple[nn.Module, Callable[..., None]]] = (),
     mode: contextlib.AbstractContextManager | None = None,
 ) -> None:
-    """One gradient-free eval-mode forward pass on a random input, with temporary forward hooks
-    (``(module, hook)`` pairs) and optionally inside a context such as the flop counter.
-    The model's train/eval mode is restored and the hooks are removed afterwards."""
+    """One gradient-free eval-mode forward pass on a random input with temporary hooks, inside ``context``;
+    mode and hooks are restored."""
     x = _example_input(model, input_size)
     handles = [module.register_forward_hook(hook) for module, hook in hooks]
     try:
@@ -124,14 +103,7 @@ def _forward_once(
 # --------------------------------------------------------------------------- MACs
 @dataclass(frozen=True)
 class MacCount:
-    """Multiply-accumulates of one forward pass (``FLOPs / 2`` of ``torch.utils.flop_counter``).
-
-    Attributes:
-        total: MACs of the whole forward pass for the given batch.
-        by_operator: MACs per ATen operator (``aten.convolution``, ``aten.addmm``, ...).
-        by_module: MACs per module path as the counter names it (``"ResNet.layer1"``, ...).
-        input_size: the (N, C, H, W) input that was counted.
-    """
+    """Multiply-accumulates of one forward pass: ``total``, ``by_operator``, ``by_module`` and ``input_size``."""
 
     total: int
     by_operator: dict[str, int] = field(default_factory=dict)
@@ -150,13 +122,7 @@ class MacCount:
 
 
 def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> MacCount:
-    """Count the multiply-accumulates of one forward pass of ``model`` on a random input.
-
-    Uses :class:`torch.utils.flop_counter.FlopCounterMode`, which counts a multiply-add as two
-    FLOPs; this returns half its figure. Only convolutions and matrix products are counted
-    (see the module docstring). The model runs in eval mode without gradients and its mode is
-    restored afterwards.
-    """
+    """Count the multiply-accumulates of one forward pass of ``model`` on a random input (module docstring)."""
     counter = FlopCounterMode(display=False)
     _forward_once(model, input_size, mode=counter)
     flops = counter.get_flop_counts()
@@ -171,12 +137,8 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -
 
 
 def se_scale_multiplies(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> int:
-    """Element-wise multiplications of all SE scale steps (Eq. 4) in one forward pass of the batch.
-
-    Each SE block multiplies its ``C × H × W`` input by ``s``: one multiplication per element.
-    :func:`count_macs` does not see these (the flop counter counts only matrix products and
-    convolutions), so they are counted here from forward hooks on the SE blocks.
-    """
+    """Element-wise multiplications of all SE scale steps (Eq. 4) in one forward pass (``C × H × W`` each),
+    which :func:`count_macs` does not see."""
     total = 0
 
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
@@ -217,16 +179,8 @@ def stage_output_sizes(
     input_size: Sequence[int] = (1, 3, 224, 224),
     modules: Sequence[str] | None = None,
 ) -> dict[str, tuple[int, ...]]:
-    """The output shape ``(C, H, W)`` of each named module, from one forward pass with hooks.
-
-    Args:
-        model: the network.
-        input_size: the (N, C, H, W) input to run.
-        modules: dotted module names to record (default :func:`default_stage_modules`).
-
-    Returns:
-        Module name → output shape without the batch dimension, in execution order.
-    """
+    """The output shape ``(C, H, W)`` of each of ``modules`` (default :func:`default_stage_modules`), in
+    execution order, from one forward pass with hooks."""
     names = list(modules) if modules is not None else default_stage_modules(model)
     lookup = dict(model.named_modules())
     missing = [n for n in names if n not in lookup]
@@ -257,27 +211,9 @@ def time_forward_backward(
 ) -> dict:
     """Time one training step's forward + backward pass of ``model`` (no optimiser step).
 
-    Each measurement runs forward, cross-entropy loss against random labels and backward on a
-    fixed random batch. ``warmup`` untimed steps come first (memory allocation, cuDNN
-    autotuning, lazy initialisation); every timed step starts and ends with a device
-    synchronisation so that asynchronous GPU work is included.
-
-    Args:
-        model: the network (moved to ``device``; left in train mode as it was given).
-        batch_size: images per step.
-        image_size: height and width of the square RGB images.
-        repeats: timed steps (at least 1).
-        warmup: untimed steps before them.
-        device: where to run (default: where the model's parameters are).
-        autocast_dtype: run the forward pass under ``torch.autocast`` with this dtype
-            (e.g. ``torch.bfloat16``); None for plain fp32.
-        num_classes: size of the label space (default: the output width of one forward pass).
-
-    Returns:
-        A dict with ``median_s``, ``min_s``, ``max_s``, ``mean_s``, ``stdev_s`` (0 for one
-        repeat), ``times_s`` (every timed step, seconds), ``images_per_s`` (from the median),
-        and the settings ``batch_size``, ``image_size``, ``repeats``, ``warmup``, ``device``,
-        ``dtype``.
+    ``warmup`` untimed steps first; every timed step is bracketed by device synchronisation.
+    ``autocast_dtype`` runs the forward under ``torch.autocast``. Returns ``median_s``, ``min_s``,
+    ``max_s``, ``mean_s``, ``stdev_s``, ``times_s``, ``images_per_s`` and the settings.
     """
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise ValueError("repeats and batch_size must be at least 1 and warmup at least 0.")

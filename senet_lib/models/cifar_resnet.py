@@ -1,12 +1,6 @@
-"""He et al.'s CIFAR ResNets and their SE versions (SE paper §5, Tables 4–5).
-
-* ``resnet20/32/44/56/110``: basic blocks, widths 16/32/64, ``6n+2`` layers, parameter-free
-  "option A" shortcuts (stride-2 subsampling and zero-padded channels), as in He et al. 2016a.
-* ``preact_resnet164``: pre-activation bottleneck units (He et al. 2016b, "Identity mappings"),
-  widths 16/32/64 with expansion 4, ``9n+2`` layers, projection shortcuts where shapes change.
-
-Stages are numbered 2, 3, 4 (conv1 is the stem), so SE blocks are named ``SE_2_1`` …
-"""
+"""He et al.'s CIFAR ResNets and their SE versions (SE paper §5, Tables 4–5): ``resnet20/32/44/56/110``
+(basic blocks, option-A shortcuts) and ``preact_resnet164`` (pre-activation bottlenecks). Stages are
+numbered 2, 3, 4, so SE blocks are named ``SE_2_1`` …"""
 
 from __future__ import annotations
 

@@ -83,10 +83,7 @@ class SEConfig:
     def make(
         self, stage: int, block: int, in_channels: int, out_channels: int, inner_channels: int | None = None
     ) -> SqueezeExcitation | None:
-        """The SE block for unit ``block`` (1-based) of ``stage``, or None where there is none.
-
-        It recalibrates ``in_channels`` for ``pre``, ``inner_channels`` (the 3×3 convolution's
-        output; default ``out_channels``) for ``3x3``, else ``out_channels``."""
+        """The SE block for unit ``block`` (1-based) of ``stage``, or None where there is none."""
         if not self.enabled or (self.stages is not None and stage not in self.stages):
             return None
         channels = {"pre": in_channels, "3x3": inner_channels or out_channels}.get(
@@ -106,14 +103,8 @@ def make_stages(
     se: SEConfig,
     make_block: Callable[[int, int, int, nn.Module | None], nn.Module],
 ) -> int:
-    """Build ``model.layer1``, ``layer2``, … (torchvision's ``_make_layer``): stage ``i`` has
-    ``depths[i]`` units of ``widths[i]`` planes (``× expansion`` output channels), the first unit of
-    every stage after the first with stride 2, each given its SE block (paper stage numbers start
-    at 2: conv2_x). ``make_block(in_channels, planes, stride, se_block)`` builds one unit.
-
-    Returns:
-        The output channels of the last stage.
-    """
+    """Build ``model.layer1``, ``layer2``, … : stage ``i`` has ``depths[i]`` units of ``widths[i]``
+    planes, stride 2 in the first unit of each later stage; returns the last stage's output channels."""
     for index, (planes, blocks) in enumerate(zip(widths, depths, strict=True)):
         units = []
         for b in range(blocks):
@@ -135,18 +126,11 @@ def residual_forward(
     after_sum: Callable[[Tensor], Tensor],
     fused: bool = False,
 ) -> Tensor:
-    """One residual unit with its SE block where paper Fig. 5 puts it.
+    """One residual unit with its SE block where paper Fig. 5 puts it (``standard``, ``pre``, ``post``,
+    ``identity``; ``3x3`` is applied inside ``branch``).
 
-    ``standard``: on the branch output, before the sum. ``pre``: on the branch input.
-    ``post``: after the sum (and after ``after_sum``, the unit's final ReLU if it has one).
-    ``identity``: on the shortcut, in parallel to the branch. ``3x3``: inside ``branch``, which
-    applies it itself (:func:`inner_se`), so here the unit is a plain one.
-
-    With ``fused``, in a step that records gradients, the standard placement's tail
-    ``after_sum(u * s + identity)`` runs as one operation (:func:`scale_add_relu`), where
-    :func:`fusable` allows it and ``u`` and ``identity`` share a dtype. Without gradients
-    (evaluation, excitation statistics, knock-outs), and inside ``torch.compile`` (which fuses
-    by itself), the unit takes the reference steps, so what is measured there is unchanged.
+    With ``fused``, in a step that records gradients and outside ``torch.compile``, the standard
+    tail runs as :func:`scale_add_relu` where :func:`fusable` allows it.
     """
     identity = shortcut(x)
     if se is None or placement == "3x3":
@@ -167,13 +151,8 @@ def residual_forward(
 
 
 def fusable(se: nn.Module, after_sum: Callable[[Tensor], Tensor]) -> bool:
-    """Whether a standard-placement tail ``after_sum(se(u) + identity)`` may run fused.
-
-    It may when ``se`` is a plain :class:`SqueezeExcitation` and ``after_sum`` a ReLU or nothing,
-    and neither has hooks (nor are there global module hooks): the fused tail calls neither
-    module, so hooks on them would not run. The gate inside ``se`` is still called, so hooks on
-    it (the excitation recorder, :func:`senet_lib.se.override_gate`) see and change ``s`` as always.
-    """
+    """Whether a standard tail ``after_sum(se(u) + identity)`` may run fused: a plain
+    :class:`SqueezeExcitation` and ReLU without hooks (hooks on the gate still run)."""
     if not (isinstance(se, SqueezeExcitation) and type(se).forward is SqueezeExcitation.forward):
         return False
     if not isinstance(after_sum, nn.ReLU | nn.Identity):
@@ -184,17 +163,8 @@ def fusable(se: nn.Module, after_sum: Callable[[Tensor], Tensor]) -> bool:
 
 
 def scale_add_relu(u: Tensor, s: Tensor, identity: Tensor, relu: bool = True) -> Tensor:
-    """``relu(u * s + identity)`` (without the ReLU when ``relu`` is False) in fewer passes over
-    the feature maps than the three operations: forward one ``addcmul`` and an in-place ReLU,
-    where they write ``u * s``, then the sum, then ReLU it; backward keeps only ``u``, ``s`` and
-    the output (its sign is the ReLU's mask).
-
-    ``s`` is the excitation broadcastable to ``u`` (``[N, C, 1, 1]`` or ``[N, C, H, W]``); ``u``,
-    ``s`` and ``identity`` share one dtype (the caller casts ``s`` as :func:`senet_lib.se.scale`
-    does). ``addcmul`` rounds ``u * s + identity`` once where the two operations round twice, so
-    the output can differ from theirs in the last bit; given the same output sign, the gradients
-    are theirs bit for bit (the same operations).
-    """
+    """``relu(u * s + identity)`` (no ReLU when ``relu`` is False) in one ``addcmul`` and an in-place ReLU,
+    keeping only ``u``, ``s`` and the output for backward. May differ in the last bit (one rounding)."""
     return _ScaleAddReLU.apply(u, s, identity, relu)
 
 
@@ -222,10 +192,8 @@ class _ScaleAddReLU(torch.autograd.Function):
 
 
 def set_fused_se(model: nn.Module, enabled: bool = True) -> int:
-    """Switch every residual unit of ``model`` to the fused SE tail (the default) or, with
-    ``enabled=False``, to the reference one (``se(u)``, the sum and the ReLU as separate steps).
-    The choice is a plain attribute (``unit.fused_se``): it is not in the state dict, the
-    architecture or run names. Returns how many units were switched."""
+    """Switch every residual unit of ``model`` to the fused SE tail or (``enabled=False``) the reference
+    one; not part of the state dict. Returns how many units were switched."""
     units = [m for m in model.modules() if hasattr(type(m), "fused_se")]
     for unit in units:
         unit.fused_se = enabled
@@ -239,9 +207,7 @@ def inner_se(x: Tensor, se: nn.Module | None, placement: str) -> Tensor:
 
 
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
-    """Kaiming-normal (fan-out, ReLU) convolutions, unit/zero norm affine parameters; with
-    ``zero_init_residual`` the last norm (or conv) of every residual branch starts at zero so
-    each unit begins as the identity (Goyal et al. 2017)."""
+    """Kaiming-normal convolutions, unit/zero norm affine; ``zero_init_residual`` zeroes each branch's last norm."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -7,11 +7,6 @@ from collections.abc import Iterator
 
 from torch import nn
 
-__all__ = [
-    "eval_mode",
-    "module_mode",
-]
-
 
 @contextlib.contextmanager
 def module_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:

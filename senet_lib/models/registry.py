@@ -1,19 +1,9 @@
 """One factory for every network: :func:`create_model` and :func:`list_models` (timm's style).
 
-Each registered builder takes ``num_classes`` and keyword options. Options shared by all:
-
-``reduction`` (16)            SE bottleneck ratio r (paper Table 10)
-``se_placement``              ``standard`` | ``pre`` | ``post`` | ``identity`` (paper Fig. 5, Table 14)
-                              | ``3x3``: inside the unit, after its 3×3 convolution (Table 15)
-``se_stages`` (all)           which stages get SE, paper numbering (conv2_x is 2; Table 13)
-``se_squeeze`` / ``se_gate``  the block's squeeze and gate (Tables 11 and 12); ``se_squeeze="none"``
-                              is the paper's NoSqueeze (Table 16): 1×1 convolutions, no pooling
-``se_bias`` (True)            FC biases in the SE block (the paper's §6 ablations have none)
-``norm``                      ``batchnorm`` | ``groupnorm`` | ``groupnorm_ws``
-``zero_init_residual``        start each residual branch at zero
-
-Bottleneck ResNet-50/101 also take ``stem`` = ``cifar`` (default) | ``imagenet``.
-The options are ignored (except ``norm``, ``zero_init_residual`` and ``stem``) by plain ResNets.
+Options: ``reduction`` (16, Table 10), ``se_placement`` (standard, pre, post, identity, 3x3; Fig. 5,
+Tables 14-15), ``se_stages`` (Table 13), ``se_squeeze`` / ``se_gate`` (Tables 11-12, 16), ``se_bias``,
+``norm``, ``zero_init_residual``; bottleneck ResNets also ``stem`` (cifar, imagenet). Plain ResNets
+take only ``norm``, ``zero_init_residual`` and ``stem``.
 """
 
 from __future__ import annotations
@@ -39,9 +29,7 @@ class _ArchRequired(TypedDict):
 
 
 class ArchConfig(_ArchRequired, total=False):
-    """``model.arch_config``, set by :func:`create_model`: the model's name, classes and the
-    options it was built with (plain values), which checkpoints store and :func:`create_model`
-    rebuilds the network from. Only the options given appear."""
+    """``model.arch_config``: name, classes and the options given, which checkpoints store."""
 
     reduction: int
     se_placement: str
@@ -58,11 +46,7 @@ B = TypeVar("B", bound=Callable[..., nn.Module])
 
 
 def register_model(name: str | B, builder: Callable[..., nn.Module] | None = None) -> Any:
-    """Add a builder ``builder(num_classes, **options) -> nn.Module`` under ``name``.
-
-    Also a decorator (timm's style): ``@register_model`` on a function registers it under the
-    function's name and returns it unchanged.
-    """
+    """Add a builder ``builder(num_classes, **options) -> nn.Module`` under ``name`` (also a decorator)."""
     if callable(name):
         register_model(name.__name__, name)
         return name
@@ -82,15 +66,11 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 10, **options: Any) -> nn.Module:
-    """Build the network ``name`` with ``num_classes`` outputs.
-
-    The returned module has an ``arch_config`` attribute (its name, classes and options: plain
-    values) that checkpoints store so that loading can name a mismatched architecture.
+    """Build the network ``name`` with ``num_classes`` outputs and its ``arch_config``.
 
     Raises:
         ValueError: unknown model name (the message lists the valid ones) or option value.
-        TypeError: an option this model does not take, or an option of the wrong type (one
-            sentence naming the option and the type it takes).
+        TypeError: an option this model does not take, or of the wrong type.
     """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(list_models())}.")

@@ -1,11 +1,6 @@
-"""Bottleneck ResNets and SE-ResNets (He et al. 2016; Hu et al. §4, Table 1).
-
-With ``stem="imagenet"`` and 1000 classes these are the paper's networks exactly:
-``resnet50`` has the structure and parameter names of ``torchvision.models.resnet50``
-(25,557,032 parameters) and ``se_resnet50`` adds one SE block per bottleneck on the residual
-branch (28,088,024 parameters). ``stem="cifar"`` (the default) replaces the 7×7/2 convolution
-and max-pool by a 3×3/1 convolution so that 32×32 images keep 32×32 maps in the first stage.
-"""
+"""Bottleneck ResNets and SE-ResNets (He et al. 2016; Hu et al. §4, Table 1). With ``stem="imagenet"``
+they match ``torchvision.models.resnet50`` (25,557,032 parameters; SE: 28,088,024); ``stem="cifar"``
+(default) uses a 3×3/1 stem so 32×32 maps stay 32×32."""
 
 from __future__ import annotations
 
@@ -26,9 +21,7 @@ STEMS = ("cifar", "imagenet")
 
 
 class Bottleneck(nn.Module):
-    """1×1 → 3×3 (stride here, as torchvision's v1.5) → 1×1 with expansion 4, plus an SE block
-    (``3x3`` placement, paper Table 15: after the 3×3 convolution, its norm and ReLU, on ``planes``
-    channels)."""
+    """1×1 → 3×3 (stride here) → 1×1 with expansion 4, plus an SE block."""
 
     #: Run the standard placement's tail (scale, sum, ReLU) fused; False runs the reference steps
     #: (:func:`~senet_lib.models.layers.set_fused_se` switches a whole network).
@@ -81,11 +74,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A bottleneck ResNet with torchvision's attribute names (``conv1`` … ``layer4``, ``fc``).
-
-    ``layer1`` … ``layer4`` are the paper's stages conv2_x … conv5_x (Table 1); SE blocks are
-    named ``SE_<stage>_<block>`` accordingly.
-    """
+    """A bottleneck ResNet with torchvision's attribute names; ``layer1`` … ``layer4`` are stages 2 … 5."""
 
     def __init__(
         self,
