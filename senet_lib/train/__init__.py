@@ -1,21 +1,6 @@
-"""Training: the recipe and the profiles (:class:`TrainConfig`, :func:`get_settings`), the run's settings
-resolved once (:class:`RunPlan`), the per-step machinery (:class:`Trainer`), the epoch loop with
-resumable checkpoints (:func:`fit`), the notebooks' one call (:func:`train_or_load`), the shipped
-networks (:func:`pick_pretrained`) and the paper's ablation grids (:func:`run_ablation`).
-
-The recipe defaults follow the paper's CIFAR setting (SGD with momentum 0.9, weight decay 5e-4,
-lr 0.1 divided by 10 at epochs 30/60/90; flip + 4-pixel pad + random crop). Mixed precision
-comes from :func:`senet_lib.env.get_precision` (bf16 on recent GPUs, fp16 + GradScaler on older
-ones, bf16 on CPUs with native bf16 units, fp32 on other CPUs and MPS). Accuracies are fractions in [0, 1].
-
-A run folder holds ``checkpoint.pt`` (weights, optimizer/scheduler/scaler and RNG state,
-history, recipe), ``history.json`` (one row per epoch) and, from :func:`train_or_load`,
-``record.json``. A killed run continues from its last checkpoint with ``resume=True``.
-
-Several processes (``torchrun --nproc_per_node=N -m senet_lib train ...``) train one model with
-``DistributedDataParallel`` (:mod:`~senet_lib.train.distributed`):
-the global batch and learning rate stay the recipe's, rank 0 writes every file.
-"""
+"""Training: recipes and profiles, :class:`RunPlan`, :class:`Trainer`, :func:`fit` with resumable
+checkpoints, :func:`train_or_load`, the shipped networks and the paper's ablation grids. Accuracies
+are fractions in [0, 1]. Under ``torchrun`` several processes train one model (DDP); rank 0 writes."""
 
 from ..checkpoint import load_checkpoint
 from .ablate import (

@@ -1,11 +1,5 @@
-"""Ablation grids (paper §6, Tables 10–16): many ``create_model`` variants, one recipe, several seeds.
-
-:func:`ablation_grid` names the variants of one paper table for a CIFAR or ImageNet-style SE
-network; :func:`run_ablation` trains every (variant, seed) with :func:`train_or_load` (so a grid
-that was stopped goes on where it stopped, and finished runs are loaded), optionally in parallel
-processes, writes one record per run into the results folder and returns an :class:`Ablation`:
-a tidy per-run table and a per-variant summary (mean ± std, parameters, multiply-accumulates).
-"""
+"""Ablation grids (paper §6, Tables 10–16): many ``create_model`` variants, one recipe, several seeds,
+trained by :func:`run_ablation` through :func:`train_or_load` (stopped grids go on)."""
 
 from __future__ import annotations
 
@@ -35,15 +29,6 @@ if TYPE_CHECKING:
 
     from ..data import ImageDataset
 
-__all__ = [
-    "ABLATIONS",
-    "Ablation",
-    "AblationError",
-    "ablation_grid",
-    "recorded_ablations",
-    "run_ablation",
-    "summarize",
-]
 
 #: A grid: variant label → (model name, ``create_model`` options).
 Grid = Mapping[str, tuple[str, Mapping[str, Any]]]
@@ -82,13 +67,11 @@ def _stages_of(model: str) -> tuple[int, ...]:
 def ablation_grid(
     name: str, model: str = "se_resnet20", values: Sequence[Any] | None = None, baseline: bool = True
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The variants of paper ablation ``name`` (a key of :data:`ABLATIONS`) for SE network ``model``.
+    """The variants of paper ablation ``name`` (:data:`ABLATIONS`) for SE network ``model``.
 
-    ``values`` replaces the table's values (e.g. ``reduction`` 4, 16, 64); for ``stages`` each
-    value is one stage number or ``"all"``. With ``baseline`` the plain network (no SE) is the
-    first variant, labelled ``"no SE"``. Labels read ``"reduction=16"``, ``"se_stages=3"``, …; a
-    value equal to ``create_model``'s default is left out of the options, so the standard SE
-    network is one run shared by every grid.
+    ``values`` replaces the table's values; ``baseline`` adds the plain network first (``"no SE"``).
+    A value equal to ``create_model``'s default is left out of the options, so the standard network
+    is one run shared by every grid.
     """
     if name not in ABLATIONS:
         raise AblationError(f"Unknown ablation {name!r}: use one of {', '.join(ABLATIONS)}.")
@@ -124,9 +107,7 @@ def ablation_grid(
 
 @dataclass
 class Ablation:
-    """What :func:`run_ablation` returns: one row per run (:attr:`runs`) and one per variant
-    (:attr:`summary`: seeds, mean and standard deviation of the test accuracy in %, parameters and
-    multiply-accumulates at the data's image size)."""
+    """What :func:`run_ablation` returns: one row per run (:attr:`runs`) and one per variant (:attr:`summary`)."""
 
     runs: pd.DataFrame
     summary: pd.DataFrame
@@ -236,16 +217,9 @@ def run_ablation(
 ) -> Ablation:
     """Train every variant of ``grid`` with ``config`` once per seed and tabulate the results.
 
-    Each run is :func:`train_or_load`'s (run folders under ``checkpoint_dir``, named from model,
-    options, data, recipe and seed): a finished run is loaded, a stopped one resumed. Its record
-    (``kind: train`` plus ``ablation``, ``variant``, ``run_name`` and ``cost``: parameters and
-    multiply-accumulates of one image) goes to
-    ``<results_dir>/ablation_<ablation>_<run name>.json`` once; a run whose record is there is
-    not touched again. ``workers > 1`` trains that many runs at a time in separate processes
-    (spawned; each gets ``cpu_count // workers`` threads), e.g. several small runs on one GPU.
-
-    Returns:
-        An :class:`Ablation`: ``runs`` (one row per run, accuracies in %) and ``summary``.
+    Each run is :func:`train_or_load`'s; its record goes to ``<results_dir>/ablation_<ablation>_<run>.json``
+    once, and a run whose record is there is not touched again. ``workers > 1`` trains that many at a
+    time in spawned processes.
     """
     if not grid:
         raise AblationError("The grid has no variants: pass e.g. ablation_grid('reduction').")
@@ -292,9 +266,8 @@ def run_ablation(
 def recorded_ablations(
     folder: str | Path | None = None, ablation: str | None = None, dataset: str | None = None
 ) -> pd.DataFrame:
-    """The per-run table of every ablation record in ``folder`` (default: the results folder),
-    optionally of one ``ablation`` and one dataset name (``"cifar10"``); empty when there is none.
-    Records of several recipes or data sizes are all listed: group them before averaging."""
+    """The per-run table of every ablation record in ``folder`` (default: results), optionally of one
+    ``ablation`` and ``dataset``; several recipes are all listed, so group them before averaging."""
     import pandas as pd
 
     folder = Path(folder) if folder is not None else get_paths().results

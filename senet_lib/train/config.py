@@ -5,7 +5,7 @@ Profiles (``SENET_PROFILE``, default quick on CPU and class on a GPU; ``python -
 lists them): ``quick`` (CPU and CI smoke runs), ``class`` (one class period on a GPU), ``cpu`` (full
 CIFAR-10 on a bf16 CPU; the pretrained networks' recipe), ``gpu`` (the headline run, see
 :data:`GPU_PROFILE_RATIONALE`), ``he2016`` (He et al. 2016's CIFAR recipe; for ResNet-110/164 add
-``--warmup-epochs 1 --warmup-constant 0.1``) and ``step`` (a seed repository's step recipe, not the
+``--warmup-epochs 1 --warmup-constant 0.1``) and ``step`` (a public SE-ResNet-50 CIFAR repository's step recipe, not the
 SE paper's). A profile names only what it changes from :class:`TrainConfig`'s defaults.
 
 Time estimates (:func:`estimate_profile`) are **estimates**: on the CPU from the recorded training
@@ -33,19 +33,6 @@ from ..data import PIPELINES
 from ..env import PRECISIONS, get_paths, get_precision, get_profile
 from ..errors import UserError
 from ..models import create_model
-
-__all__ = [
-    "ASSUMED_COMPILE_SECONDS",
-    "ASSUMED_TFLOPS",
-    "GPU_PROFILE_RATIONALE",
-    "PROFILE_SETTINGS",
-    "Profile",
-    "TimeEstimate",
-    "estimate_profile",
-    "get_settings",
-    "recorded_cpu_throughput",
-]
-
 
 SCHEDULES = ("step", "cosine", "onecycle")
 
@@ -356,14 +343,14 @@ def _profile(name: str, recipe: dict[str, Any], seeds: tuple[int, ...] = (0,), *
     return Profile(name, TrainConfig(**recipe, seed=seeds[0]), seeds=seeds, **settings)
 
 
-#: A seed repository's step recipe: TrainConfig's defaults, 100 epochs (run names pinned as "paper").
+#: A public SE-ResNet-50 CIFAR repository's step recipe: TrainConfig's defaults, 100 epochs (run names pinned as "paper").
 _STEP = _profile(
     "step",
     dict(epochs=100, batch_size=128),
     seeds=(0, 1, 2),
     models=("resnet50", "se_resnet50"),
     timing_batch=256,
-    description="a seed repository's step recipe (not the SE paper's): lr 0.1 ÷10 at 30/60/90, 100 epochs",
+    description="a public SE-ResNet-50 CIFAR repository's step recipe (not the SE paper's): lr 0.1 ÷10 at 30/60/90, 100 epochs",
 )
 #: One-cycle instead of the step schedule (no milestones).
 _ONECYCLE = dict(schedule="onecycle", milestones=())

@@ -1,34 +1,13 @@
-"""Several training processes, one model: the process group that ``torchrun`` sets up, read here.
+"""Several training processes, one model: torchrun's process group, :class:`DistributedTrainer` and
+synchronised BatchNorm.
 
-``torchrun --nproc_per_node=N -m senet_lib train ...`` starts N copies of the command with the
-environment variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
-``MASTER_PORT``. :func:`init_distributed` reads them, joins the process group (``nccl`` on CUDA,
-each process on ``cuda:<LOCAL_RANK>``; ``gloo`` on the CPU) and returns a :class:`DistContext`
-(rank, world size, whether this is the main process). Without those variables it returns the
-single-process context and does nothing, so every caller can use the same code.
-
-The rest is small collectives used by the training loop (:func:`all_reduce_sum`,
-:func:`all_reduce_min`, :func:`broadcast_buffers`, :func:`barrier`) and :func:`cleanup`.
-Processes other than rank 0 print nothing (``print`` is silenced there, as in torchvision's
-reference scripts): checkpoints, records, progress bars and messages come from rank 0 only.
-
-
-One model trained by several processes: :class:`DistributedTrainer` (a :class:`Trainer` whose
-model is wrapped in ``DistributedDataParallel``) and synchronised BatchNorm.
-
-Each process holds a full copy of the model and trains on its slice of every global batch
-(:class:`senet_lib.data.DeviceLoader` with ``rank`` / ``world_size``). ``DistributedDataParallel``
-averages the gradients over the processes in the backward pass, so every step sees the gradient
-of the whole global batch and the copies stay equal. Losses, accuracies and the "first
-non-finite step" are reduced over the processes, so every rank reports, and stops on, the same
-numbers.
-
-BatchNorm normally normalises with each process's own slice; with ``sync_bn`` the statistics are
-those of the whole global batch, so a step equals the single-process step on the same batch.
-``torch.nn.SyncBatchNorm`` does that on GPUs; it refuses CPU tensors, so on the CPU (the gloo
-backend, used by the tests) :class:`CpuSyncBatchNorm` does the same with two differentiable
-all-reduces per layer.
-
+:func:`init_distributed` reads torchrun's ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, joins the group
+(``nccl`` on CUDA, ``gloo`` on the CPU) and returns a :class:`DistContext`; without those variables
+it does nothing, so callers share one code path. Only rank 0 prints and writes files. Each process
+trains on its slice of every global batch; DDP averages the gradients, and losses, accuracies and
+the first non-finite step are reduced so every rank stops on the same numbers. With ``sync_bn``
+BatchNorm uses the global batch's statistics (``nn.SyncBatchNorm`` on GPUs, :class:`CpuSyncBatchNorm`
+on the CPU, which ``nn.SyncBatchNorm`` refuses).
 """
 
 from __future__ import annotations
@@ -49,24 +28,6 @@ from ..errors import UserError
 from .config import TrainConfig
 from .trainer import RunPlan, Trainer
 
-__all__ = [
-    "CpuSyncBatchNorm",
-    "DistContext",
-    "DistributedError",
-    "DistributedTrainer",
-    "all_reduce_min",
-    "all_reduce_sum",
-    "barrier",
-    "broadcast_buffers",
-    "cleanup",
-    "convert_sync_batchnorm",
-    "get_context",
-    "init_distributed",
-    "is_main",
-    "launched_by_torchrun",
-    "make_trainer",
-]
-
 
 class DistributedError(RuntimeError, UserError):
     """The processes cannot form a group as asked (no backend, more processes than GPUs, MPS)."""
@@ -74,9 +35,8 @@ class DistributedError(RuntimeError, UserError):
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process stands: ``rank`` of ``world_size`` processes (``local_rank`` on this
-    machine), the ``backend`` (None in a single process) and whether BatchNorm is synchronised
-    across processes (``sync_bn``)."""
+    """Where this process stands: ``rank`` of ``world_size`` (``local_rank`` on this machine), the
+    ``backend`` (None in a single process) and whether BatchNorm is synchronised (``sync_bn``)."""
 
     rank: int = 0
     world_size: int = 1
@@ -165,11 +125,8 @@ def init_distributed(
 ) -> tuple[DistContext, torch.device | None]:
     """Join torchrun's process group; returns ``(context, this process's device)``.
 
-    In a single process (no ``WORLD_SIZE`` > 1 in the environment) nothing happens: the
-    single-process context and ``None`` (choose the device as usual) come back. ``device`` is the
-    ``--device`` option (a CUDA index in it is replaced by ``LOCAL_RANK``). Ranks other than 0
-    stop printing for good (their error messages too: rank 0 says the same; tracebacks of
-    unexpected errors still reach stderr).
+    In a single process nothing happens: the single-process context and ``None`` come back. A CUDA
+    index in ``device`` is replaced by ``LOCAL_RANK``. Ranks other than 0 stop printing for good.
     """
     global _context
     if not launched_by_torchrun():
@@ -239,14 +196,8 @@ def barrier() -> None:
 
 
 class _SyncBatchNorm(torch.autograd.Function):
-    """Batch normalisation over every process's batch, with the closed-form backward pass of
-    ``nn.BatchNorm2d`` (as ``nn.SyncBatchNorm`` computes it on GPUs).
-
-    Forward: global per-channel mean, then global biased variance (two all-reduces of sums).
-    Backward: ``dx = w / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))`` with the two means
-    over all processes (one all-reduce); the weight and bias gradients are this process's sums,
-    which ``DistributedDataParallel`` then averages like every other gradient.
-    """
+    """Batch normalisation over every process's batch, with ``nn.BatchNorm2d``'s closed-form backward:
+    ``dx = w / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat))``, the means all-reduced."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> Any:
@@ -278,13 +229,8 @@ class _SyncBatchNorm(torch.autograd.Function):
 
 
 class CpuSyncBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d whose training-mode statistics cover every process's batch (for gloo on the CPU).
-
-    The global mean and the global (biased) variance come from all-reduced sums, and the backward
-    pass all-reduces its sums too (:class:`_SyncBatchNorm`); running statistics are updated with
-    the unbiased variance, as ``nn.BatchNorm2d`` does. In eval mode, or outside a process group,
-    it is plain BatchNorm2d.
-    """
+    """BatchNorm2d whose training-mode statistics cover every process's batch (for gloo on the CPU);
+    plain BatchNorm2d in eval mode or outside a process group."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (
@@ -305,9 +251,8 @@ class CpuSyncBatchNorm(nn.BatchNorm2d):
 
 
 def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` with every BatchNorm synchronised across processes: ``nn.SyncBatchNorm`` on a
-    GPU, :class:`CpuSyncBatchNorm` (BatchNorm2d layers) on the CPU. Parameters and buffers are
-    kept (the same tensors); the model is changed in place and returned."""
+    """``model`` with every BatchNorm synchronised across processes (``nn.SyncBatchNorm`` on a GPU,
+    :class:`CpuSyncBatchNorm` on the CPU), changed in place and returned."""
     if torch.device(device).type != "cpu":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
@@ -339,9 +284,8 @@ class _Counted:
 
 
 class DistributedTrainer(Trainer):
-    """:class:`Trainer` for one process of several: the model (after :func:`convert_sync_batchnorm`
-    when ``context.sync_bn``) trains through ``DistributedDataParallel``; metrics, the NaN check
-    and evaluation are reduced over the processes. ``steps_per_epoch`` counts global batches."""
+    """:class:`Trainer` for one process of several, training through ``DistributedDataParallel``;
+    metrics, the NaN check and evaluation are reduced over the processes."""
 
     def __init__(
         self,

@@ -1,6 +1,4 @@
-"""What a run leaves behind: its per-epoch :class:`History` and its record (:func:`run_record`), the
-JSON-ready description of a finished run, and where that is written (:func:`write_record`).
-"""
+"""What a run leaves behind: its :class:`History` and its record (:func:`run_record`, :func:`write_record`)."""
 
 from __future__ import annotations
 
@@ -39,9 +37,8 @@ class HistoryRow(TypedDict, total=False):
 
 
 class History:
-    """Per-epoch training records: dicts with ``epoch`` (1-based), ``train_loss``, ``train_acc``,
-    ``test_loss``, ``test_acc``, ``lr`` (at the epoch's first step), ``seconds`` (train + test)
-    and ``images_per_sec`` (training throughput)."""
+    """Per-epoch training rows: ``epoch`` (1-based), train/test loss and accuracy, ``lr``, ``seconds``,
+    ``images_per_sec``."""
 
     KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
 
@@ -81,9 +78,8 @@ class History:
         return self.rows[-1].get("test_acc") if self.rows else None
 
     def segments(self) -> list[dict[str, Any]]:
-        """Consecutive epochs trained on the same device in the same precision: ``first`` and ``last``
-        epoch, ``device_name`` and ``precision`` (None for epochs of runs too old to say). One
-        segment for a run that never moved; more when it was resumed elsewhere."""
+        """Consecutive epochs trained on the same device and precision (``first``, ``last``,
+        ``device_name``, ``precision``)."""
         out: list[dict[str, Any]] = []
         for row in self.rows:
             where = (row.get("device_name"), row.get("precision"))
@@ -176,12 +172,7 @@ def run_record(
     env_record: Mapping[str, Any],
     wall_time: float,
 ) -> RunRecord:
-    """One JSON-ready record of a training run: model, dataset, recipe, seed, device, versions,
-    commit, per-epoch history, final and best test accuracy and wall time (seconds).
-
-    ``device``, ``device_name``, ``precision`` and ``environment`` describe the process that finished
-    the run; ``segments`` says where every epoch trained (:meth:`History.segments`), so a run resumed
-    on another machine or in another precision says so."""
+    """One JSON-ready record of a training run; ``segments`` says where every epoch trained."""
     history = history if isinstance(history, History) else History(history)
     return {
         "kind": "train",
@@ -206,12 +197,8 @@ def run_record(
 
 
 def write_record(record: Mapping[str, Any], folder: str | Path | None = None) -> Path:
-    """Write ``record`` as JSON into a new file in ``folder`` (default: ``get_paths().results``); return its path.
-
-    The name is ``train_<model>_<dataset>_seed<seed>_<UTC time>.json``, with ``-1``, ``-2``, ... when
-    that name is taken. The file is created exclusively (:func:`senet_lib.checkpoint.create_json`),
-    so two runs finishing in the same second in one folder keep both records: none is ever replaced.
-    """
+    """Write ``record`` into a new file ``train_<model>_<dataset>_seed<seed>_<UTC time>[-N].json`` in
+    ``folder`` (default: ``get_paths().results``), never replacing one; return its path."""
     folder = Path(folder) if folder is not None else get_paths().results
     model = (record.get("model") or {}).get("name", "model")
     dataset = (record.get("dataset") or {}).get("name", "data")

@@ -114,11 +114,8 @@ def _postfix(loss: float, acc: float, images_per_sec: float, **extra: float) -> 
 def _train_epoch(
     trainer: Trainer, loader: Iterable, steps: int, epoch: int, config: TrainConfig, saved_note: str
 ) -> tuple[float, float, int, float]:
-    """One epoch of :meth:`Trainer.train_step` calls under a tqdm bar, synchronising only every
-    ``print_freq`` steps (or ~10 times for the bar) and at the end, where non-finite losses raise.
-
-    Returns ``(train_loss, train_acc, images, seconds)``.
-    """
+    """One epoch of :meth:`Trainer.train_step` under a tqdm bar, synchronising only now and then;
+    returns ``(train_loss, train_acc, images, seconds)``."""
     trainer.reset_metrics()
     trainer.model.train()
     sync_every = config.print_freq or (max(1, steps // 10) if config.progress else 0)
@@ -165,24 +162,14 @@ def fit(
 ) -> History:
     """Train ``model`` on ``data`` with ``config``; return the per-epoch :class:`History`.
 
-    ``plan`` is the run's :class:`RunPlan` (device, precision, memory format, compilation), resolved
-    from ``config`` and ``device`` when not given; nothing here derives those settings again. ``fit``
-    does not seed: the model's initial weights are the caller's (:meth:`RunPlan.build_model` seeds
-    them), and the data order and augmentation are drawn from ``(config.seed, epoch)``.
-
-    With ``run_dir``, writes ``checkpoint.pt`` every ``save_every`` epochs and at the end, and
-    ``history.json`` every epoch (both atomically). ``resume=True`` continues the checkpoint in
-    ``run_dir`` (weights, optimizer, LR position, RNG state, history); a finished run returns at
-    once, and with no checkpoint there training starts afresh.
-
-    While it runs, the process holds ``run_dir`` exclusively
-    (:func:`senet_lib.checkpoint.claim_run_folder`: a second run on the same folder stops at
-    once, naming this one), and temporary files a killed save left there are removed first.
+    ``fit`` does not seed (:meth:`RunPlan.build_model` does). With ``run_dir`` it holds the folder
+    (:func:`senet_lib.checkpoint.claim_run_folder`), writes ``checkpoint.pt`` every ``save_every``
+    epochs and at the end and ``history.json`` every epoch; ``resume=True`` continues its checkpoint.
 
     Raises:
         TrainingDiverged: the loss became NaN/inf (epoch and step named; checkpoints untouched).
-        RunExistsError: ``run_dir`` already holds a checkpoint and ``resume`` is False (a ``FileExistsError``).
-        RecipeMismatchError: resuming with another recipe (a ``ValueError``).
+        RunExistsError: ``run_dir`` already holds a checkpoint and ``resume`` is False.
+        RecipeMismatchError: resuming with another recipe.
         senet_lib.checkpoint.RunFolderBusy: another live run holds ``run_dir``.
         senet_lib.checkpoint.OutputError: ``run_dir`` cannot be written, or the disk is full.
         senet_lib.checkpoint.CheckpointError: the checkpoint to resume is corrupt or not resumable.

@@ -47,16 +47,9 @@ def make_sgd(model: nn.Module, config: TrainConfig, device: torch.device) -> tor
 
 
 class LRFactor:
-    """Multiplier of the base LR at optimizer step ``s`` (0-based) for the step and cosine schedules.
-
-    * ``step``: ``gamma ** (milestones passed)``, where milestone ``m`` is passed from epoch
-      index ``m`` on (i.e. after ``m`` full epochs), times the warm-up ramp (or, with ``constant``,
-      times ``constant`` through the warm-up: He et al. 2016's lr 0.01 before 0.1).
-    * ``cosine``: linear warm-up ``(s + 1) / W`` over ``W`` steps, then
-      ``0.5 * (1 + cos(pi * (s - W) / (T - W)))``, reaching 0 at ``s = T``.
-
-    A plain-attribute callable so that ``LambdaLR.state_dict`` stores it as values.
-    """
+    """Multiplier of the base LR at optimizer step ``s`` for the step (``gamma ** milestones passed``,
+    times the warm-up ramp or ``constant``) and cosine schedules (warm-up, then to 0 at ``T``); plain
+    attributes, so ``LambdaLR.state_dict`` stores it."""
 
     def __init__(
         self,
@@ -93,12 +86,8 @@ class LRFactor:
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step LR scheduler for ``config.schedule``.
-
-    ``onecycle`` is :class:`torch.optim.lr_scheduler.OneCycleLR` with peak ``config.lr``, its
-    rising phase ``warmup_epochs`` long (30 % of the run when 0) and momentum held at
-    ``config.momentum`` (no momentum cycling).
-    """
+    """A per-step LR scheduler for ``config.schedule`` (``onecycle``: ``OneCycleLR`` peaking at ``config.lr``,
+    rising ``warmup_epochs`` (default 30 %), momentum held)."""
     total = config.epochs * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
     if config.schedule == "onecycle":

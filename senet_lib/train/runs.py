@@ -38,22 +38,6 @@ from .trainer import RunPlan
 if TYPE_CHECKING:
     from ..data import ImageDataset
 
-__all__ = [
-    "PretrainedMatch",
-    "ComparisonError",
-    "PretrainedWarning",
-    "RunNameError",
-    "check_comparison",
-    "check_run_name",
-    "find_pretrained",
-    "list_pretrained",
-    "pick_pretrained",
-    "pick_pretrained_pair",
-    "pretrained_dir",
-    "recorded_profile",
-    "same_recipe",
-]
-
 
 def default_run_name(model_name: str, data: ImageDataset, config: TrainConfig, **model_options: Any) -> str:
     """``<model>-<dataset>-n<train size>-<hash>-seed<seed>``; the hash covers recipe, dataset and

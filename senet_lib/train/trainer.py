@@ -1,7 +1,5 @@
-"""How a run executes: its settings resolved once (:class:`RunPlan`) and the per-step machinery
-(:class:`Trainer`: forward, backward, mixed precision, metrics, evaluation, state), with every random
-generator's state saved and restored (:func:`rng_state`), so a resumed run continues the same stream.
-"""
+"""How a run executes: its settings resolved once (:class:`RunPlan`), the per-step :class:`Trainer`,
+and every random generator's state (:func:`rng_state`), so a resumed run continues the same stream."""
 
 from __future__ import annotations
 
@@ -53,9 +51,7 @@ class TrainingDiverged(RuntimeError, UserError):
 class Trainer:
     """Optimizer, LR schedule, mixed precision and the loss for one model: one call per step.
 
-    :meth:`train_step` never waits for the device: running loss/accuracy sums and the first
-    step with a non-finite loss are kept as device tensors and read by :meth:`metrics` and
-    :meth:`check_finite`, which the caller calls when it wants to synchronise.
+    :meth:`train_step` never waits for the device; :meth:`metrics` and :meth:`check_finite` do.
     """
 
     def __init__(
@@ -92,9 +88,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- construction helpers
     def _maybe_compile(self, model: nn.Module) -> nn.Module:
-        """The training forward: ``torch.compile(model, dynamic=False)`` when the plan says so, else
-        ``model``. Evaluation always runs the eager ``model`` (same weights): eval mode and the last
-        partial test batch would each cost a recompile, for a pass of a few seconds."""
+        """``torch.compile(model, dynamic=False)`` for training when the plan says so; evaluation runs eager."""
         if self.plan.compile_note:
             print(f"{self.plan.compile_note}; training without torch.compile.")
         return torch.compile(model, dynamic=False) if self.plan.compile else model
@@ -182,10 +176,7 @@ class Trainer:
         return None if bad < 0 else bad
 
     def check_finite(self, note: str = "") -> None:
-        """Raise :class:`TrainingDiverged` if any loss so far was NaN/inf (synchronises).
-
-        The message names the epoch and step (1-based) and what to try; ``note`` is appended.
-        """
+        """Raise :class:`TrainingDiverged` if any loss so far was NaN/inf (synchronises); ``note`` is appended."""
         bad = self.first_nonfinite_step()
         if bad is None:
             return
@@ -307,17 +298,9 @@ def compile_reason(device: torch.device) -> str | None:
 # --------------------------------------------------------------------------- the run's settings, once
 @dataclass(frozen=True)
 class RunPlan:
-    """How one run executes, resolved once from the recipe, the profile and the machine.
-
-    :meth:`resolve` makes every choice that a recipe leaves to the machine: the device, the
-    precision (``config.precision`` or the device's, :func:`senet_lib.env.get_precision`),
-    channels-last (``config.channels_last`` or the device's default: CUDA and CPUs, not MPS),
-    ``torch.compile`` (``config.compile``, or on for CUDA; off where the device cannot compile,
-    with ``compile_note`` saying why) and the seed. :func:`~senet_lib.train.fit`, the
-    :class:`Trainer`, the run record and the command line read these fields and never derive them
-    again; ``str(plan)`` is the command line's start-up banner and :meth:`record` the run record's
-    ``environment``.
-    """
+    """How one run executes, resolved once (:meth:`resolve`) from the recipe, the profile and the
+    machine: device, precision, channels-last, ``torch.compile`` (``compile_note`` says why off) and
+    seed. Everything else reads these fields; ``str(plan)`` is the start-up banner."""
 
     device: torch.device
     precision: Precision
@@ -388,10 +371,7 @@ class RunPlan:
         return format_rows(rows)
 
     def build_model(self, num_classes: int) -> nn.Module:
-        """``create_model(self.model, num_classes, **self.model_options)`` after seeding every generator
-        with the run's seed: the one place a run is seeded (its initial weights; the data order and
-        augmentation are drawn from ``(seed, epoch)`` by the loaders, and a resumed run restores the
-        generators' saved state)."""
+        """The model, built after seeding every generator with the run's seed: the one place a run is seeded."""
         if self.model is None:
             raise ValueError("This RunPlan names no model: resolve it with model=<name>.")
         seed_everything(self.seed)
