@@ -1,12 +1,6 @@
-"""Choosing SE blocks by name, in senet_lib's networks and in anyone else's.
-
-Blocks are found by type: senet_lib's :class:`~senet_lib.se.SqueezeExcitation`, timm's SE modules
-(``SEModule``, ``SqueezeExcite``, ``EffectiveSEModule`` and the ``SEModule`` of its ``legacy_senet``
-port) and torchvision's ``SqueezeExcitation`` (MobileNetV3, EfficientNet, RegNet). Any other module can be
-named by its path (``model.named_modules()``). A block is named as in the paper, ``SE_<stage>_<block>``,
-when the network says so (senet_lib's builders) or its layout shows it (the ``layer<N>.<M>`` stages of
-timm's SE-ResNets); otherwise by its module path, e.g. ``features.4.block.2``.
-"""
+"""Choosing SE blocks by name, in senet_lib's networks and in anyone else's: senet_lib's, timm's and
+torchvision's SE modules are found by type, any other by module path. Blocks are named as in the paper,
+``SE_<stage>_<block>``, where the network's layout shows it, else by module path."""
 
 from __future__ import annotations
 
@@ -29,12 +23,8 @@ RESNET_PATH = re.compile(r"^(?:.*\.)?layer(\d+)\.(\d+)\.(?:se|se_module|attn)$")
 
 # --------------------------------------------------------------------------- block names
 def paper_blocks(names: Sequence[str]) -> list[str]:
-    """The panels of paper Fig. 6: the last block of each stage plus every block of the last stage.
-
-    For SE-ResNet-50 this is ``SE_2_3, SE_3_4, SE_4_6, SE_5_1, SE_5_2, SE_5_3``; for a CIFAR
-    SE-ResNet-20 (stages 2–4, three blocks each) ``SE_2_3, SE_3_3, SE_4_1, SE_4_2, SE_4_3``.
-    The result is in network order.
-    """
+    """The panels of paper Fig. 6, in network order: the last block of each stage plus every block of
+    the last stage."""
     if not names:
         raise ValueError("paper_blocks needs at least one block name (see senet_lib.se.se_blocks(model)).")
     parsed = sorted((parse_block_name(n), n) for n in names)
@@ -93,11 +83,8 @@ def find_blocks(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def select_blocks(model: nn.Module, blocks: Sequence[str] | None = None) -> dict[str, nn.Module]:
-    """The SE blocks of ``model`` named in ``blocks`` (all when None), in network order.
-
-    A name is a block name from :func:`find_blocks` or the path of any module of ``model``: an SE
-    module with a gate (see :func:`gate_of`) or the gate itself, whose output is ``s``.
-    """
+    """The SE blocks of ``model`` named in ``blocks`` (all when None; block names or module paths), in
+    network order."""
     available = find_blocks(model)
     if blocks is None:
         if not available:

@@ -1,6 +1,4 @@
-"""Recording excitations with forward hooks: streaming per-class moments, :class:`ExcitationRecorder`,
-:func:`class_excitations` and :func:`image_excitations`.
-"""
+"""Recording excitations with forward hooks: streaming per-class moments and :class:`ExcitationRecorder`."""
 
 from __future__ import annotations
 
@@ -26,11 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
 
 
 class _RunningMoments:
-    """Per-class count, mean and M2 (sum of squared deviations) of ``[N, C]`` batches, in float64.
-
-    Each batch's per-class moments are merged into the running ones with the pairwise update
-    of Chan, Golub and LeVeque (1979), which is stable even for long streams.
-    """
+    """Per-class count, mean and M2 of ``[N, C]`` batches in float64 (Chan, Golub and LeVeque's update)."""
 
     def __init__(self, num_classes: int, channels: int) -> None:
         self.count = torch.zeros(num_classes, dtype=torch.float64)
@@ -64,23 +58,13 @@ class _RunningMoments:
 class ExcitationRecorder:
     """Context manager that accumulates per-class excitation statistics of SE blocks.
 
-    Inside the ``with`` block the model is in eval mode; each :meth:`update` runs one batch
-    under ``torch.no_grad`` and folds the excitations ``s`` of every hooked gate into running
-    per-class moments (nothing per image is kept). On exit — also after an exception — the hooks
-    are removed and every module's train/eval mode is restored. Works on any device: the small
-    ``[N, C]`` excitations are moved to the CPU and accumulated in float64.
-
-    Example::
+    Inside the block the model is in eval mode; :meth:`update` folds a batch's ``s`` into running
+    per-class moments. On exit the hooks are removed and modes restored::
 
         with ExcitationRecorder(model, num_classes=10) as rec:
             for images, labels in loader:
                 rec.update(images, labels)
         stats = rec.stats(classes=dataset.classes)
-
-    Args:
-        model: a network with SE blocks of senet_lib, timm or torchvision (:mod:`.blocks`).
-        blocks: names of the blocks to record, or module paths (default: all SE blocks).
-        num_classes: K (default: ``model.arch_config["num_classes"]`` or timm's ``model.num_classes``).
     """
 
     def __init__(
@@ -261,22 +245,9 @@ def class_excitations(
     checkpoint: str | Path | None = None,
     network: str | None = None,
 ) -> ExcitationStats:
-    """Per-class excitation statistics from ``images_per_class`` images of each class (paper: 50).
-
-    Args:
-        model: a trained SE network (left on its device unless ``device`` is given).
-        data: an :class:`~senet_lib.data.ImageDataset` (its ``split`` is used and normalised),
-            or an ``(images, labels)`` pair of already-normalised float images.
-        images_per_class: images sampled per class with ``balanced_indices(…, seed)``.
-        split: ``"test"`` (the paper uses validation images) or ``"train"``.
-        batch_size: images per forward pass.
-        device: where to run (default: the model's device).
-        seed: the sampling seed.
-        blocks: paper names of the blocks to record (default: all).
-        checkpoint: the checkpoint the weights came from, recorded for provenance.
-        network: how the network was trained, for plot titles and provenance (e.g.
-            ``"40 epochs, 87.9 % test"`` or ``"untrained"``).
-    """
+    """Per-class excitation statistics from ``images_per_class`` images of each class of ``split``
+    (paper: 50), sampled with ``seed``. ``data`` is an :class:`~senet_lib.data.ImageDataset` or
+    ``(images, labels)`` already normalised; ``checkpoint`` and ``network`` are provenance."""
     sample = sample_split(data, split, images_per_class, seed)
     if device is not None:
         model = model.to(device)
@@ -303,12 +274,7 @@ def class_excitations(
 def image_excitations(
     model: nn.Module, images: Tensor, blocks: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """The excitations ``s`` (``[N, C]`` per block) of a few normalised images, kept in full.
-
-    Meant for a handful of images (e.g. one image against its class mean); use
-    :class:`ExcitationRecorder` for datasets. The model runs in eval mode under no_grad; its
-    modes are restored afterwards.
-    """
+    """The excitations ``s`` (``[N, C]`` per block) of a few normalised images, kept in full."""
     chosen = select_blocks(model, blocks)
     out: dict[str, np.ndarray] = {}
 
@@ -332,14 +298,8 @@ def image_excitations(
 def hidden_unit_activity(
     model: nn.Module, images: Tensor, blocks: Sequence[str] | None = None, batch_size: int = 256
 ) -> dict[str, np.ndarray]:
-    """For every hidden unit of each SE block's bottleneck (``C/r`` units), the share of ``images``
-    (normalised) on which its pre-activation ``W1 z + b1`` is above 0, i.e. on which its ReLU passes
-    anything: ``[C/r]`` per block.
-
-    A unit at 0 is dead: its ReLU outputs 0 for every image, so it carries no information to the
-    gate and receives no gradient; a block whose every unit is dead gates each channel by the same
-    constant ``σ(b2)`` for every image. Needs senet_lib blocks (an excitation with ``fc1``).
-    """
+    """The share of ``images`` on which each SE bottleneck unit's pre-activation is above 0 (``[C/r]``
+    per block); 0 is a dead unit. Needs senet_lib blocks."""
     chosen = select_blocks(model, blocks)
     layers = {}
     for name, block in chosen.items():

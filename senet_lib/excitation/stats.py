@@ -1,8 +1,5 @@
-"""Per-class excitation statistics (:class:`ExcitationStats`), their two persistence formats, and what
-is read from them: class separation and specificity, saturation, similarity between classes,
-channel orders and tables.
-
-"""
+"""Per-class excitation statistics (:class:`ExcitationStats`), their files, and what is read from
+them: class separation and specificity, saturation, similarity, channel orders and tables."""
 
 from __future__ import annotations
 
@@ -23,19 +20,11 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- statistics
 @dataclass
 class ExcitationStats:
-    """Per-class excitation statistics of some SE blocks (plain NumPy arrays).
+    """Per-class excitation statistics of some SE blocks (NumPy arrays).
 
-    Attributes:
-        blocks: block names in network order (e.g. ``["SE_2_1", ...]``).
-        classes: class names, index ``k`` ↔ label ``k``.
-        count: ``[K]`` number of images recorded per class.
-        mean: per block, ``[K, C]`` mean excitation of each class and channel.
-        std: per block, ``[K, C]`` sample standard deviation (ddof = 1; NaN where a class has
-            fewer than two images, and ``mean`` is NaN where it has none).
-        high: per block, ``[K, C]`` how many images had ``s > SATURATION_HIGH`` in that channel.
-        low: per block, ``[K, C]`` how many images had ``s < SATURATION_LOW``.
-        metadata: provenance (model, checkpoint, dataset, split, images per class, seed,
-            device, commit, thresholds, ...).
+    ``count`` is ``[K]`` images per class; per block, ``mean``, ``std`` (ddof 1; NaN below two images),
+    ``high`` and ``low`` (images with ``s`` above ``SATURATION_HIGH`` / below ``SATURATION_LOW``) are
+    ``[K, C]``; ``metadata`` is provenance.
     """
 
     blocks: list[str]
@@ -218,24 +207,13 @@ SATURATION_HIGH = 0.95
 
 # --------------------------------------------------------------------------- analysis
 def class_specificity(stats: ExcitationStats, block: str, debias: bool = True) -> float:
-    """How far apart the classes' mean excitations are, in within-class standard deviations.
-
-    Definition (μ_kc, σ_kc: mean and standard deviation of channel c's excitation over the n_k
-    images of class k; averages over all class pairs i < j and all channels c)::
+    """How far apart the classes' mean excitations are, in within-class standard deviations::
 
         D² = mean_{i<j} mean_c [ (μ_ic − μ_jc)² − (σ²_ic / n_i + σ²_jc / n_j) ]   (debias=True)
         specificity = sqrt(max(D², 0)) / sqrt(mean_{k,c} σ²_kc)
 
-    The numerator is the root-mean-square distance between two classes' mean excitations, the
-    denominator the root-mean-square spread within a class. 0 means every class excites the
-    block alike (the paper's early layers); larger values mean class-specific excitations (its
-    deeper layers); a value of 1 means two class means typically differ by one within-class
-    standard deviation per channel. ``debias`` subtracts what sampling noise alone adds to a
-    squared distance (σ²/n per class), so a block with no class effect scores ≈ 0 whatever
-    ``images_per_class`` is; without it, pure noise scores about ``sqrt(2 / n)``.
-
-    Returns NaN when fewer than two classes have two or more images, and ``inf`` when class
-    means differ but no image varies from its class mean.
+    ``debias`` removes what sampling noise adds, so a block with no class effect scores ≈ 0. NaN
+    with fewer than two classes of two or more images, ``inf`` when no image varies.
     """
     numerator = class_separation(stats, block, debias)
     if np.isnan(numerator):
@@ -247,14 +225,8 @@ def class_specificity(stats: ExcitationStats, block: str, debias: bool = True) -
 
 
 def class_separation(stats: ExcitationStats, block: str, debias: bool = True) -> float:
-    """How far apart the classes' mean excitations are, in units of ``s``: ``sqrt(max(D², 0))``.
-
-    The numerator of :func:`class_specificity` on its own (same ``D²``, same ``debias``): the
-    root-mean-square difference between two classes' mean gate values. Unlike the ratio it does
-    not grow when the spread within a class shrinks, so it says how much the gates themselves
-    move with the class (0.01 = one hundredth of the gate's range). NaN with fewer than two
-    classes of two or more images.
-    """
+    """The numerator of :func:`class_specificity`, ``sqrt(max(D², 0))``, in units of ``s``: how much the
+    gates move with the class (NaN with fewer than two classes of two or more images)."""
     mean, std = stats._check_block(block), stats.std[block]
     keep = stats.count > 1
     if keep.sum() < 2:
@@ -263,9 +235,7 @@ def class_separation(stats: ExcitationStats, block: str, debias: bool = True) ->
 
 
 def separation_from_moments(mean: np.ndarray, var: np.ndarray, n: np.ndarray, debias: bool = True) -> float:
-    """``sqrt(max(D², 0))`` of :func:`class_specificity` from class means and variances (``[K, C]``)
-    and counts (``[K]``). Uses ``mean_{i<j} |μ_i − μ_j|² = (K Σ|μ_k|² − |Σ μ_k|²) / (K (K − 1) / 2)``,
-    so the cost is K × C, not K² × C."""
+    """``sqrt(max(D², 0))`` from class means and variances (``[K, C]``) and counts (``[K]``), in K × C."""
     mean = np.asarray(mean, dtype=np.float64)
     k, channels = mean.shape
     if k < 2:
@@ -279,16 +249,8 @@ def separation_from_moments(mean: np.ndarray, var: np.ndarray, n: np.ndarray, de
 
 
 def saturation(stats: ExcitationStats, block: str, per_class: bool = False) -> dict[str, Any]:
-    """Share of gate values that are saturated, over all recorded images and channels.
-
-    Counted per image during streaming: ``high`` is the share of (image, channel) pairs with
-    ``s > SATURATION_HIGH`` (0.95, gate open: the block passes that channel unchanged),
-    ``low`` with ``s < SATURATION_LOW`` (0.05, gate shut). The paper reports SE_5_2 of
-    SE-ResNet-50 as saturated: most of its gates ≈ 1, so the block is nearly an identity.
-
-    Returns ``{"high": float, "low": float}``, plus ``"high_per_class"`` and ``"low_per_class"``
-    (``[K]`` arrays) when ``per_class``.
-    """
+    """Share of (image, channel) gate values above ``SATURATION_HIGH`` (``"high"``) and below
+    ``SATURATION_LOW`` (``"low"``), plus ``[K]`` ``*_per_class`` arrays when ``per_class``."""
     stats._check_block(block)
     channels = stats.num_channels(block)
     total = stats.count.sum() * channels
@@ -304,12 +266,8 @@ def saturation(stats: ExcitationStats, block: str, per_class: bool = False) -> d
 
 
 def similarity(stats: ExcitationStats, block: str, method: str = "cosine") -> np.ndarray:
-    """``[K, K]`` similarity of the classes' mean excitation vectors in ``block``.
-
-    ``cosine``: cosine of the angle between the class-mean vectors (1 = same direction, which
-    also holds for vectors equal up to a scale, as the paper sees in SE_5_3). ``correlation``:
-    Pearson correlation across channels (also ignores a common offset).
-    """
+    """``[K, K]`` similarity of the classes' mean excitation vectors in ``block`` (``cosine`` or
+    ``correlation`` across channels)."""
     mean = stats._check_block(block).astype(np.float64)
     if method == "correlation":
         mean = mean - mean.mean(1, keepdims=True)
@@ -351,23 +309,16 @@ def sample_channels(num_channels: int, n: int = 50, seed: int = 0) -> np.ndarray
 
 
 def channel_order(mean: np.ndarray) -> np.ndarray:
-    """An order of the channels (columns of ``[K, C]`` class means) that groups similar ones.
+    """An order of the channels (columns of ``[K, C]`` class means) that groups similar ones: the leaf
+    order of average-linkage clustering of the channels' standardised class profiles."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
 
-    With SciPy installed: the leaf order of average-linkage hierarchical clustering on the
-    correlation distance between channels' class profiles. Without it: channels grouped by the
-    class that excites them most relative to the other classes, strongest first within a group.
-    """
     mean = np.nan_to_num(np.asarray(mean, dtype=np.float64))
     profile = mean - mean.mean(0, keepdims=True)
-    try:
-        from scipy.cluster.hierarchy import leaves_list, linkage
-    except ImportError:
-        preferred = profile.argmax(0)
-        strength = profile.max(0)
-        return np.lexsort((-strength, preferred))
     if mean.shape[1] < 2:
         return np.arange(mean.shape[1])
     z = np.nan_to_num(profile / np.where(profile.std(0) > 0, profile.std(0), 1.0))
+    return leaves_list(linkage(z.T, method="average", metric="euclidean"))
     return leaves_list(linkage(z.T, method="average", metric="euclidean"))
 
 
@@ -375,11 +326,8 @@ def channel_order(mean: np.ndarray) -> np.ndarray:
 def top_channels(
     stats: ExcitationStats, block: str, class_index: int | str, k: int, relative: bool = False
 ) -> np.ndarray:
-    """The ``k`` channels of ``block`` that class ``class_index`` excites most, strongest first.
-
-    With ``relative`` the ranking uses the class mean minus the all-class mean (the channels
-    most specific to this class) instead of the class mean itself.
-    """
+    """The ``k`` channels of ``block`` that class ``class_index`` excites most (``relative``: most above
+    the all-class mean), strongest first."""
     mean = stats._check_block(block)
     if not 1 <= k <= mean.shape[1]:
         raise ValueError(f"k must lie in 1 … {mean.shape[1]} for block {block}, got {k}.")
