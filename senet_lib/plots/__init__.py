@@ -1,10 +1,5 @@
-"""Figures: the diagrams of notebooks 00–04, training curves and tables, and excitation plots.
-
-Every plot function returns a figure; :func:`save_figure` writes it as PNG + PDF with a provenance
-JSON beside it, and :func:`set_style` is the series' look. One module per topic: ``diagrams``
-(squeeze and receptive fields), ``architecture`` (where an SE block goes), ``training`` (curves and
-result tables), ``excitation`` and ``significance`` (per-class gates against chance), ``ablation``.
-"""
+"""Figures: diagrams, training curves and tables, excitation and significance plots, ablations.
+Every plot returns a figure; :func:`save_figure` writes PNG + PDF + provenance JSON."""
 
 from .ablation import plot_ablation
 from .architecture import draw_se_module, draw_se_placements

@@ -1,9 +1,4 @@
-"""An ablation grid as a figure: test accuracy per variant (mean ± std over seeds) beside what each
-variant costs (parameters and multiply-accumulates, relative to the first variant).
-
-Reads the per-variant table of :func:`senet_lib.train.summarize` (``variant``, ``seeds``,
-``final_acc_mean``, ``final_acc_std``, ``params``, ``macs``).
-"""
+"""An ablation grid as a figure: accuracy per variant beside its cost (:func:`senet_lib.train.summarize`)."""
 
 from __future__ import annotations
 
@@ -22,13 +17,8 @@ def plot_ablation(
     paper_error: Mapping[str, float] | None = None,
     data_label: str = "",
 ) -> plt.Figure:
-    """Two panels for one ablation: accuracy with error bars (± one standard deviation over seeds;
-    none for a single seed) and the cost of each variant relative to the first row (parameters and
-    MACs, in %).
-
-    ``paper_error`` (variant → the paper's top-1 error in %, ImageNet) is written under each
-    variant's label, marked as the paper's, so that the two are read side by side but not on one axis.
-    """
+    """Accuracy per variant (± std over seeds) and its parameters and MACs relative to the first row;
+    ``paper_error`` (the paper's ImageNet top-1 error, %) is written under each label."""
     if summary.empty:
         raise ValueError("The summary has no rows: run the grid first (senet_lib.train.run_ablation).")
     labels = list(summary["variant"])

@@ -1,14 +1,5 @@
-"""Block diagrams of where an SE block goes (Hu et al., arXiv 1709.01507 v4).
-
-* :func:`draw_se_placements`: a plain residual unit and the four SE placements of paper Fig. 5
-  (standard, SE-PRE, SE-POST, SE-Identity) side by side, each with an optional caption (the
-  notebooks put the paper's Table 14 errors and the computed parameter counts there).
-* :func:`draw_se_module`: a module without and with SE, drawn step by step as in paper Fig. 2
-  (``host="Inception"``) and Fig. 3 (``host="Residual"``, ``residual=True``).
-
-The drawings are schematic: box sizes mean nothing. Figures are returned, not saved: save them
-with :func:`senet_lib.plots.save_figure`.
-"""
+"""Block diagrams of where an SE block goes: :func:`draw_se_placements` (paper Fig. 5) and
+:func:`draw_se_module` (Fig. 2 and 3). Schematic; figures are returned, not saved."""
 
 from __future__ import annotations
 
@@ -16,13 +7,6 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
-
-__all__ = [
-    "COLORS",
-    "PLACEMENT_TITLES",
-    "draw_se_module",
-    "draw_se_placements",
-]
 
 #: Panel order and titles of :func:`draw_se_placements` (the keys are ``se_placement`` values,
 #: plus ``"plain"`` for the unit without SE).
@@ -130,18 +114,8 @@ def draw_se_placements(
     placements: Sequence[str] = ("plain", "standard", "pre", "post", "identity"),
     panel_width: float = 2.6,
 ) -> plt.Figure:
-    """Draw a residual unit and the SE placements of paper Fig. 5 side by side.
-
-    Args:
-        captions: text under each panel, keyed by placement (``"plain"``, ``"standard"``,
-            ``"pre"``, ``"post"``, ``"identity"``); e.g. Table 14 errors and parameter counts.
-        placements: which panels to draw, in order.
-        panel_width: inches per panel.
-
-    ``standard`` recalibrates the branch output before the sum; ``pre`` the branch input;
-    ``post`` the unit's output (after the sum and its ReLU); ``identity`` the shortcut. Only
-    ``pre`` sees the unit's *input* channels, which matters for its parameter count.
-    """
+    """Draw a residual unit and the SE placements of paper Fig. 5 side by side, ``captions`` under each
+    (keyed ``"plain"``, ``"standard"``, ``"pre"``, ``"post"``, ``"identity"``)."""
     captions = dict(captions or {})
     fig, axes = plt.subplots(1, len(placements), figsize=(panel_width * len(placements), 5.4), squeeze=False)
     for ax, placement in zip(axes[0], placements, strict=True):
@@ -164,18 +138,8 @@ def draw_se_module(
     reduction: str = "r",
     size: str = "H × W",
 ) -> plt.Figure:
-    """Draw a module without and with SE, step by step (paper Fig. 2 and Fig. 3).
-
-    The SE side shows the squeeze (global pooling to 1×1×C), the excitation (FC to C/r, ReLU,
-    FC back to C, sigmoid) and the channel-wise scale. With ``residual=True`` the module is a
-    residual branch whose rescaled output is added to the identity (Fig. 3); otherwise the
-    scaled maps are the output (Fig. 2).
-
-    Args:
-        host: the name of the transformation the SE block recalibrates.
-        residual: draw an identity shortcut and a sum.
-        channels, reduction, size: how to write C, r and H × W in the shape labels.
-    """
+    """Draw a module without and with SE, step by step: paper Fig. 2, or Fig. 3 with ``residual=True``;
+    ``channels``, ``reduction``, ``size`` are how C, r and H × W are written."""
     c, r, hw = channels, reduction, size
     se_steps = [
         ("Global pooling", "se", f"1 × 1 × {c}"),

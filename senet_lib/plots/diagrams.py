@@ -1,13 +1,5 @@
-"""Diagrams and small geometry helpers for the first notebooks (00 start here, 01 squeeze, 02 excitation).
-
-* :func:`draw_se_block` draws the SE block as in paper Fig. 1 (X → F_tr → U → F_sq → F_ex → F_scale → X̃).
-* :func:`plot_feature_maps` shows channels of a feature map ``U`` as a grid of images.
-* :func:`receptive_field` / :func:`layer_geometry` / :func:`receptive_field_table` compute the theoretical
-  receptive field of a stack of convolutions and pools, and :func:`plot_receptive_fields` draws it
-  against the image size: why a 3×3 convolution cannot see global context (paper §3.1).
-
-Figures are returned, not saved: save them with :func:`senet_lib.plots.save_figure`.
-"""
+"""Diagrams and geometry for notebooks 00–02: the SE block (paper Fig. 1), feature-map grids, and
+receptive fields (why a 3×3 convolution cannot see global context, §3.1)."""
 
 from __future__ import annotations
 
@@ -21,26 +13,12 @@ from matplotlib.patches import Circle, FancyArrowPatch, Polygon
 from matplotlib.ticker import ScalarFormatter
 from torch import Tensor, nn
 
-__all__ = [
-    "RFStep",
-    "draw_se_block",
-    "layer_geometry",
-    "plot_feature_maps",
-    "plot_receptive_fields",
-    "receptive_field",
-    "receptive_field_table",
-]
-
 # --------------------------------------------------------------------------- receptive field
 
 
 @dataclass(frozen=True)
 class RFStep:
-    """One layer of a receptive-field computation.
-
-    ``rf`` is the side (in input pixels) of the input patch one output unit of this layer can see;
-    ``jump`` is the distance (in input pixels) between two neighbouring units of its output.
-    """
+    """One layer of a receptive-field computation: ``rf`` and ``jump`` in input pixels."""
 
     name: str
     kernel: int
@@ -50,12 +28,8 @@ class RFStep:
 
 
 def receptive_field(layers: Iterable[tuple[str, int, int] | tuple[int, int]]) -> list[RFStep]:
-    """The receptive field after each layer of a chain of convolutions and pools.
-
-    Each layer is ``(kernel, stride)`` or ``(name, kernel, stride)``; ``kernel`` is the effective
-    size (``dilation·(k−1)+1`` for a dilated kernel). The recurrence, starting from one pixel
-    (``rf = 1``, ``jump = 1``), is ``rf += (kernel − 1)·jump`` then ``jump *= stride``.
-    Padding changes where a patch sits, not its size, so it does not enter.
+    """The receptive field after each ``(kernel, stride)`` or ``(name, kernel, stride)`` layer:
+    ``rf += (kernel − 1)·jump`` then ``jump *= stride``.
 
     >>> [step.rf for step in receptive_field([(3, 1), (3, 1)])]
     [3, 5]
@@ -90,13 +64,8 @@ def _square(value: int | tuple[int, ...], what: str, name: str) -> int:
 def layer_geometry(
     model: nn.Module, skip: Sequence[str] = ("downsample", "shortcut")
 ) -> list[tuple[str, int, int]]:
-    """``(name, kernel, stride)`` of every convolution and pool on the main path of ``model``.
-
-    Modules are taken in registration order (which is the forward order for senet_lib's ResNets and
-    most torchvision models); those whose qualified name contains a part listed in ``skip`` (the
-    residual shortcuts) are left out, so the chain follows the residual branches, the longest path.
-    SE blocks hold no convolutions and add nothing here, although their squeeze sees the whole map.
-    """
+    """``(name, kernel, stride)`` of every convolution and pool on ``model``'s main path, in registration
+    order, leaving out modules whose name has a part in ``skip`` (the shortcuts)."""
     rows: list[tuple[str, int, int]] = []
     for name, module in model.named_modules():
         if any(part in skip for part in name.split(".")):
@@ -124,11 +93,8 @@ def plot_receptive_fields(
     max_layers: int | None = None,
     ax: plt.Axes | None = None,
 ) -> plt.Figure:
-    """Receptive field against layer depth for each network in ``tables``, with the image sizes as
-    horizontal lines (the SE squeeze sees the whole image at every depth).
-
-    The i-th image size is drawn in the colour of the i-th network, so list them in the same order.
-    """
+    """Receptive field against depth for each network in ``tables``, the i-th image size drawn as a
+    line in the i-th network's colour."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
     else:
@@ -159,11 +125,7 @@ def plot_feature_maps(
     size: float = 1.3,
     titles: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """A grid of single-channel images from ``maps`` (``[C, H, W]``), one per channel.
-
-    Each panel has its own colour range (the point is the pattern, not the scale); ``titles``
-    (one per panel) default to ``u_<c>``.
-    """
+    """A grid of single-channel images from ``maps`` (``[C, H, W]``), each with its own colour range."""
     if maps.dim() != 3:
         raise ValueError(f"plot_feature_maps expects [C, H, W] maps, got shape {tuple(maps.shape)}.")
     chosen = list(range(maps.shape[0])) if channels is None else list(channels)
@@ -195,11 +157,7 @@ def _cuboid(
     face: str = "#d9d9d9",
     slices: int = 1,
 ) -> None:
-    """A box in oblique projection: front face ``width × height`` at ``(x, y)``, receding ``depth``.
-
-    With ``colors`` the width is cut into that many vertical slices (channels), each filled with its
-    colour on the front and top faces; without, into ``slices`` grey ones.
-    """
+    """A box in oblique projection, its width cut into ``colors`` (or ``slices`` grey) channel slices."""
     dx, dy = 0.6 * depth, 0.45 * depth
     n = slices if colors is None else len(colors)
     fills = [face] * n if colors is None else list(colors)
@@ -258,20 +216,8 @@ def draw_se_block(
     ax: plt.Axes | None = None,
     colorbar: bool = True,
 ) -> plt.Figure:
-    """Draw the Squeeze-and-Excitation block as in paper Fig. 1 (arXiv 1709.01507 v4).
-
-    ``X`` (C'×H'×W') is transformed by ``F_tr`` (e.g. convolutions) into ``U`` (C×H×W); ``F_sq``
-    squeezes ``U`` to a 1×1×C descriptor; ``F_ex`` turns it into 1×1×C weights ``s``, drawn in
-    colour; ``F_scale`` multiplies each channel of ``U`` by its weight, giving ``X̃``.
-
-    Args:
-        s: the channel weights to colour by (values in [0, 1]; their count sets the number of
-            slices drawn). Default: ``channels`` fixed pseudo-random values from ``seed``.
-        channels: slices drawn when ``s`` is not given.
-        cmap: colour map of the weights.
-        ax: draw into this axes (default: a new figure).
-        colorbar: add a colour bar that reads the weights (0 to 1).
-    """
+    """Draw the Squeeze-and-Excitation block as in paper Fig. 1, channels coloured by ``s`` (default:
+    ``channels`` pseudo-random values from ``seed``)."""
     if s is None:
         weights = np.random.default_rng(seed).uniform(0.05, 1.0, channels)
     else:

@@ -1,9 +1,4 @@
-"""Saving figures: one helper for every figure the series writes.
-
-:func:`save_figure` writes ``<figures>/<name>.png`` (for slides), ``<name>.pdf`` (for print) and
-``<name>.json``, a provenance file saying what made the figure (commit, device, dataset, model,
-checkpoint, ...), into the figures folder of :func:`senet_lib.env.get_paths`.
-"""
+"""Saving figures: :func:`save_figure` writes PNG, PDF and a provenance JSON into the figures folder."""
 
 from __future__ import annotations
 
@@ -16,11 +11,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from ..env import get_paths, git_commit
-
-__all__ = [
-    "save_figure",
-    "set_style",
-]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -40,18 +30,9 @@ def save_figure(
     formats: tuple[str, ...] = ("png", "pdf"),
     dpi: int = 200,
 ) -> dict[str, Path]:
-    """Save ``fig`` as ``name.png`` and ``name.pdf`` plus ``name.json`` (provenance).
-
-    Args:
-        fig: the matplotlib figure.
-        name: file stem, letters, digits, ``_``, ``.`` and ``-`` only (e.g. ``"03_se_placements"``).
-        provenance: what made the figure: model, checkpoint, dataset (say ``synthetic`` when it
-            is), images per class, device, ... The commit and a timestamp are added.
-        folder: where to write (default: the figures folder from :func:`senet_lib.env.get_paths`).
-
-    Returns:
-        The written paths keyed by format (and ``"json"``).
-    """
+    """Save ``fig`` as ``name.png``, ``name.pdf`` and ``name.json`` (``provenance`` plus commit and time) in
+    ``folder`` (default: the figures folder); ``name`` is letters, digits, ``_``, ``.`` and ``-``.
+    Returns the paths by format."""
     if not _NAME.match(name):
         raise ValueError(f"Figure name {name!r} must use only letters, digits, '_', '.' and '-'.")
     out = Path(folder) if folder is not None else get_paths().figures

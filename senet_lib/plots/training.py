@@ -1,22 +1,9 @@
 """Training curves and result tables from per-epoch histories.
 
-The shapes it reads are the training contracts: a *history* is a list of
-:class:`~senet_lib.train.HistoryRow` dicts (``epoch``, ``train_loss``, ``train_acc``,
-``test_loss``, ``test_acc``, ``lr``, ``seconds``, ``images_per_sec``), a
-:class:`~senet_lib.train.History`, or a :class:`~senet_lib.train.RunRecord` (its ``history``),
-as JSON read back or as :func:`senet_lib.train.train_or_load`'s :class:`~senet_lib.train.Run`.
-Runs are passed as
-
-* ``{"resnet20": history, "se_resnet20": history}`` — one history per run, or
-* ``{"resnet20": [history_seed0, history_seed1], ...}`` — several seeds per run, or
-* ``{"resnet20": {0: history_seed0, 1: history_seed1}, ...}`` — seeds named explicitly, or
-* a long :class:`pandas.DataFrame` with columns ``run``, ``seed``, ``epoch``, ``metric``, ``value``
-  (what :func:`histories_frame` returns).
-
-:func:`plot_curves` draws accuracy and loss per epoch (train dashed, test solid; mean ± std
-bands over seeds), :func:`plot_gap` zooms in on the difference between two runs that a full-range
-accuracy axis cannot show, and :func:`results_table` summarises final and best test accuracy, wall
-time and throughput (mean ± std over seeds).
+Runs are passed as ``{run: history}``, ``{run: [history per seed]}``, ``{run: {seed: history}}`` or a
+:func:`histories_frame`; a history is a list of :class:`~senet_lib.train.HistoryRow` dicts, a
+:class:`~senet_lib.train.History`, a :class:`~senet_lib.train.RunRecord` or a
+:class:`~senet_lib.train.Run`.
 """
 
 from __future__ import annotations
@@ -30,17 +17,6 @@ import pandas as pd
 
 from ..train.history import History, HistoryRow, RunRecord
 from ..train.runs import Run
-
-__all__ = [
-    "HistoryLike",
-    "METRICS",
-    "format_table",
-    "histories_frame",
-    "plot_curves",
-    "plot_gap",
-    "results_table",
-    "split_metric",
-]
 
 #: Per-epoch numbers :func:`histories_frame` keeps (others are ignored).
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_sec")
@@ -113,8 +89,7 @@ def _record_seed(history: Any, default: int) -> Any:
 
 
 def histories_frame(histories: Mapping[str, Any] | pd.DataFrame) -> pd.DataFrame:
-    """A long frame with one row per (run, seed, epoch, metric): columns ``run``, ``seed``,
-    ``epoch``, ``metric``, ``value``, plus ``split`` (train/test) and ``quantity`` (acc/loss/...).
+    """A long frame, one row per (run, seed, epoch, metric), with ``split`` and ``quantity`` columns.
 
     Raises:
         TypeError: a value cannot be read as a history (the message says what to pass).
@@ -164,21 +139,9 @@ def plot_curves(
     palette: str | Sequence | None = None,
     log_loss: bool = True,
 ) -> plt.Figure:
-    """Line plots per epoch, one panel per quantity (accuracy, loss, ...).
+    """Line plots per epoch, one panel per quantity; train dashed, test solid, mean ± std over seeds.
 
-    Each run gets a colour; train curves are dashed and test curves solid. With several seeds
-    per run the line is the mean and the band ± one standard deviation.
-
-    Args:
-        histories: runs as described in the module docstring, or a :func:`histories_frame`.
-        metrics: which per-epoch numbers to draw; ``train_X``/``test_X`` share the panel ``X``.
-        title: figure title (say which dataset — e.g. ``data.label`` — and profile).
-        axes: existing axes, one per panel; default: a new figure.
-        palette: seaborn palette for the runs.
-        log_loss: draw the loss panel on a log scale (early test losses can be far above the rest).
-
-    Returns:
-        The matplotlib figure.
+    ``train_X``/``test_X`` share the panel ``X``; ``log_loss`` puts the loss panel on a log scale.
     """
     import seaborn as sns
 
@@ -250,17 +213,8 @@ def plot_gap(
     tail: float = 0.25,
     title: str | None = None,
 ) -> plt.Figure:
-    """Two panels for a difference of a few tenths of a point, which an accuracy axis from 0.4 to 1
-    cannot show: (left) both runs' ``metric`` over the last ``tail`` share of the epochs, on an axis
-    zoomed to those values; (right) ``second − first`` per epoch in points, paired by seed and epoch,
-    with 0 marked and the final difference written out. With several seeds the lines are the mean
-    and the band ± one standard deviation of the paired differences.
-
-    Args:
-        histories: runs as described in the module docstring; ``first`` and ``second`` name two of them.
-        metric: an accuracy (``test_acc`` or ``train_acc``), drawn in percent.
-        tail: the share of the last epochs the left panel zooms in on (0 < tail ≤ 1).
-        title: figure title (say which data, recipe and seeds).
+    """Zoom in on a difference of a few tenths of a point: both runs' ``metric`` over the last ``tail``
+    of the epochs, and ``second − first`` per epoch in points, paired by seed and epoch.
 
     Raises:
         ValueError: a run or the metric is missing, or the two runs share no seed and epoch.
@@ -348,18 +302,8 @@ def _summary(history: Any) -> dict[str, float]:
 def results_table(
     runs: Mapping[str, Any] | Sequence[Mapping[str, Any]], per_seed: bool = False
 ) -> pd.DataFrame:
-    """Final and best test accuracy, wall time and img/s per run (mean ± std over seeds).
-
-    Args:
-        runs: ``{run: history | [history per seed] | {seed: history}}``, or a list of run
-            records (dicts with ``history`` and a ``model`` or ``run`` name and ``seed``).
-        per_seed: one row per (run, seed) instead of aggregating.
-
-    Returns:
-        A DataFrame indexed by run with columns ``seeds``, ``epochs``, ``final_test_acc``,
-        ``best_test_acc``, ``final_train_loss``, ``wall_time_s``, ``images_per_sec`` and, when
-        a run has several seeds, ``*_std`` columns (sample standard deviation).
-    """
+    """Final and best test accuracy, wall time and img/s per run (mean ± std over seeds; ``per_seed``:
+    one row each); ``runs`` as in the module docstring, or a list of run records."""
     if isinstance(runs, Sequence) and not isinstance(runs, str):
         grouped: dict[str, list] = {}
         for record in runs:
