@@ -1,15 +1,8 @@
 """senet_lib: the helper library of the Squeeze-and-Excitation Networks notebook series.
 
-Packages follow one data flow, each importing only from those before it::
-
-    env → data → se / models → checkpoint → train → excitation → plots
-
-Notebooks import from these short paths: ``senet_lib`` (set-up, profiles, the SE block),
-``senet_lib.data``, ``senet_lib.models``, ``senet_lib.cost``, ``senet_lib.train``,
-``senet_lib.excitation`` and ``senet_lib.plots``.
-
-``senet_lib.env`` is imported first so that ``PYTORCH_ENABLE_MPS_FALLBACK`` is set before
-torch loads.
+Notebooks import from the short paths ``senet_lib``, ``.data``, ``.models``, ``.cost``, ``.train``,
+``.excitation`` and ``.plots``. ``senet_lib.env`` is imported first so that
+``PYTORCH_ENABLE_MPS_FALLBACK`` is set before torch loads.
 """
 
 from . import env  # noqa: I001  (must come first: sets PYTORCH_ENABLE_MPS_FALLBACK)

@@ -27,42 +27,8 @@ import torch  # noqa: E402
 
 from .errors import UserError  # noqa: E402
 
-__all__ = [
-    "format_rows",
-    "COMMITTED",
-    "committed_figures",
-    "CPU_BF16_FLAGS",
-    "Environment",
-    "FolderError",
-    "PRECISIONS",
-    "PROFILES",
-    "Paths",
-    "Precision",
-    "RENAMED_PROFILES",
-    "REPO_ROOT",
-    "allocator",
-    "cpu_bf16_units",
-    "cpu_vector_isa",
-    "cpu_model",
-    "cpu_id",
-    "default_channels_last",
-    "detect_platform",
-    "device_name",
-    "environment_record",
-    "get_device",
-    "get_paths",
-    "get_precision",
-    "get_profile",
-    "git_commit",
-    "notebook_titles",
-    "resolve_folder",
-    "seed_everything",
-    "setup",
-    "synchronize",
-]
-
 PROFILES = ("quick", "class", "cpu", "gpu", "he2016", "step")
-#: Old profile names and what they are called now (``paper`` was a seed repository's recipe, not the paper's).
+#: Old profile names and what they are called now (``paper`` was a public CIFAR repository's recipe, not the paper's).
 RENAMED_PROFILES = {"paper": "step"}
 
 #: The repository root when senet_lib is used from a checkout (``pip install -e .``), else None.
@@ -188,7 +154,7 @@ def get_profile(name: str | None = None, device: torch.device | None = None) -> 
         name = "quick" if device.type == "cpu" else "class"
     if name in RENAMED_PROFILES:
         raise ValueError(
-            f"The profile {name!r} is now called {RENAMED_PROFILES[name]!r} (a seed repository's step recipe, "
+            f"The profile {name!r} is now called {RENAMED_PROFILES[name]!r} (a public SE-ResNet-50 CIFAR repository's step recipe, "
             f"not the SE paper's): use {RENAMED_PROFILES[name]!r}."
         )
     if name not in PROFILES:

@@ -1,6 +1,4 @@
-"""What every command shares: the program name, :class:`UsageError`, checked model and dataset names, and the
-one-line error.
-"""
+"""What every command shares: the program name, :class:`UsageError`, checked names, the one-line error."""
 
 from __future__ import annotations
 

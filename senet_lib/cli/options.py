@@ -1,7 +1,5 @@
-"""Training options on the command line: one flag per :class:`~senet_lib.train.TrainConfig` field
-(generated from the fields' metadata, with every profile's default in its help), the data and model
-options, and the way back from parsed flags to a checked ``TrainConfig`` and the run's data.
-"""
+"""Training options on the command line: one flag per :class:`~senet_lib.train.TrainConfig` field, the
+data and model options, and the way back to a checked ``TrainConfig`` and the run's data."""
 
 from __future__ import annotations
 
@@ -48,9 +46,8 @@ def profile_defaults(name: str) -> str:
 
 
 def add_config_flags(groups: Mapping[str, Any]) -> None:
-    """One option per :class:`TrainConfig` field, generated from the fields' metadata (help, flag
-    names, choices, group); ``None`` (the default of each) means "the profile's value", which the
-    help shows for every profile."""
+    """One option per :class:`TrainConfig` field, from the fields' metadata; ``None`` (each default)
+    means the profile's value, which the help shows."""
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         meta = f.metadata
@@ -106,10 +103,8 @@ def _flag(option: str) -> str:
 
 
 def checked_model_options(model_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` if :func:`senet_lib.create_model` builds ``model_name`` with them (the one place model
-    options are checked; built on PyTorch's meta device, so it takes no memory and no time), else a
-    :class:`UsageError` naming the option (``--reduction``). An SE option given to a network without
-    SE blocks is refused too: it would change the run's name and nothing else."""
+    """``options`` if :func:`senet_lib.create_model` builds ``model_name`` with them (on the meta device),
+    else a :class:`UsageError` naming the option; SE options for a network without SE are refused."""
     try:
         with torch.device("meta"):
             model = create_model(model_name, 10, **options)
@@ -133,9 +128,8 @@ def checked_model_options(model_name: str, options: Mapping[str, Any]) -> dict[s
 def subsets_from_args(
     args: argparse.Namespace, profile: Profile, dataset: str
 ) -> tuple[int | None, int | None]:
-    """The run's subset sizes: the profile's unless ``--train-subset``, ``--test-subset`` or
-    ``--full-data`` say otherwise, checked (:func:`senet_lib.data.check_subsets`) before anything is
-    loaded; a bad one is named by its option."""
+    """The run's subset sizes (the profile's unless ``--train-subset``, ``--test-subset`` or
+    ``--full-data``), checked before anything is loaded; a bad one is named by its option."""
     train_subset = args.train_subset if args.train_subset is not None else profile.train_subset
     test_subset = args.test_subset if args.test_subset is not None else profile.test_subset
     if args.full_data:
@@ -158,8 +152,7 @@ RUN_FILES = (CHECKPOINT_NAME, HISTORY_NAME, RECORD_NAME, LOCK_NAME)
 
 def longest_run_name(model_name: str, seed: int) -> str:
     """A name at least as long as any :func:`senet_lib.train.default_run_name` of ``model_name`` and
-    ``seed`` (the longest dataset name, the largest training split, the hash), so that path lengths are
-    checked before the data are loaded and before any folder is created."""
+    ``seed``, to check path lengths before anything is loaded or created."""
     dataset = "x" * max(len(name) for name in DATASETS)
     return f"{model_name}-{dataset}-n{MAX_SPLIT['train']}-{'f' * 8}-seed{seed}"
 

@@ -1,19 +1,9 @@
 """The ``sweep`` command: several trainings at once on one machine, within a time budget.
 
-A plan is a text file with one ``train`` command line per run (its arguments only; ``#`` starts a
-comment)::
-
-    # SE-ResNet-20 against its plain twin, two seeds
-    --profile cpu --model se_resnet20 --seed 0 --full-data --record
-    --profile cpu --model resnet20    --seed 0 --full-data --record
-    --profile cpu --model se_resnet20 --seed 1 --full-data --record
-
-``python -m senet_lib sweep PLAN --jobs 2 --budget 3600`` starts up to ``--jobs`` of them at a time,
-each as its own ``python -m senet_lib train ... --resume --no-progress`` process with its share of
-the CPU threads (on a GPU they share the device), and writes each one's output to a log file. A run
-that finished (exit status 0) is recorded in the sweep's state file and skipped the next time; a
-run still going when the budget runs out is stopped with SIGTERM, which keeps its last checkpoint,
-and the next sweep resumes it. Nothing else is killed or deleted.
+A plan has one ``train`` argument line per run (``#`` comments). Up to ``--jobs`` run at a time, each
+``train ... --resume --no-progress`` with its share of the CPU threads and its own log. Finished runs
+are recorded and skipped next time; runs still going at the end of ``--budget`` get SIGTERM (their
+last checkpoint stays) and are resumed by the next sweep.
 """
 
 from __future__ import annotations

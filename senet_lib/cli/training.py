@@ -1,10 +1,9 @@
-"""The ``train`` command: its options (the recipe's generated from :class:`~senet_lib.train.TrainConfig`'s
-fields) and the run it trains.
-"""
+"""The ``train`` command: its options and the run it trains."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -23,7 +22,7 @@ from ..checkpoint import (
     describe_arch,
     read_checkpoint,
 )
-from ..env import PROFILES, RENAMED_PROFILES, setup
+from ..env import PROFILES, RENAMED_PROFILES, REPO_ROOT, Paths, setup
 from ..models.layers import NORMS
 from ..train import (
     CHECKPOINT_NAME,
@@ -61,16 +60,24 @@ from .options import (
 
 
 # --------------------------------------------------------------------------- train
+def default_results_dir(paths: Paths) -> Path:
+    """Where ``--record`` writes without ``--results-dir``: the results folder, except in a checkout, where
+    the committed ``results/`` only gets the runs recorded on purpose (``--results-dir results``) and the
+    default is ``build/results/``."""
+    committed = REPO_ROOT / "results" if REPO_ROOT is not None else None
+    if committed is not None and paths.results == committed and not os.environ.get("SENET_RESULTS_DIR"):
+        return REPO_ROOT / "build" / "results"
+    return paths.results
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived while training (``kill``, a cloud session or a scheduler ending the job)."""
 
 
 @contextmanager
 def sigterm_stops_like_ctrl_c() -> Iterator[None]:
-    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so a
-    ``kill`` ends training the way Ctrl-C does: the checkpoint of the last finished epoch stays
-    (checkpoints are written atomically) and one sentence says how to resume. Outside the main
-    thread, where Python cannot handle signals, nothing changes."""
+    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so ``kill``
+    ends training as Ctrl-C does (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -86,10 +93,7 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one model; print where the checkpoint, history and record went.
-
-    Under ``torchrun`` every process runs this: each joins the process group and trains its share;
-    rank 0 holds the run folder, writes the files and prints."""
+    """Train one model; print where the checkpoint, history and record went (under torchrun: rank 0)."""
     context, device = init_distributed(args.device, sync_bn=args.sync_bn)
     try:
         if args.sync_bn and not context.enabled:
@@ -116,7 +120,7 @@ def _train(args: argparse.Namespace, context: DistContext, device: str | None) -
     subsets_from_args(args, profile, dataset)  # checked now: nothing is created for a bad size
     # Every output folder is checked before any work, so that a bad one fails now, not after an epoch.
     save_dir = Path(args.save_dir).expanduser() if args.save_dir else env.paths.checkpoints
-    results_dir = Path(args.results_dir).expanduser() if args.results_dir else env.paths.results
+    results_dir = Path(args.results_dir).expanduser() if args.results_dir else default_results_dir(env.paths)
     # The files' full paths must fit the system's limits (checked with the longest name the run can
     # get), so that a long folder fails now, not at the first save, and nothing is created for it.
     longest = args.run_name or longest_run_name(model_name, config.seed)
@@ -255,8 +259,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--run-name", help="run folder name (default: as train_or_load names it)")
     o.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
     add_config_flags({"recipe": g, "output": o})
-    o.add_argument("--record", action="store_true", help="also write a results record to the results folder")
-    o.add_argument("--results-dir", help="where --record writes (default: the results folder)")
+    o.add_argument("--record", action="store_true", help="also write a results record (see --results-dir)")
+    o.add_argument(
+        "--results-dir",
+        help="where --record writes (default: $SENET_RESULTS_DIR, in a checkout build/results, never the "
+        "committed results/: pass --results-dir results for that)",
+    )
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
     d = p.add_argument_group("several processes (torchrun --nproc_per_node=N -m senet_lib train ...)")
     d.add_argument(
