@@ -21,6 +21,6 @@ for seed in $SEEDS; do
     echo "=== ${run} ($(date -u +%FT%TZ))"
     "$PY" -m senet_lib train --profile cpu --model se_resnet20 --dataset cifar10 --seed "$seed" \
       --train-subset 10000 --epochs 8 --precision "$precision" --run-name "$run" \
-      --resume --record --no-progress
+      --resume --record --results-dir results --no-progress
   done
 done

@@ -6,7 +6,7 @@
 #
 #   nohup bash scripts/train_cpu_profile.sh > build/cpu_profile.log 2>&1 &
 #
-# Each finished run writes a record to results/ (--record). Export the weights afterwards with
+# Each finished run writes a record to the committed results/ (--record --results-dir results). Export the weights afterwards with
 # scripts/export_pretrained.py. SEEDS="0" limits the seeds; EPOCHS=120 trains the same recipe over a
 # longer schedule (a run of another length is a different run: it neither skips nor resumes this one).
 set -euo pipefail
@@ -40,6 +40,6 @@ for seed in $SEEDS; do
     fi
     echo "=== ${model} seed ${seed}, ${EPOCHS} epochs ($(date -u +%FT%TZ))"
     "$PY" -m senet_lib train --profile cpu --epochs "$EPOCHS" --model "$model" --dataset cifar10 --seed "$seed" \
-      --full-data --resume --record --no-progress
+      --full-data --resume --record --results-dir results --no-progress
   done
 done

@@ -210,6 +210,27 @@ def test_unknown_dataset_lists_valid_names_and_exits_2(capsys):
     assert "imagenet" in err and all(name in err for name in ("auto", "cifar10", "cifar100", "synthetic"))
 
 
+def test_record_in_a_checkout_goes_to_build_results_not_the_committed_results(tmp_path, monkeypatch, capsys):
+    """--record without --results-dir or SENET_RESULTS_DIR leaves the checkout's committed results/ alone."""
+    from senet_lib import env
+    from senet_lib.cli import training
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.setattr(env, "REPO_ROOT", checkout)
+    monkeypatch.setattr(training, "REPO_ROOT", checkout)
+    monkeypatch.delenv("SENET_RESULTS_DIR")
+    assert env.get_paths().results == checkout / "results"  # what the notebooks and scripts read
+    assert cli.main(["train", *TINY, "--record", "--save-dir", str(tmp_path / "a")]) == 0
+    (record,) = (checkout / "build" / "results").glob("train_resnet20_synthetic_seed0_*.json")
+    assert f"results    : {record}" in capsys.readouterr().out
+    assert not list((checkout / "results").iterdir())
+    # the repository's own recorded runs name the committed folder
+    results = ["--results-dir", str(checkout / "results")]
+    assert cli.main(["train", *TINY, "--record", "--save-dir", str(tmp_path / "b"), *results]) == 0
+    assert len(list((checkout / "results").glob("train_resnet20_synthetic_seed0_*.json"))) == 1
+
+
 def test_evaluate_missing_checkpoint_exits_2(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "nothing.pt")]) == 2
     err = capsys.readouterr().err
