@@ -16,11 +16,14 @@ Three steps, each the code that made the committed files (its name is in every f
 
 A step that cannot run (its weights are missing) or fails (no CIFAR-10 and no internet) is named at the end,
 the other steps still run, and the command exits 1.
+A figure drawn again from the same data (the same PNG bytes, the same provenance but for its time and commit)
+keeps its committed files, so that `make figures` leaves the tree clean where nothing changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -151,6 +154,45 @@ def run(step: Step, python: str) -> None:
                 )
 
 
+#: Provenance fields that change on every run whatever the data: left out when deciding whether a figure changed.
+VOLATILE = ("created", "commit")
+
+
+def snapshot(folder: Path | None = None) -> dict[str, bytes]:
+    """The bytes of every file in ``folder`` (default :data:`FIGURES`), before a step redraws them."""
+    folder = folder or FIGURES
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+
+
+def _provenance(data: bytes | None) -> dict | None:
+    try:
+        record = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    return {k: v for k, v in record.items() if k not in VOLATILE} if isinstance(record, dict) else None
+
+
+def keep_unchanged(before: dict[str, bytes], folder: Path | None = None) -> list[str]:
+    """Put back the committed PNG, PDF and provenance of every figure a step redrew from the same data (the same
+    PNG bytes and the same provenance but for :data:`VOLATILE`), so that an unchanged figure leaves the tree
+    clean; return their stems. A figure whose image or provenance changed keeps its new files."""
+    folder = folder or FIGURES
+    kept = []
+    for png in sorted(folder.glob("*.png")):
+        old = _provenance(before.get(f"{png.stem}.json"))
+        json_path = png.with_suffix(".json")
+        if old is None or before.get(png.name) != png.read_bytes() or not json_path.is_file():
+            continue
+        if _provenance(json_path.read_bytes()) != old:
+            continue
+        for name in (f"{png.stem}.pdf", json_path.name):
+            path = folder / name
+            if name in before and (not path.is_file() or path.read_bytes() != before[name]):
+                path.write_bytes(before[name])
+        kept.append(png.stem)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", action="store_true", help="only print the steps, their figures and needs")
@@ -174,12 +216,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         start = time.perf_counter()
         print(f"== {step.name}: {step.what}", flush=True)
+        before = snapshot()
         try:
             run(step, python)
         except subprocess.CalledProcessError as err:
             skipped.append(f"{step.name} (failed with exit status {err.returncode}; its output is above)")
             continue
-        print(f"== {step.name}: done in {time.perf_counter() - start:.0f} s", flush=True)
+        finally:
+            kept = keep_unchanged(before)
+        print(
+            f"== {step.name}: done in {time.perf_counter() - start:.0f} s; {len(kept)} figures drawn from unchanged "
+            "data keep their committed files",
+            flush=True,
+        )
     if skipped:
         print(
             "Not regenerated: " + "; ".join(skipped) + ". The committed files of those steps are unchanged."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,43 @@ def test_figures_06_without_a_pretrained_network_says_what_to_do(tmp_path):
         "No verified SE-ResNet-20 trained on CIFAR-10 in pretrained/ (or $SENET_PRETRAINED_DIR): "
         "name one, bash scripts/figures_06.sh FILE.pt"
     ]
+
+
+def test_a_figure_redrawn_from_unchanged_data_keeps_its_committed_files(make_figures, monkeypatch, tmp_path):
+    """`make figures` leaves the tree clean where nothing changed: a figure drawn again with the same image and
+    provenance (but a new time and commit) gets its committed PNG, PDF and JSON back; a changed one keeps its new."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from senet_lib.plots import figures, save_figure
+
+    def draw(stem: str, values: list[float]) -> None:
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot(values)
+        save_figure(fig, stem, {"values": values}, folder=tmp_path / "figures")
+        plt.close(fig)
+
+    monkeypatch.setattr(make_figures, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(make_figures, "BUILD", tmp_path / "build")
+    monkeypatch.setattr(figures, "git_commit", lambda: "a" * 40)
+    draw("results_same", [1.0, 2.0])
+    draw("results_new", [1.0, 2.0])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "figures").iterdir()}
+    assert len(before) == 6
+
+    def step(cmd, **kw):  # the results step, drawing again on another commit
+        assert "build_results.py" in cmd[1]
+        monkeypatch.setattr(figures, "git_commit", lambda: "b" * 40)
+        draw("results_same", [1.0, 2.0])
+        draw("results_new", [2.0, 1.0])
+
+    monkeypatch.setattr(subprocess, "run", step)
+    assert make_figures.main(["--only", "results"]) == 0
+    after = {p.name: p.read_bytes() for p in (tmp_path / "figures").iterdir()}
+    for ext in ("png", "pdf", "json"):
+        assert after[f"results_same.{ext}"] == before[f"results_same.{ext}"], ext
+    assert after["results_new.png"] != before["results_new.png"]
+    assert json.loads(after["results_new.json"])["commit"] == "b" * 40
+    assert json.loads(after["results_same.json"])["commit"] == "a" * 40
