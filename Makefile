@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine (see README "Quick start"):
 #   make tutorial   create .venv, install, run every notebook headless (quick profile) into build/
 #   make test       create .venv, install, ruff + unit tests + every notebook (quick profile)
-# Teacher kit: make slides   an offline deck of figures/ + a one-page handout of the paper's numbers (build/slides/)
+# Teacher kit: make slides   the paper's story as an offline deck (Marp: HTML + PDF) + a one-page handout (build/slides/)
 #              make figures  regenerate every committed figure from recorded runs and weights (no training)
 # Book:        make book     every notebook executed and rendered into a static HTML site (build/book/, docs/book.md)
 # Other targets: make install, make lint, make format, make clean, make bench (training speed, benchmarks/);
@@ -14,6 +14,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The book serves MathJax from npm's package (book/package.json), never from a CDN.
 MATHJAX := book/node_modules/.installed
+# The slides are rendered by Marp CLI from npm (slides/package.json) and Debian's Chromium.
+MARP := slides/node_modules/.installed
 # Jupyter's own matplotlib backend: figures become cell outputs, which the book shows.
 INLINE_MPL := module://matplotlib_inline.backend_inline
 
@@ -31,6 +33,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(MARP): slides/package.json slides/package-lock.json
+	@command -v npm > /dev/null || { echo "the slides are rendered by Marp from npm: install Node.js (npm) and Chromium, then run make again"; exit 2; }
+	npm ci --prefix slides --no-audit --no-fund --loglevel=error
+	touch $(MARP)
 
 $(MATHJAX): book/package.json book/package-lock.json
 	@command -v npm > /dev/null || { echo "the book serves MathJax from its npm package: install Node.js (npm), then run make again"; exit 2; }
@@ -57,7 +64,7 @@ book: $(STAMP) $(MATHJAX)
 	$(call RUN_ENV,book-run) MPLBACKEND=$(INLINE_MPL) $(PY) scripts/run_notebooks.py --output-dir $(BUILD)/book-run/notebooks
 	$(PY) scripts/build_book.py --notebooks $(BUILD)/book-run/notebooks --results $(BUILD)/book-run/results --out $(BUILD)/book
 
-slides: $(STAMP)
+slides: $(STAMP) $(MARP)
 	$(PY) scripts/build_slides.py --out $(BUILD)/slides
 
 bench: $(STAMP)
@@ -71,7 +78,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 # nbmake's one run of the notebooks is kept (conftest.py) and rendered by the book's browser test.
-test: lint $(MATHJAX)
+test: lint $(MATHJAX) $(MARP)
 	rm -rf $(BUILD)/test/executed
 	$(call RUN_ENV,test) SENET_KEEP_EXECUTED=$(CURDIR)/$(BUILD)/test/executed $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 -p no:cacheprovider
 
