@@ -1,20 +1,19 @@
 """Getting senet_lib into a Colab or Kaggle kernel: what every notebook's first cell runs.
 
-The notebooks cannot import senet_lib to install senet_lib, so this file uses the standard library
-only and is run as a script by the cell (read from an attached copy of the repository, or fetched
-from the repository's URL, then ``exec``-ed). Locally it does nothing. On Colab or Kaggle,
-:func:`bootstrap`:
+The cell (written by ``scripts/cloud_cells.py``) pins what it installs: ``REF``, a tag, branch or commit of
+``REPO``, defaults to the ref the notebook's own badges open (the version it came from), and the
+environment variables ``SENET_REF`` and ``SENET_REPO`` (a fork) override both. On Colab and Kaggle it
 
-1. does nothing if ``senet_lib`` is already importable (the cell ran before, or the notebook runs
-   inside a checkout);
-2. on Kaggle, uses an attached Kaggle dataset holding this repository (found under ``/kaggle/input``
-   up to three folders deep), read-only and offline: it is put on ``sys.path``;
-3. otherwise downloads the repository's archive into the temporary folder, installs it
-   **non-editably with** ``pip install --no-deps`` (so the running kernel can import it at once and
-   the platform's torch and torchvision are never touched) and installs only those light
-   dependencies from its ``pyproject.toml`` that are missing.
+1. on Kaggle, puts an attached Kaggle dataset holding this repository (found under ``/kaggle/input``
+   up to three folders deep) on ``sys.path``, read-only and offline;
+2. otherwise runs ``pip install --no-deps "senet-lib @ git+REPO@REF"``, so the platform's torch and
+   torchvision are never touched and no downloaded code is executed by hand;
 
-Either way ``SENET_PRETRAINED_DIR`` points at the copy's ``pretrained/`` folder (unless set).
+then runs this file alone (``runpy``: importing the package needs its dependencies) and calls
+:func:`bootstrap`, which installs only those light dependencies that are missing (never torch or torchvision)
+and points ``SENET_PRETRAINED_DIR`` (unless set) at the ``pretrained/`` networks of the same ref: the attached
+copy's, else those of the ref's archive (data files; nothing downloaded is run). Locally it does nothing.
+Standard library only: it runs before its dependencies are installed.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ __all__ = [
     "bootstrap",
     "cloud_platform",
     "find_attached_repo",
+    "installed_requirements",
     "missing_requirements",
 ]
 
@@ -99,8 +99,12 @@ def _requirements(pyproject: Path) -> list[str]:
 
 def missing_requirements(pyproject: Path) -> list[str]:
     """The requirements of ``pyproject`` not installed at all, never torch or torchvision."""
+    return _missing(_requirements(pyproject))
+
+
+def _missing(requirements: list[str]) -> list[str]:
     missing = []
-    for requirement in _requirements(pyproject):
+    for requirement in requirements:
         name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
         if name.lower() in PLATFORM_PACKAGES:
             continue
@@ -142,6 +146,17 @@ def _download(repo_url: str, ref: str, work_dir: Path) -> Path:
     return target
 
 
+def installed_requirements(distribution: str = DISTRIBUTION) -> list[str]:
+    """The requirements of the installed ``distribution`` (no extras), from its metadata."""
+    try:
+        listed = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return [
+        r.split(";", 1)[0].strip() for r in listed if "extra ==" not in r.replace('"', "").split(";", 1)[-1]
+    ]
+
+
 def bootstrap(
     repo_url: str,
     ref: str = "main",
@@ -149,30 +164,52 @@ def bootstrap(
     input_root: Path | None = None,
     work_dir: Path | None = None,
 ) -> str:
-    """Make ``import senet_lib`` work in this kernel; return what was done, in words (also printed)."""
+    """After the cell put senet_lib on ``sys.path`` (an attached copy) or installed ``ref`` of ``repo_url``
+    with ``pip --no-deps``: install the missing light dependencies and find the ``pretrained/`` networks of
+    the same ref. Returns what was done, in words (also printed)."""
     platform = platform or cloud_platform()
     if platform == "local":
         return _say("local machine: nothing to do (install with `make install` or `pip install -e .`).")
-    if importlib.util.find_spec("senet_lib") is not None:
-        return _say("senet_lib is already importable: nothing to do.")
     attached = find_attached_repo(input_root) if platform == "kaggle" else None
     if attached is not None:
-        sys.path.insert(0, str(attached))
-        copy, how = attached, f"using the attached copy {attached} (offline; on sys.path)"
+        if str(attached) not in sys.path:
+            sys.path.insert(0, str(attached))
+        how = f"using the attached copy {attached} (offline; on sys.path)"
+        missing = missing_requirements(attached / "pyproject.toml")
+    elif importlib.util.find_spec("senet_lib") is None:
+        raise RuntimeError(
+            f"senet_lib is not installed: turn on the notebook's internet access (Kaggle: Settings → Internet "
+            f"on) and run the setup cell, which installs {repo_url}@{ref}, or on Kaggle attach a dataset holding "
+            "a copy of this repository (Add Input), then run it again."
+        )
     else:
-        copy = _download(repo_url, ref, work_dir or Path(tempfile.gettempdir()) / "senet-tutorial-src")
-        _pip("--no-deps", str(copy))
-        how = f"installed {repo_url} ({ref}) with pip --no-deps; torch and torchvision left as they are"
-    missing = missing_requirements(copy / "pyproject.toml")
+        how = f"installed {repo_url}@{ref} with pip --no-deps; torch and torchvision left as they are"
+        missing = _missing(installed_requirements())
     if missing:
         if attached is not None and not _online():
             return _say(f"{how}. Offline and missing {', '.join(missing)}: turn on internet or attach them.")
         _pip(*missing)
         how += f"; installed {', '.join(missing)}"
-    if (copy / "pretrained").is_dir():
-        os.environ.setdefault("SENET_PRETRAINED_DIR", str(copy / "pretrained"))
+    if "SENET_PRETRAINED_DIR" not in os.environ:
+        pretrained = (
+            attached / "pretrained" if attached is not None else _fetch_pretrained(repo_url, ref, work_dir)
+        )
+        if pretrained is not None and pretrained.is_dir():
+            os.environ["SENET_PRETRAINED_DIR"] = str(pretrained)
+            how += f"; pretrained networks from {pretrained}"
     importlib.invalidate_caches()
     return _say(f"{platform}: {how}.")
+
+
+def _fetch_pretrained(repo_url: str, ref: str, work_dir: Path | None) -> Path | None:
+    """The ``pretrained/`` folder of the archive of ``ref`` (data files, nothing of it is run), or None
+    with a printed sentence where it cannot be downloaded (the notebooks then train their own)."""
+    try:
+        copy = _download(repo_url, ref, work_dir or Path(tempfile.gettempdir()) / "senet-tutorial-src")
+    except RuntimeError as error:
+        _say(f"no pretrained networks: {error}")
+        return None
+    return copy / "pretrained"
 
 
 def _online(url: str = "https://pypi.org/simple/pip/") -> bool:

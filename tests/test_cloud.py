@@ -62,12 +62,25 @@ def cloud_sandbox(monkeypatch, tmp_path):
     """Not installed, no network, pip recorded, sys.path / environment restored afterwards."""
     pip_calls: list[list[str]] = []
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "senet_lib" else real_find_spec(name, *a),
-    )
-    monkeypatch.setattr(subprocess, "check_call", lambda cmd, **kw: pip_calls.append(list(cmd)) or 0)
+    installed = {"senet_lib": False}
+
+    def find_spec(name, *args):
+        if name != "senet_lib" or installed["senet_lib"]:
+            return real_find_spec(name, *args)
+        for entry in sys.path:  # only a copy the cell put on sys.path (an attached dataset) is found
+            init = Path(entry) / "senet_lib" / "__init__.py"
+            if entry.startswith(str(tmp_path)) and init.is_file():
+                return importlib.util.spec_from_file_location("senet_lib", init)
+        return None
+
+    def pip(cmd, **kw):
+        pip_calls.append(list(cmd))
+        installed["senet_lib"] |= any(arg.startswith("senet-lib @ git+") for arg in cmd)
+        return 0
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(subprocess, "check_call", pip)
+    monkeypatch.setattr(subprocess, "call", pip)
 
     def offline(*_args, **_kwargs):
         raise OSError("network is unreachable (simulated)")
@@ -76,7 +89,13 @@ def cloud_sandbox(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    for var in ("KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG", "SENET_PRETRAINED_DIR"):
+    for var in (
+        "KAGGLE_KERNEL_RUN_TYPE",
+        "COLAB_RELEASE_TAG",
+        "SENET_PRETRAINED_DIR",
+        "SENET_REF",
+        "SENET_REPO",
+    ):
         monkeypatch.setenv(var, "x")
         monkeypatch.delenv(var)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
@@ -94,7 +113,10 @@ def test_url_and_version_have_one_source_readme_and_notebooks_agree():
     assert script.badges(url, "00_start_here.ipynb") in readme
     assert set(__import__("re").findall(r"https://github\.com/[\w.-]+/[\w.-]+", readme)) == {url}
     for notebook in NOTEBOOKS:
-        assert f'REPO = "{url}"' in _cell(notebook)
+        cell = _cell(notebook)
+        assert f'REPO = os.environ.get("SENET_REPO", "{url}")' in cell
+        assert f'REF = os.environ.get("SENET_REF", "{script.BRANCH}")' in cell  # the ref its badges open
+        assert "--no-deps" in cell and "exec(" not in cell and "urlopen" not in cell  # no downloaded code run
         title = "".join(json.loads(notebook.read_text())["cells"][0]["source"])
         assert script.badges(url, notebook.name) in title
 
@@ -115,7 +137,7 @@ def test_the_check_sees_a_stale_notebook(tmp_path):
 def test_locally_the_cell_does_nothing(cloud_sandbox):
     namespace: dict = {}
     exec(_cell(), namespace)  # urlopen raises and pip is recorded: the cell touches neither
-    assert "REPO" not in namespace and cloud_sandbox == []
+    assert "cloud" not in namespace and cloud_sandbox == []
     assert cloud.bootstrap("https://github.com/a/b", platform="local").startswith("local machine")
 
 
@@ -141,20 +163,22 @@ def test_kaggle_offline_without_a_copy_says_what_to_do(cloud_sandbox, monkeypatc
     assert cloud_sandbox == []
 
 
-def test_colab_downloads_and_installs_without_deps_and_never_torch(cloud_sandbox, monkeypatch, tmp_path):
-    url = _script().repo_url()
+@pytest.mark.parametrize("pinned", [False, True], ids=["the-notebooks-ref", "SENET_REF-and-a-fork"])
+def test_colab_pip_installs_the_pinned_ref_without_deps_and_never_torch(
+    cloud_sandbox, monkeypatch, tmp_path, pinned
+):
+    url, ref = _script().repo_url(), _script().BRANCH
+    if pinned:
+        url, ref = "https://github.com/a-fork/senet-tutorial", "v0.1.0"
+        monkeypatch.setenv("SENET_REPO", url)
+        monkeypatch.setenv("SENET_REF", ref)
     archive = io.BytesIO()
     source = _repo_copy(tmp_path / "src")
     with zipfile.ZipFile(archive, "w") as zf:
         for path in source.rglob("*"):
             if path.is_file():
-                zf.write(path, "senet-tutorial-main/" + str(path.relative_to(source)))
-    served = {
-        url.replace("github.com", "raw.githubusercontent.com") + "/main/senet_lib/cloud.py": (
-            ROOT / "senet_lib" / "cloud.py"
-        ).read_bytes(),
-        cloud.archive_url(url): archive.getvalue(),
-    }
+                zf.write(path, f"senet-tutorial-{ref}/" + str(path.relative_to(source)))
+    served = {cloud.archive_url(url, ref): archive.getvalue()}  # the ref's pretrained/ networks: data only
     asked: list[str] = []
 
     def urlopen(address, *_args, **_kwargs):
@@ -173,12 +197,26 @@ def test_colab_downloads_and_installs_without_deps_and_never_torch(cloud_sandbox
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     exec(_cell(NOTEBOOKS[2]), {})
     assert asked == list(served)
-    copy = tmp_path / "tmp" / "senet-tutorial-src" / "senet-tutorial"
-    assert (copy / "senet_lib" / "cloud.py").is_file()
     pip = [call[call.index("install") + 1 :] for call in cloud_sandbox]
-    assert pip == [["--quiet", "--no-deps", str(copy)], ["--quiet", "torchinfo>=1.8"]]
+    assert pip == [["--quiet", "--no-deps", f"senet-lib @ git+{url}@{ref}"], ["--quiet", "torchinfo>=1.8"]]
     assert not any(arg.split(">")[0] in cloud.PLATFORM_PACKAGES for call in pip for arg in call)
+    copy = tmp_path / "tmp" / "senet-tutorial-src" / "senet-tutorial"
     assert os.environ["SENET_PRETRAINED_DIR"] == str(copy / "pretrained")
+
+
+def test_a_failed_pip_install_says_what_to_do(cloud_sandbox, monkeypatch):
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: cloud_sandbox.append(list(cmd)) or 1)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    with pytest.raises(RuntimeError, match="pip could not install .*Internet on.*SENET_REF"):
+        exec(_cell(), {})
+    assert len(cloud_sandbox) == 1
+
+
+def test_the_cells_ref_and_the_badges_follow_ref(tmp_path):
+    script = _script()
+    nb = script.updated(json.loads(NOTEBOOKS[0].read_text()), script.repo_url(), NOTEBOOKS[0].name, "v0.2.0")
+    assert "/blob/v0.2.0/notebooks/" in "".join(nb["cells"][0]["source"])
+    assert 'REF = os.environ.get("SENET_REF", "v0.2.0")' in "".join(nb["cells"][1]["source"])
 
 
 def test_missing_requirements_never_lists_torch(tmp_path):
@@ -192,7 +230,7 @@ def test_missing_requirements_never_lists_torch(tmp_path):
 
 
 def test_cloud_py_runs_before_anything_is_installed():
-    """The cell exec-s senet_lib/cloud.py on a bare kernel: it may import the standard library only."""
+    """The cell runs senet_lib/cloud.py alone before the light dependencies are installed: standard library only."""
     import ast
 
     tree = ast.parse((ROOT / "senet_lib" / "cloud.py").read_text())
