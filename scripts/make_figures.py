@@ -4,7 +4,7 @@
     python scripts/make_figures.py            # what `make figures` runs
     python scripts/make_figures.py --plan     # say which step makes which figure, and what is missing
 
-Three steps, each the code that made the committed files (its name is in every figure's ``.json``):
+Four steps, each the code that made the committed files (its name is in every figure's ``.json``):
 
 * ``notebooks``: notebooks 00–04 in the quick profile (diagrams and counts, no trained weights): run by
   ``scripts/run_notebooks.py`` with their figures written to ``build/make_figures/``, then only the files
@@ -13,6 +13,7 @@ Three steps, each the code that made the committed files (its name is in every f
   from ``pretrained/`` (the longest-trained, ``senet_lib.train.runs.pick_pretrained``) and the CIFAR-10 test
   split (needs CIFAR-10 on disk or a download).
 * ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
+* ``freeze_gates``: ``scripts/plot_freeze_gates.py`` from the ``freeze_gates_*.json`` records in ``results/``.
 
 A step that cannot run (its weights are missing) or fails (no CIFAR-10 and no internet) is named at the end,
 the other steps still run, and the command exits 1.
@@ -58,6 +59,8 @@ def producer(stem: str) -> str:
     """The step that makes the committed figure ``stem``."""
     if stem.startswith("results_"):
         return "results"
+    if stem.startswith("freeze_gates"):
+        return "freeze_gates"
     prefix = stem.split("_", 1)[0]
     if prefix == "06":
         return "06"
@@ -119,6 +122,11 @@ def plan(python: str) -> list[Step]:
                 str(FIGURES),
             ],
         ),
+        Step(
+            "freeze_gates",
+            "frozen-gate accuracy from results/freeze_gates_*.json",
+            [python, "scripts/plot_freeze_gates.py", "--figures", str(FIGURES)],
+        ),
     ]
     by_name = {s.name: s for s in steps}
     for stem in committed():
@@ -127,6 +135,8 @@ def plan(python: str) -> list[Step]:
         by_name["06"].missing = f"no verified SE-ResNet-20 trained on CIFAR-10 in {_shown(PRETRAINED)}"
     elif not _cifar10_on_disk():
         by_name["06"].note = "CIFAR-10 is not on disk: notebook 06 will download it (see data/README.md)"
+    if not any((ROOT / "results").glob("freeze_gates_*.json")):
+        by_name["freeze_gates"].missing = "no freeze_gates record in results/ (run scripts/freeze_gates.py)"
     return steps
 
 
@@ -197,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", action="store_true", help="only print the steps, their figures and needs")
     parser.add_argument(
-        "--only", choices=("notebooks", "06", "results"), action="append", help="run only these"
+        "--only",
+        choices=("notebooks", "06", "results", "freeze_gates"),
+        action="append",
+        help="run only these",
     )
     args = parser.parse_args(argv)
     python = sys.executable

@@ -170,3 +170,44 @@ def test_frozen_gate_accuracy_against_hand_written_hooks():
         ex.frozen_gate_accuracy(model, test, gates, variants=["median"])
     with pytest.raises(ValueError, match="No SE blocks named"):
         ex.frozen_gate_accuracy(model, test, {"SE_9_9": gates["SE_2_1"]})
+
+
+def test_the_figure_script_draws_the_newest_record_of_each_network(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    model = tiny_model()
+    train, test = fake_batches((4,), seed=1), fake_batches((6,), seed=2)
+    gates = ex.mean_gates(model, train)
+    run = {
+        "data": "synthetic",
+        "copy": "fake",
+        "test_images": 6,
+        "means_from": {"images": 4},
+        **ex.frozen_gate_accuracy(model, test, gates, variants=("mean", "one")).to_dict(),
+    }
+    results = tmp_path / "results"
+    results.mkdir()
+    for stamp, epochs in (("20260101T000000Z", 1), ("20260102T000000Z", 2)):  # the same network twice
+        record = {
+            "kind": "freeze_gates",
+            "created": stamp,
+            "seed": 0,
+            "variants": {},
+            "environment": {"commit": "abc", "device_name": "cpu"},
+            "networks": [{"weights": "se.pt", "model": "se_resnet20", "epochs": epochs, "runs": [run]}],
+        }
+        (results / f"freeze_gates_{stamp}.json").write_text(json.dumps(record))
+    path = Path(__file__).resolve().parents[1] / "scripts" / "plot_freeze_gates.py"
+    spec = importlib.util.spec_from_file_location("plot_freeze_gates", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows, files = script.newest_runs(results)
+    assert [r["epochs"] for r in rows] == [2] and files == ["freeze_gates_20260102T000000Z.json"]
+    assert script.main(["--results", str(results), "--figures", str(tmp_path / "figures")]) == 0
+    provenance = json.loads((tmp_path / "figures" / f"{script.NAME}.json").read_text())
+    assert provenance["records"] == files and provenance["networks"] == ["se.pt"]
+    assert (tmp_path / "figures" / f"{script.NAME}.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="No freeze_gates record"):
+        script.newest_runs(tmp_path)
