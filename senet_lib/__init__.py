@@ -10,6 +10,7 @@ from . import checkpoint, cost, data, excitation, models, plots, train
 from .env import (
     PRECISIONS,
     PROFILES,
+    default_channels_last,
     get_device,
     get_paths,
     get_precision,
@@ -35,6 +36,7 @@ from .se import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "default_channels_last",
     "PRECISIONS",
     "PROFILES",
     "PROFILE_SETTINGS",
