@@ -1,6 +1,4 @@
-"""The ``train`` command: its options (the recipe's generated from :class:`~senet_lib.train.TrainConfig`'s
-fields) and the run it trains.
-"""
+"""The ``train`` command: its options and the run it trains."""
 
 from __future__ import annotations
 
@@ -78,10 +76,8 @@ class Terminated(KeyboardInterrupt):
 
 @contextmanager
 def sigterm_stops_like_ctrl_c() -> Iterator[None]:
-    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so a
-    ``kill`` ends training the way Ctrl-C does: the checkpoint of the last finished epoch stays
-    (checkpoints are written atomically) and one sentence says how to resume. Outside the main
-    thread, where Python cannot handle signals, nothing changes."""
+    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so ``kill``
+    ends training as Ctrl-C does (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -97,10 +93,7 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one model; print where the checkpoint, history and record went.
-
-    Under ``torchrun`` every process runs this: each joins the process group and trains its share;
-    rank 0 holds the run folder, writes the files and prints."""
+    """Train one model; print where the checkpoint, history and record went (under torchrun: rank 0)."""
     context, device = init_distributed(args.device, sync_bn=args.sync_bn)
     try:
         if args.sync_bn and not context.enabled:
