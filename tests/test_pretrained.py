@@ -118,6 +118,26 @@ def test_pick_prefers_the_longest_run_then_the_lowest_seed(tmp_path, real_lookin
     )
 
 
+def test_pick_prefers_official_pixels_to_a_longer_run_on_the_jpeg_copy(tmp_path, real_looking_data):
+    jpeg = dataclasses.replace(real_looking_data, label="CIFAR-10 (JPEG q75 copy)")
+    official = dataclasses.replace(
+        real_looking_data, label="CIFAR-10 (lossless train, official test images 0–999)"
+    )
+    _ship(tmp_path, jpeg, _config(seed=0))
+    _ship(tmp_path, jpeg, _config(seed=0), name="resnet20")
+    assert pretrained.pick_pretrained("se_resnet20", "cifar10", 10, tmp_path).data_label == jpeg.label
+    short = TrainConfig(**{**_config().to_dict(), "epochs": 2})
+    _ship(tmp_path, official, short)
+    _ship(tmp_path, official, short, name="resnet20")
+    picked = pretrained.pick_pretrained("se_resnet20", "cifar10", 10, tmp_path)
+    assert picked.path.name == "se_resnet20_cifar10_2ep_seed0.pt" and picked.data_label == official.label
+    pair = pretrained.pick_pretrained_pair("resnet20", "se_resnet20", "cifar10", 10, tmp_path)
+    assert [m.path.name for m in pair] == [
+        "resnet20_cifar10_2ep_seed0.pt",
+        "se_resnet20_cifar10_2ep_seed0.pt",
+    ]
+
+
 def test_pair_needs_the_same_recipe_and_seed_and_prefers_the_longest(tmp_path, real_looking_data):
     """Notebook 05's fair comparison: a plain net and its SE twin of one recipe, seed and data."""
     data = real_looking_data

@@ -389,8 +389,9 @@ def list_pretrained(folder: str | Path | None = None) -> list[PretrainedMatch]:
 def _longest_first(
     model_name: str, dataset: str, num_classes: int, folder: str | Path | None
 ) -> list[tuple[Path, dict[str, Any]]]:
-    """The shipped ``model_name`` files (default options) trained on the full real ``dataset``:
-    the longest-trained first, then the lowest seed."""
+    """The shipped ``model_name`` files (default options) trained on the full real ``dataset``: those
+    trained on official pixels first (a label without "JPEG": the official release or the lossless
+    copy), then the longest-trained, then the lowest seed."""
     found = [
         (weights, sidecar)
         for weights, sidecar in _sidecars(folder)
@@ -399,18 +400,19 @@ def _longest_first(
         and not (sidecar.get("data") or {}).get("synthetic")
     ]
 
-    def longest_then_lowest_seed(candidate: tuple[Path, dict[str, Any]]) -> tuple[int, int]:
-        recipe = candidate[1].get("recipe") or {}
-        return -int(recipe.get("epochs", 0)), int(recipe.get("seed", 0))
+    def preference(candidate: tuple[Path, dict[str, Any]]) -> tuple[bool, int, int]:
+        recipe, data = candidate[1].get("recipe") or {}, candidate[1].get("data") or {}
+        compressed = "JPEG" in str(data.get("label", ""))
+        return compressed, -int(recipe.get("epochs", 0)), int(recipe.get("seed", 0))
 
-    return sorted(found, key=longest_then_lowest_seed)
+    return sorted(found, key=preference)
 
 
 def pick_pretrained(
     model_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
 ) -> PretrainedMatch | None:
-    """The longest-trained shipped ``model_name`` (default options) on the full ``dataset``, whatever its
-    recipe, lowest seed first; verified, or None."""
+    """The shipped ``model_name`` (default options) on the full ``dataset``, whatever its recipe: official
+    pixels first, then the longest-trained, then the lowest seed; verified, or None."""
     for weights, sidecar in _longest_first(model_name, dataset, num_classes, folder):
         match = _verified(weights, sidecar)
         if match is not None:
@@ -421,8 +423,8 @@ def pick_pretrained(
 def pick_pretrained_pair(
     plain_name: str, se_name: str, dataset: str, num_classes: int, folder: str | Path | None = None
 ) -> tuple[PretrainedMatch, PretrainedMatch] | None:
-    """A shipped plain network and its SE twin with the same data, recipe and seed (longest-trained,
-    lowest seed first; both verified), or None."""
+    """A shipped plain network and its SE twin with the same data, recipe and seed (official pixels,
+    then longest-trained, then lowest seed first; both verified), or None."""
     plain = _longest_first(plain_name, dataset, num_classes, folder)
     twin_arch = {"name": se_name, "num_classes": int(num_classes)}
     for weights, sidecar in plain:
