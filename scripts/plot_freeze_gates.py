@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     copies = [run["data"] for run in rows[0]["runs"]]
     set_style()
     fig, axes = plt.subplots(
-        len(rows), len(copies), figsize=(6.5 * len(copies), 3.0 * len(rows)), squeeze=False, sharey=True
+        len(rows), len(copies), figsize=(6.5 * len(copies), 0.9 + 3.2 * len(rows)), squeeze=False, sharey=True
     )
     variants = list(rows[0]["runs"][0]["accuracy"])
     colours = dict(zip(variants, ["tab:blue", "tab:orange", "tab:red"], strict=False))
@@ -96,7 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             if c == 0:
                 ax.set_ylabel("accuracy lost (points)\nsymlog, linear within ±1")
-    axes[0][0].legend(fontsize=8, loc="upper left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=len(variants),
+        fontsize=9,
+        bbox_to_anchor=(0.5, 1 - 0.55 / fig.get_figheight()),
+    )
     means = sorted({f"{run['means_from']['images']:,}" for row in rows for run in row["runs"]})
     fig.suptitle(
         "SE gates frozen to constants, shipped SE-ResNet-20s on CIFAR-10: intact test accuracy minus frozen, per "
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         f"records {', '.join(files)})",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.85 / fig.get_figheight()))
     record = rows[0]["_record"]
     provenance = {
         "dataset": copies,

@@ -31,7 +31,7 @@ def test_every_committed_figure_has_a_producer(make_figures, capsys):
     steps = make_figures.plan("python")
     covered = [stem for step in steps for stem in step.figures]
     assert sorted(covered) == stems  # each exactly once
-    assert {s.name for s in steps if s.figures} == {"notebooks", "06", "results"}
+    assert {s.name for s in steps if s.figures} == {"notebooks", "06", "results", "freeze_gates"}
     assert make_figures.main(["--plan"]) == 0
     out = capsys.readouterr().out
     assert "scripts/figures_06.sh" in out and "build_results.py" in out and "06_fig7_band_cat" in out
