@@ -6,7 +6,8 @@
 
 Four steps, each the code that made the committed files (its name is in every figure's ``.json``):
 
-* ``notebooks``: notebooks 00–04 in the quick profile (diagrams and counts, no trained weights): run by
+* ``notebooks``: notebooks 00–05 in the quick profile (diagrams, counts, and 05's shipped pair; nothing trained
+  for a committed figure): run by
   ``scripts/run_notebooks.py`` with their figures written to ``build/make_figures/``, then only the files
   committed in figures/ are copied over (the device-specific timing plot of notebook 04 is not committed).
 * ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 that notebook 06 itself picks
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
 BUILD = ROOT / "build" / "make_figures"
 PRETRAINED = ROOT / "pretrained"
-NOTEBOOKS = ("00", "01", "02", "03", "04")
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05")
 
 
 @dataclass
@@ -96,7 +97,7 @@ def plan(python: str) -> list[Step]:
     steps = [
         Step(
             "notebooks",
-            "notebooks 00-04, quick profile, figures via build/make_figures/",
+            "notebooks 00-05, quick profile, figures via build/make_figures/",
             [
                 python,
                 "scripts/run_notebooks.py",
@@ -160,7 +161,7 @@ def run(step: Step, python: str) -> None:
                 shutil.copy(made, FIGURES / made.name)
             if not (BUILD / "figures" / f"{stem}.png").is_file():
                 raise SystemExit(
-                    f"notebooks 00-04 no longer make figures/{stem}.png: delete it or fix its notebook."
+                    f"notebooks 00-05 no longer make figures/{stem}.png: delete it or fix its notebook."
                 )
 
 

@@ -264,16 +264,14 @@ def plot_gap(
     final = float(mean_diff.iloc[-1])
     tail_mean = float(mean_diff[mean_diff.index >= start].mean())
     ax_diff.annotate(
-        f"last epoch: {final:+.2f} points; mean over the last {len(zoom)} epochs: {tail_mean:+.2f}"
+        f"last epoch: {final:+.2f} points\nmean over the last {len(zoom)} epochs: {tail_mean:+.2f}"
         + (f" (mean of {seeds} seeds)" if seeds > 1 else " (one seed)"),
         xy=(0.02, 0.95),
         xycoords="axes fraction",
         va="top",
         fontsize=9,
     )
-    ax_diff.set(
-        xlabel="epoch", ylabel=f"{second} − {first} (points)", title=f"{metric}: the paired difference"
-    )
+    ax_diff.set(xlabel="epoch", ylabel="difference (points)", title=f"{metric}: {second} − {first}, paired")
     ax_diff.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
