@@ -78,7 +78,7 @@ def test_the_gap_plot_zooms_in_and_draws_the_paired_difference():
     paired = [line for line in diff.lines if len(line.get_xdata()) == 12][0]
     assert paired.get_ydata() == pytest.approx([0.47] * 12)  # se − plain, in points, every epoch
     assert any(
-        "+0.47 points; mean over the last 3 epochs: +0.47 (one seed)" in t.get_text() for t in diff.texts
+        "+0.47 points\nmean over the last 3 epochs: +0.47 (one seed)" in t.get_text() for t in diff.texts
     )
     plt.close(fig)
     two = plot_gap(
