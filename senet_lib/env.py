@@ -176,7 +176,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def git_commit(short: bool = False) -> str:
     """The checkout's commit (``+dirty`` when there are uncommitted changes); where git cannot tell (a copy
-    with no ``.git``, as on a lent GPU machine) ``$SENET_COMMIT``, else ``"unknown"``."""
+    with no ``.git``, such as a tree copied without its history) ``$SENET_COMMIT``, else ``"unknown"``."""
     fallback = os.environ.get("SENET_COMMIT") or "unknown"
     if REPO_ROOT is None:
         return fallback

@@ -203,7 +203,7 @@ def test_save_figure_writes_png_pdf_and_provenance():
 
 
 def test_git_commit_falls_back_to_senet_commit_without_git(monkeypatch):
-    """A copy of the tree with no .git (a lent GPU machine) reports the commit it was made from."""
+    """A copy of the tree with no .git (copied without its history) reports the commit it was made from."""
     from senet_lib import env as env_module
 
     monkeypatch.setattr(env_module, "REPO_ROOT", None)
