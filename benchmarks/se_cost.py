@@ -21,15 +21,14 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-from speed.timing import build_trainer, index_batches, throughput_stats
-from torch.profiler import ProfilerActivity, profile
+from speed.report import record_header, write_bench_record
+from speed.timing import build_trainer, index_batches, profiled_steps, throughput_stats
 
-from senet_lib.checkpoint import atomic_write_json, check_writable
+from senet_lib.checkpoint import check_writable
 from senet_lib.cli import run_command
 from senet_lib.cli.common import UsageError, check_model
 from senet_lib.cost import count_macs
@@ -121,15 +120,9 @@ def profile_step(name: str, fused: bool, batch_size: int, steps: int, device: to
     trainer, batches = _trainer(name, fused, data, batch_size, device)
     for _ in range(2):
         trainer.train_step(*next(batches))
-    synchronize(device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        for _ in range(steps):
-            trainer.train_step(*next(batches))
-        synchronize(device)
-    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    averages, attr = profiled_steps(trainer, batches, steps, device)
     ops = {}
-    for event in prof.key_averages():
+    for event in averages:
         ms = (getattr(event, attr, 0) or 0) / 1000 / steps
         if ms > 0 and not any(event.key.startswith(w) for w in WRAPPERS):
             ops[event.key] = ms
@@ -214,13 +207,7 @@ def cmd_se_cost(args: argparse.Namespace) -> int:
     batch = dict(zip([p[0] for p in pairs], args.batch_sizes or [], strict=False))
     print(f"SE's cost on {env.device_name}", flush=True)
     record: dict[str, Any] = {
-        "kind": "se_cost",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(env.device),
-        "device_name": env.device_name,
-        "torch": env.torch_version,
-        "commit": env.commit,
-        "environment": env.record(),
+        **record_header("se_cost", env),
         "settings": {"repeats": args.repeats, "min_seconds": args.min_seconds, "warmup": args.warmup},
         "data": "synthetic images of CIFAR shape (pixel values do not change a step's time)",
         "pairs": [],
@@ -235,9 +222,7 @@ def cmd_se_cost(args: argparse.Namespace) -> int:
             pair["profile"] = {"se": se, "plain": plain, "largest_differences": op_differences(se, plain)}
             print(format_profile(se, plain, pair["profile"]["largest_differences"]), flush=True)
         record["pairs"].append(pair)
-    stamp = record["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    device = "".join(c if c.isalnum() else "-" for c in env.device_name).strip("-").lower()[:40]
-    path = atomic_write_json(out / f"se_cost_{device}_{stamp}.json", record)
+    path = write_bench_record(record, out, prefix="se_cost")
     print(f"Record written to {path}")
     return 0
 

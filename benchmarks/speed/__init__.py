@@ -50,7 +50,14 @@ not change how long a training step takes.
 
 from .interleave import measure_interleaved, round_order
 from .loop import format_loop, load_loop_data, loop_config, measure_loop
-from .report import check_targets, format_record, paired_speedups, summarize, write_bench_record
+from .report import (
+    check_targets,
+    format_record,
+    paired_speedups,
+    record_header,
+    summarize,
+    write_bench_record,
+)
 from .run import main_bench, run_benchmark
 from .settings import (
     BenchSettings,
@@ -62,7 +69,7 @@ from .settings import (
     skipped_note,
     tf32_settings,
 )
-from .timing import measure, profile_steps, throughput_stats
+from .timing import measure, profile_steps, profiled_steps, throughput_stats
 from .variants import (
     ALIASES,
     DATA_NOTE,
@@ -100,6 +107,8 @@ __all__ = [
     "load_loop_data",
     "format_loop",
     "profile_steps",
+    "profiled_steps",
+    "record_header",
     "summarize",
     "check_targets",
     "format_record",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,21 @@ def _format_value(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
-def write_bench_record(record: dict[str, Any], out: str | Path | None = None) -> Path:
-    """Write ``record`` as ``bench_<device>_<timestamp>.json`` into ``out`` (default: results folder).
+def record_header(kind: str, env: Environment) -> dict[str, Any]:
+    """What every benchmark record starts with: its kind, when, the device, versions, commit, environment."""
+    return {
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(env.device),
+        "device_name": env.device_name,
+        "torch": env.torch_version,
+        "commit": env.commit,
+        "environment": env.record(),
+    }
+
+
+def write_bench_record(record: dict[str, Any], out: str | Path | None = None, prefix: str = "bench") -> Path:
+    """Write ``record`` as ``<prefix>_<device>_<timestamp>.json`` into ``out`` (default: results folder).
 
     ``out`` may also be a file path ending in ``.json``.
     """
@@ -245,6 +259,6 @@ def write_bench_record(record: dict[str, Any], out: str | Path | None = None) ->
     else:
         stamp = record["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
         device = "".join(c if c.isalnum() else "-" for c in record["device_name"]).strip("-").lower()[:40]
-        path = out / f"bench_{device}_{stamp}.json"
+        path = out / f"{prefix}_{device}_{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(path, record)

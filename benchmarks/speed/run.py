@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from senet_lib.env import Environment, setup
 
 from .interleave import measure_interleaved
 from .loop import measure_loop
-from .report import _row_figures, check_targets, format_record, summarize, write_bench_record
+from .report import _row_figures, check_targets, format_record, record_header, summarize, write_bench_record
 from .settings import BenchSettings, backend_flags, default_settings, load_bench_data
 from .timing import measure, profile_steps
 from .variants import DATA_NOTE, REFERENCE_RATIOS, TIMING_NOTE
@@ -49,14 +48,8 @@ def run_benchmark(
         summary["fit_vs_bare_step"] = loop.get("fit_vs_bare_step")
     workers = sorted({r["num_workers"] for r in results if r.get("num_workers") is not None})
     record = {
-        "kind": "benchmark",
+        **record_header("benchmark", env),
         "schema": 2,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(env.device),
-        "device_name": env.device_name,
-        "torch": env.torch_version,
-        "commit": env.commit,
-        "environment": env.record(),
         "backend": backend,
         "dataloader_workers": workers[0] if len(workers) == 1 else (workers or None),
         "settings": {

@@ -268,6 +268,23 @@ def measure(
     return row
 
 
+def profiled_steps(
+    trainer: Trainer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int, device: torch.device
+) -> tuple[Any, str]:
+    """``steps`` training steps of a warmed-up ``trainer`` under ``torch.profiler``: the profiler's key
+    averages and the name of the attribute that holds each operator's self time on ``device``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(device)
+    synchronize(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer.train_step(*next(batches))
+        synchronize(device)
+    return prof.key_averages(), "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+
+
 def profile_steps(
     model_name: str,
     data: ImageDataset,
@@ -282,24 +299,15 @@ def profile_steps(
     Use it when a target is missed, to see whether time goes to convolutions, the SE block's
     small ops, the data pipeline or the optimiser.
     """
-    from torch.profiler import ProfilerActivity, profile
-
     device = torch.device(device)
     with tf32_settings(device, disable=VARIANTS[variant].true_fp32):
         trainer, batches, _ = _build(model_name, data, variant, settings, device)
         try:
             for _ in range(settings.warmup):
                 trainer.train_step(*next(batches))
-            synchronize(device)
-            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-            with profile(activities=activities) as prof:
-                for _ in range(steps):
-                    trainer.train_step(*next(batches))
-                synchronize(device)
+            averages, key = profiled_steps(trainer, batches, steps, device)
         finally:
             batches.close()
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    averages = prof.key_averages()
     print(f"\nProfiler: {model_name} [{variant}], {steps} steps, sorted by {key}")
     print(averages.table(sort_by=key, row_limit=row_limit))
     rows = sorted(averages, key=lambda e: getattr(e, key, 0) or 0, reverse=True)[:row_limit]

@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import WEIGHTS_FORMAT, MissingArchitectureError, load_checkpoint, verify_weights
 from ..env import PROFILES, REPO_ROOT, get_paths, get_profile
 from ..errors import UserError
 from ..se import se_blocks
 from ..train import CHECKPOINT_NAME
 from ..train.config import get_settings
 from .common import PROG, UsageError
-from .evaluation import recorded_data
+from .evaluation import load_trusted, recorded_data
 from .options import checked_subsets
 
 #: The notebook ``analyse`` runs, in a checkout of the repository.
@@ -107,15 +106,10 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             "analyse runs notebook 06 with papermill, which is not installed: pip install papermill "
             "(or pip install -e '.[notebooks]')."
         ) from None
-    try:
-        model, payload = load_checkpoint(path)
-    except MissingArchitectureError as err:
-        raise UsageError(
-            f"{path} does not record its architecture, so analyse cannot rebuild the network: plot its "
-            "excitations in Python instead (docs/any_se_network.md)."
-        ) from err
-    if payload.get("format") == WEIGHTS_FORMAT and path.with_suffix(".json").is_file():
-        verify_weights(path)  # an exported file with its sidecar: its SHA-256 must match before it is trusted
+    model, payload = load_trusted(
+        path,
+        "so analyse cannot rebuild the network: plot its excitations in Python instead (docs/any_se_network.md).",
+    )
     arch = model.arch_config
     if not se_blocks(model):
         raise UsageError(

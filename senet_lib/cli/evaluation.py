@@ -128,6 +128,19 @@ def recorded_data(
     return dataset, test_subset, recorded, beside
 
 
+def load_trusted(path: Path, advice: str, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The network in a checkpoint or exported weights file and its payload; an exported file with a
+    sidecar must match the sidecar's SHA-256 first. A file that records no architecture ends in one
+    sentence: "<path> does not record its architecture, <advice>"."""
+    try:
+        model, payload = load_checkpoint(path, device=device)
+    except MissingArchitectureError as err:
+        raise UsageError(f"{path} does not record its architecture, {advice}") from err
+    if payload.get("format") == WEIGHTS_FORMAT and path.with_suffix(".json").is_file():
+        verify_weights(path)  # an exported file with its sidecar: its SHA-256 must match before it is trusted
+    return model, payload
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the test loss and accuracy of a checkpoint, and with ``--tta`` its flip-TTA accuracy
     (writes nothing, needs no writable folder)."""
@@ -144,15 +157,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=False,
         )
     )
-    try:
-        model, payload = load_checkpoint(path, device=device)
-    except MissingArchitectureError as err:
-        raise UsageError(
-            f"{path} does not record its architecture, so evaluate cannot rebuild the model: load it in Python "
-            "with senet_lib.checkpoint.load_checkpoint(path, model=<the network>)."
-        ) from err
-    if payload.get("format") == WEIGHTS_FORMAT and path.with_suffix(".json").is_file():
-        verify_weights(path)  # an exported file with its sidecar: its SHA-256 must match before it is trusted
+    model, payload = load_trusted(
+        path,
+        "so evaluate cannot rebuild the model: load it in Python with "
+        "senet_lib.checkpoint.load_checkpoint(path, model=<the network>).",
+        device,
+    )
     dataset, test_subset, _, beside = recorded_data(path, payload, args.dataset, args.test_subset)
     checked_subsets(dataset, None, test_subset)
     data = load_run_data(dataset, None, test_subset, root=args.data_dir, download=not args.no_download)
