@@ -18,6 +18,7 @@ from senet_lib.train import (
     AblationError,
     TrainConfig,
     ablation_grid,
+    differences,
     run_ablation,
     summarize,
 )
@@ -143,6 +144,25 @@ def test_summary_of_one_seed_has_no_spread():
     assert list(summary["variant"]) == ["a", "b"]
     assert summary.loc[0, "final_acc_mean"] == 42.0 and math.isclose(summary.loc[0, "final_acc_std"], 8**0.5)
     assert math.isnan(summary.loc[1, "final_acc_std"])
+
+
+def test_differences_pool_the_seed_spread_over_the_grid():
+    import pandas as pd
+
+    # three variants, two seeds each: within-variant spreads 1, 2 and 3 points (sample variances 2, 8, 18)
+    acc = {"no SE": (80.0, 82.0), "standard": (90.0, 94.0), "wide": (84.0, 90.0)}
+    runs = pd.DataFrame(
+        [{"variant": v, "seed": s, "final_acc": a} for v, pair in acc.items() for s, a in enumerate(pair)]
+    )
+    table = differences(runs, "standard").set_index("variant")
+    pooled = ((2 + 8 + 18) / 3) ** 0.5
+    assert list(table.index) == ["no SE", "wide"]
+    assert math.isclose(table.loc["no SE", "pooled_sd"], pooled)
+    assert math.isclose(table.loc["no SE", "diff"], -11.0) and math.isclose(table.loc["wide", "diff"], -5.0)
+    assert math.isclose(table.loc["wide", "error"], pooled)  # sqrt(1/2 + 1/2)
+    assert table.loc["no SE", "exceeds_noise"] and not table.loc["wide", "exceeds_noise"]  # 2·3.06 = 6.1
+    with pytest.raises(ValueError, match="is not a variant"):
+        differences(runs, "narrow")
 
 
 def test_workers_train_in_separate_processes(tiny_data, tmp_path):

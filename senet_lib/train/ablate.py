@@ -308,3 +308,42 @@ def summarize(runs: pd.DataFrame, order: Sequence[str] | None = None) -> pd.Data
         summary = summary.set_index("variant").loc[[v for v in order if v in set(summary["variant"])]]
         summary = summary.reset_index()
     return summary
+
+
+def differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Each variant of a per-run table against variant ``reference``: the difference of their mean final
+    test accuracies (points), its standard error and whether it exceeds twice that error.
+
+    The seed-to-seed spread of one run is estimated once for the whole grid, pooled over every variant with
+    more than one seed (``pooled_sd``, degrees of freedom Σ(seeds − 1)), so two seeds per variant still give
+    a usable noise level; the error of a difference of means over ``n`` and ``m`` seeds is
+    ``pooled_sd·√(1/n + 1/m)``. Variants are listed in the table's order, ``reference`` left out.
+    """
+    import pandas as pd
+
+    if reference not in set(runs["variant"]):
+        raise AblationError(
+            f"{reference!r} is not a variant of this grid ({', '.join(dict.fromkeys(runs['variant']))}): "
+            "name one of them."
+        )
+    groups = runs.groupby("variant", sort=False)["final_acc"]
+    counts, means, variances = groups.count(), groups.mean(), groups.var()
+    dof = int((counts - 1).clip(lower=0).sum())
+    pooled_sd = float(((counts - 1) * variances.fillna(0.0)).sum() / dof) ** 0.5 if dof else float("nan")
+    rows = []
+    for variant in counts.index:
+        if variant == reference:
+            continue
+        error = pooled_sd * (1 / counts[variant] + 1 / counts[reference]) ** 0.5
+        diff = float(means[variant] - means[reference])
+        rows.append(
+            {
+                "variant": variant,
+                "seeds": int(counts[variant]),
+                "diff": diff,
+                "error": error,
+                "exceeds_noise": bool(abs(diff) > 2 * error),
+                "pooled_sd": pooled_sd,
+            }
+        )
+    return pd.DataFrame(rows)
