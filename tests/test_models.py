@@ -83,6 +83,20 @@ def test_se_stages_option():
         create_model("se_resnet20", se_stages=[5])
 
 
+def test_se_min_hidden_widens_the_narrow_bottlenecks():
+    # SE-ResNet-20 at r = 16 squeezes 16, 32 and 64 channels through 1, 2 and 4 units; at least 8 makes all 8
+    narrow, wide = create_model("se_resnet20"), create_model("se_resnet20", se_min_hidden=8)
+    assert {b.hidden for b in se_blocks(narrow).values()} == {1, 2, 4}
+    assert {b.hidden for b in se_blocks(wide).values()} == {8}
+    extra = sum(
+        3 * (2 * c * (8 - c // 16) + (8 - c // 16)) for c in (16, 32, 64)
+    )  # fc1 + fc2 weights, fc1 bias
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(wide) - count(narrow) == extra
+    assert wide.arch_config["se_min_hidden"] == 8
+    assert create_model("se_resnet20", reduction=2, se_min_hidden=8).layer3[0].se.hidden == 32  # C/r wins
+
+
 @pytest.mark.parametrize("placement", ["standard", "pre", "post", "identity"])
 def test_placements(placement):
     torch.manual_seed(0)

@@ -795,8 +795,13 @@ def test_huge_subsets_fail_at_once_before_anything_is_allocated(tmp_path, capsys
         (["--profile", "step", "--milestones", "99"], "--milestones must be at most epochs (1)"),
         (
             ["--model", "resnet20", "--reduction", "8"],
-            "--reduction sets the SE blocks' reduction ratio, but resnet20 has no",
+            "--reduction sets the SE blocks' bottleneck, but resnet20 has no",
         ),
+        (
+            ["--model", "se_resnet20", "--se-min-hidden", "0"],
+            "--se-min-hidden must be a whole number of at least 1",
+        ),
+        (["--model", "resnet20", "--se-min-hidden", "8"], "--se-min-hidden sets the SE blocks' bottleneck"),
     ],
     ids=[
         "reduction-negative",
@@ -805,6 +810,8 @@ def test_huge_subsets_fail_at_once_before_anything_is_allocated(tmp_path, capsys
         "train-subset-zero",
         "milestone-past-the-end",
         "reduction-on-a-plain-net",
+        "min-hidden-zero",
+        "min-hidden-on-a-plain-net",
     ],  # fmt: skip
 )
 def test_cli_values_are_checked_before_any_work(option, flag, tmp_path, capsys, monkeypatch):

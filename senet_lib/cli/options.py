@@ -95,6 +95,8 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         options["norm"] = args.norm
     if args.reduction is not None:
         options["reduction"] = args.reduction
+    if getattr(args, "se_min_hidden", None) is not None:
+        options["se_min_hidden"] = args.se_min_hidden
     return options
 
 
@@ -117,11 +119,12 @@ def checked_model_options(model_name: str, options: Mapping[str, Any]) -> dict[s
             ) from err
         given = ", ".join(f"{_flag(k)} {v}" for k, v in options.items())
         raise UsageError(f"{model_name} cannot be built with {given} ({err})") from err
-    if "reduction" in options and not any(isinstance(m, SqueezeExcitation) for m in model.modules()):
-        raise UsageError(
-            f"--reduction sets the SE blocks' reduction ratio, but {model_name} has no SE blocks: drop "
-            "--reduction, or choose an SE model (see `models se_*`)."
-        )
+    for option in ("reduction", "se_min_hidden"):
+        if option in options and not any(isinstance(m, SqueezeExcitation) for m in model.modules()):
+            raise UsageError(
+                f"{_flag(option)} sets the SE blocks' bottleneck, but {model_name} has no SE blocks: drop "
+                f"{_flag(option)}, or choose an SE model (see `models se_*`)."
+            )
     return dict(options)
 
 

@@ -199,7 +199,7 @@ def _fit_in_cli_words(
     except ArchitectureMismatchError as err:
         raise UsageError(
             f"{run_dir} holds {describe_arch(err.stored)}, not {describe_arch(err.given)}: give the same "
-            "--model, --norm and --reduction to --resume it, or pass another --run-name."
+            "--model, --norm, --reduction and --se-min-hidden to --resume it, or pass another --run-name."
         ) from err
 
 
@@ -254,6 +254,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--norm", choices=NORMS, help="normalisation layers of the model (default: the model's)")
     m.add_argument("--reduction", type=int, help="SE reduction ratio r (default 16)")
+    m.add_argument(
+        "--se-min-hidden",
+        type=int,
+        metavar="N",
+        help="narrowest SE bottleneck: at least N hidden units (default 1)",
+    )
     o = p.add_argument_group("output")
     o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")
     o.add_argument("--run-name", help="run folder name (default: as train_or_load names it)")

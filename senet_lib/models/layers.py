@@ -65,13 +65,14 @@ class SEConfig:
         squeeze: str = "avg",
         gate: str = "sigmoid",
         bias: bool = True,
+        min_hidden: int = 1,
     ) -> None:
         check_choice("se_placement", placement, PLACEMENTS)
         self.enabled = enabled
         self.reduction = reduction
         self.placement = placement
         self.stages = None if stages is None else tuple(int(s) for s in stages)
-        self.block_kwargs = {"squeeze": squeeze, "gate": gate, "bias": bias}
+        self.block_kwargs = {"squeeze": squeeze, "gate": gate, "bias": bias, "min_hidden": min_hidden}
 
     def check_stages(self, valid: tuple[int, ...]) -> None:
         if self.stages is not None and not set(self.stages) <= set(valid):

@@ -2,7 +2,7 @@
 
 Options: ``reduction`` (16, Table 10), ``se_placement`` (standard, pre, post, identity, 3x3; Fig. 5,
 Tables 14-15), ``se_stages`` (Table 13), ``se_squeeze`` / ``se_gate`` (Tables 11-12, 16), ``se_bias``,
-``norm``, ``zero_init_residual``; bottleneck ResNets also ``stem`` (cifar, imagenet). Plain ResNets
+``se_min_hidden`` (the narrowest bottleneck, 1: C/r as it falls), ``norm``, ``zero_init_residual``; bottleneck ResNets also ``stem`` (cifar, imagenet). Plain ResNets
 take only ``norm``, ``zero_init_residual`` and ``stem``.
 """
 
@@ -20,7 +20,7 @@ from .layers import SEConfig
 from .resnet import ResNet
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
-_SE_KEYS = ("reduction", "se_placement", "se_stages", "se_squeeze", "se_gate", "se_bias")
+_SE_KEYS = ("reduction", "se_placement", "se_stages", "se_squeeze", "se_gate", "se_bias", "se_min_hidden")
 
 
 class _ArchRequired(TypedDict):
@@ -37,6 +37,7 @@ class ArchConfig(_ArchRequired, total=False):
     se_squeeze: str
     se_gate: str
     se_bias: bool
+    se_min_hidden: int
     norm: str
     zero_init_residual: bool
     stem: str
@@ -108,6 +109,7 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "se_squeeze": (lambda v: isinstance(v, str), "a string", '"avg"'),
     "se_gate": (lambda v: isinstance(v, str), "a string", '"sigmoid"'),
     "se_bias": (lambda v: isinstance(v, bool), "True or False", "True"),
+    "se_min_hidden": (lambda v: _is_int(v) and v >= 1, "a whole number of at least 1", "8"),
     "norm": (lambda v: isinstance(v, str), "a string", '"batchnorm"'),
     "zero_init_residual": (lambda v: isinstance(v, bool), "True or False", "False"),
     "stem": (lambda v: isinstance(v, str), "a string", '"cifar"'),
@@ -125,6 +127,7 @@ def _se_config(enabled: bool, options: dict[str, Any]) -> SEConfig:
         squeeze=se_opts.get("se_squeeze", "avg"),
         gate=se_opts.get("se_gate", "sigmoid"),
         bias=se_opts.get("se_bias", True),
+        min_hidden=se_opts.get("se_min_hidden", 1),
     )
 
 
