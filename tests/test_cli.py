@@ -213,12 +213,12 @@ def test_unknown_dataset_lists_valid_names_and_exits_2(capsys):
 def test_record_in_a_checkout_goes_to_build_results_not_the_committed_results(tmp_path, monkeypatch, capsys):
     """--record without --results-dir or SENET_RESULTS_DIR leaves the checkout's committed results/ alone."""
     from senet_lib import env
-    from senet_lib.cli import training
+    from senet_lib.cli import options
 
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     monkeypatch.setattr(env, "REPO_ROOT", checkout)
-    monkeypatch.setattr(training, "REPO_ROOT", checkout)
+    monkeypatch.setattr(options, "REPO_ROOT", checkout)
     monkeypatch.delenv("SENET_RESULTS_DIR")
     assert env.get_paths().results == checkout / "results"  # what the notebooks and scripts read
     assert cli.main(["train", *TINY, "--record", "--save-dir", str(tmp_path / "a")]) == 0

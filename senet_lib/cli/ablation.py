@@ -16,6 +16,7 @@ from .options import (
     add_config_flags,
     add_data_options,
     config_from_args,
+    default_results_dir,
     longest_run_name,
     run_data_from_args,
     subsets_from_args,
@@ -33,7 +34,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     seeds = tuple(args.seeds) if args.seeds else profile.seeds
     subsets_from_args(args, profile, dataset)  # checked before any folder is created
     save_dir = Path(args.save_dir or env.paths.checkpoints).expanduser()
-    results_dir = Path(args.results_dir or env.paths.results).expanduser()
+    results_dir = Path(args.results_dir).expanduser() if args.results_dir else default_results_dir(env.paths)
     # Every run folder's and record's full path must fit the system's limits (checked with the longest
     # name a run can get): a long folder fails now, not after the first variant trained.
     longest = longest_run_name(max((variant for variant, _ in grid.values()), key=len), max(seeds))
@@ -91,7 +92,11 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("recipe (TrainConfig)")
     o = p.add_argument_group("output")
     o.add_argument("--save-dir", help="folder of run folders (default: the checkpoints folder)")
-    o.add_argument("--results-dir", help="where the records go (default: the results folder)")
+    o.add_argument(
+        "--results-dir",
+        help="where the records go (default: $SENET_RESULTS_DIR, in a checkout build/results, never the "
+        "committed results/: pass --results-dir results for that)",
+    )
     add_config_flags({"recipe": g, "output": o})
     p.add_argument("--device", help="cuda | cuda:N | mps | cpu (default: $SENET_DEVICE, else the best)")
     p.set_defaults(func=cmd_ablate)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..checkpoint import LOCK_NAME
 from ..data import DATASETS, MAX_SPLIT, SubsetError, check_subsets, load_run_data
-from ..env import PROFILES
+from ..env import PROFILES, REPO_ROOT, Paths
 from ..models import create_model
 from ..se import SqueezeExcitation
 from ..train import CHECKPOINT_NAME, HISTORY_NAME, RECORD_NAME, ConfigError, TrainConfig
@@ -185,3 +187,13 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--full-data", action="store_true", help="use the full splits, ignoring the profile's subsets"
     )
+
+
+def default_results_dir(paths: Paths) -> Path:
+    """Where records go (``train --record``, ``ablate``) without ``--results-dir``: the results folder, except in a checkout, where
+    the committed ``results/`` only gets the runs recorded on purpose (``--results-dir results``) and the
+    default is ``build/results/``."""
+    committed = REPO_ROOT / "results" if REPO_ROOT is not None else None
+    if committed is not None and paths.results == committed and not os.environ.get("SENET_RESULTS_DIR"):
+        return REPO_ROOT / "build" / "results"
+    return paths.results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -22,7 +21,7 @@ from ..checkpoint import (
     describe_arch,
     read_checkpoint,
 )
-from ..env import PROFILES, RENAMED_PROFILES, REPO_ROOT, Paths, setup
+from ..env import PROFILES, RENAMED_PROFILES, setup
 from ..models.layers import NORMS
 from ..train import (
     CHECKPOINT_NAME,
@@ -51,6 +50,7 @@ from .options import (
     add_data_options,
     checked_model_options,
     config_from_args,
+    default_results_dir,
     longest_record_name,
     longest_run_name,
     model_options_from_args,
@@ -60,16 +60,6 @@ from .options import (
 
 
 # --------------------------------------------------------------------------- train
-def default_results_dir(paths: Paths) -> Path:
-    """Where ``--record`` writes without ``--results-dir``: the results folder, except in a checkout, where
-    the committed ``results/`` only gets the runs recorded on purpose (``--results-dir results``) and the
-    default is ``build/results/``."""
-    committed = REPO_ROOT / "results" if REPO_ROOT is not None else None
-    if committed is not None and paths.results == committed and not os.environ.get("SENET_RESULTS_DIR"):
-        return REPO_ROOT / "build" / "results"
-    return paths.results
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived while training (``kill``, a cloud session or a scheduler ending the job)."""
 
