@@ -290,6 +290,46 @@ def ablation_section(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines).rstrip()
 
 
+def grid_headline(results: Path) -> str:
+    """README's ablation line: for the recipe with the most ablation runs, each grid's variants (mean final
+    test accuracy over seeds) and which of them differ from standard SE by more than the seed noise
+    (:func:`senet_lib.train.differences`: twice the standard error, the spread pooled over the grid)."""
+    from senet_lib.train import ABLATIONS, ablation_grid, differences, recorded_ablations
+
+    runs = recorded_ablations(results)
+    if runs.empty:
+        return "No ablation grid is recorded yet (`bash scripts/ablation_grid_cpu.sh` records the CPU grid)."
+    recipe = ["dataset", "model", "train_size", "epochs"]
+    se_runs = runs[runs["model"].str.startswith("se_")]
+    key = se_runs.groupby(recipe[:1] + recipe[2:]).size().idxmax()
+    model = se_runs.loc[(se_runs["dataset"] == key[0]) & (se_runs["train_size"] == key[1]), "model"].iloc[0]
+    runs = runs[(runs["dataset"] == key[0]) & (runs["train_size"] == key[1]) & (runs["epochs"] == key[2])]
+    seeds = ", ".join(str(s) for s in sorted(set(runs["seed"])))
+    lines = [
+        f"| paper table | {model} variants: final test acc. (%), mean of seeds {seeds} | beyond the seed noise |",
+        "|---|---|---|",
+    ]
+    for name, (table, _, _) in ABLATIONS.items():
+        grid = runs[runs["ablation"] == name]
+        if grid.empty:
+            continue
+        order = [v for v in ablation_grid(name, model) if v in set(grid["variant"])]
+        order += [v for v in dict.fromkeys(grid["variant"]) if v not in order]
+        means = grid.groupby("variant")["final_acc"].mean()
+        standard = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"].iloc[0]
+        beyond = differences(grid, standard)
+        beyond = [f"{r.variant} {r.diff:+.2f}" for r in beyond.itertuples() if r.exceeds_noise]
+        cells = " · ".join(f"{v} {means[v]:.2f}" for v in order)
+        lines.append(f"| {table} ({name}) | {cells} | {', '.join(beyond) or 'none'} (against {standard}) |")
+    lines += [
+        "",
+        f"On {key[0]}, {key[2]} epochs of the `cpu` recipe on {key[1]:,} training images, full test split "
+        '(`scripts/ablation_grid_cpu.sh`); "beyond the seed noise" means more than twice the standard error of '
+        "the difference, the seed spread pooled over the grid. Records: `results/ablation_*.json`.",
+    ]
+    return "\n".join(lines)
+
+
 def _curves_figure(by_model: dict[str, list[dict]], label: str, recipe: str, folder: Path, name: str) -> None:
     import matplotlib
 
@@ -570,6 +610,7 @@ def build(results: Path, readme: Path, figures: Path, write_figures: bool = True
         texts[readme], "notebook-table", notebook_table(groups.get("notebook_runtimes", []))
     )
     texts[readme] = replace_section(texts[readme], "headline", headline_table(train))
+    texts[readme] = replace_section(texts[readme], "grid", grid_headline(results))
     section = train_section(train, figures, write_figures).replace("](figures/", "](../figures/")
     texts[docs / "results.md"] = replace_section(texts[docs / "results.md"], "results", section)
     texts[docs / "benchmarks.md"] = replace_section(

@@ -213,6 +213,32 @@ def test_cli_ablate_prints_the_table_and_writes_records(tmp_path, capsys):
     assert len(list((tmp_path / "res").glob("ablation_inner_*.json"))) == 2
 
 
+def test_cli_ablate_in_a_checkout_records_into_build_results(tmp_path, monkeypatch, capsys):
+    """Without --results-dir or SENET_RESULTS_DIR, ablate leaves the checkout's committed results/ alone."""
+    from senet_lib import env
+    from senet_lib.cli import options
+
+    checkout = tmp_path / "checkout"
+    (checkout / "results").mkdir(parents=True)
+    monkeypatch.setattr(env, "REPO_ROOT", checkout)
+    monkeypatch.setattr(options, "REPO_ROOT", checkout)
+    monkeypatch.delenv("SENET_RESULTS_DIR", raising=False)
+    args = [
+        *ABLATE,
+        "gate",
+        "--values",
+        "sigmoid",
+        "--no-baseline",
+        "--seeds",
+        "0",
+        "--save-dir",
+        str(tmp_path / "runs"),
+    ]
+    assert cli.main(args) == 0
+    assert len(list((checkout / "build" / "results").glob("ablation_gate_*.json"))) == 1
+    assert not list((checkout / "results").iterdir())
+
+
 def test_cli_ablate_bad_value_is_one_line(capsys):
     assert cli.main([*ABLATE, "reduction", "--values", "0"]) == 2
     err = capsys.readouterr().err.strip()
@@ -289,6 +315,33 @@ def test_results_builder_tables_ablation_grids_and_cifar100(tmp_path):
     assert "SE paper v4, Table 5" in text  # CIFAR-100 references appear with CIFAR-100 records
     cifar10 = builder.train_section([_ablation_record("reduction=4", 0, 0.9, "cifar10")], tmp_path, False)
     assert "Table 5" not in cifar10 and "*reduction* on CIFAR-10 " in cifar10
+
+
+def test_readme_grid_headline_names_what_exceeds_the_noise(tmp_path):
+    builder = _builder()
+    assert "No ablation grid is recorded yet" in builder.grid_headline(tmp_path)
+    # gate grid, two seeds: ReLU 10 points below sigmoid (beyond a pooled spread of 1), tanh 0.5 below (within)
+    acc = {
+        "no SE": (0.80, 0.82),
+        "se_gate=relu": (0.70, 0.72),
+        "se_gate=tanh": (0.795, 0.815),
+        "se_gate=sigmoid": (0.80, 0.82),
+    }
+    for variant, pair in acc.items():
+        for seed, a in enumerate(pair):
+            options = (
+                {"se_gate": variant.split("=")[1]} if variant in ("se_gate=relu", "se_gate=tanh") else {}
+            )
+            name = "resnet20" if variant == "no SE" else "se_resnet20"
+            record = {**_ablation_record(variant, seed, a, "cifar10"), "ablation": "gate", "epochs": 10}
+            record["model"] = {"name": name, "num_classes": 10, **options}
+            record["dataset"]["train_size"] = 10_000
+            (tmp_path / f"ablation_gate_{variant}_{seed}.json").write_text(json.dumps(record))
+    text = builder.grid_headline(tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| Table 12 (gate)"))
+    assert "no SE 81.00 · se_gate=relu 71.00 · se_gate=tanh 80.50 · se_gate=sigmoid 81.00" in row
+    assert "se_gate=relu -10.00" in row and "tanh -" not in row and "no SE +" not in row
+    assert "(against se_gate=sigmoid)" in row and "10 epochs" in text and "10,000 training images" in text
 
 
 def test_recorded_grids_are_read_back_and_plotted(tiny_data, tmp_path):

@@ -166,7 +166,7 @@ def test_build_results_renders_records(tmp_path):
     (results / "notebook_runtimes_quick_cpu.json").write_text(json.dumps(runtimes))
     readme = tmp_path / "README.md"
     readme.write_text(
-        "x\n<!-- notebook-table:start -->\n<!-- notebook-table:end -->\n<!-- headline:start -->\n<!-- headline:end -->\n"
+        "x\n<!-- notebook-table:start -->\n<!-- notebook-table:end -->\n<!-- headline:start -->\n<!-- headline:end -->\n<!-- grid:start -->\n<!-- grid:end -->\n"
     )
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.md").write_text("<!-- results:start -->\nold\n<!-- results:end -->\n")
