@@ -294,33 +294,24 @@ def grid_headline(results: Path) -> str:
     """README's ablation line: for the recipe with the most ablation runs, each grid's variants (mean final
     test accuracy over seeds) and which of them differ from standard SE by more than the seed noise
     (:func:`senet_lib.train.differences`: twice the standard error, the spread pooled over the grid)."""
-    from senet_lib.train import ABLATIONS, ablation_grid, differences, recorded_ablations
+    from senet_lib.train import grid_verdicts, largest_recipe, recorded_ablations
 
     runs = recorded_ablations(results)
     if runs.empty:
         return "No ablation grid is recorded yet (`bash scripts/ablation_grid_cpu.sh` records the CPU grid)."
-    recipe = ["dataset", "model", "train_size", "epochs"]
-    se_runs = runs[runs["model"].str.startswith("se_")]
-    key = se_runs.groupby(recipe[:1] + recipe[2:]).size().idxmax()
-    model = se_runs.loc[(se_runs["dataset"] == key[0]) & (se_runs["train_size"] == key[1]), "model"].iloc[0]
-    runs = runs[(runs["dataset"] == key[0]) & (runs["train_size"] == key[1]) & (runs["epochs"] == key[2])]
+    runs = largest_recipe(runs)
+    first = runs.iloc[0]
+    key = (first["dataset"], int(first["train_size"]), int(first["epochs"]))
+    model = runs.loc[runs["model"].str.startswith("se_"), "model"].iloc[0]
     seeds = ", ".join(str(s) for s in sorted(set(runs["seed"])))
     lines = [
         f"| paper table | {model} variants: final test acc. (%), mean of seeds {seeds} | beyond the seed noise |",
         "|---|---|---|",
     ]
-    for name, (table, _, _) in ABLATIONS.items():
-        grid = runs[runs["ablation"] == name]
-        if grid.empty:
-            continue
-        order = [v for v in ablation_grid(name, model) if v in set(grid["variant"])]
-        order += [v for v in dict.fromkeys(grid["variant"]) if v not in order]
-        means = grid.groupby("variant")["final_acc"].mean()
-        standard = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"].iloc[0]
-        beyond = differences(grid, standard)
-        beyond = [f"{r.variant} {r.diff:+.2f}" for r in beyond.itertuples() if r.exceeds_noise]
-        cells = " · ".join(f"{v} {means[v]:.2f}" for v in order)
-        lines.append(f"| {table} ({name}) | {cells} | {', '.join(beyond) or 'none'} (against {standard}) |")
+    for v in grid_verdicts(runs, model):
+        cells = " · ".join(f"{name} {mean:.2f}" for name, mean in v["means"].items())
+        beyond = ", ".join(f"{name} {diff:+.2f}" for name, diff in v["beyond"]) or "none"
+        lines.append(f"| {v['table']} ({v['ablation']}) | {cells} | {beyond} (against {v['standard']}) |")
     lines += [
         "",
         f"On {key[0]}, {key[2]} epochs of the `cpu` recipe on {key[1]:,} training images, full test split "

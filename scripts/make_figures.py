@@ -4,7 +4,7 @@
     python scripts/make_figures.py            # what `make figures` runs
     python scripts/make_figures.py --plan     # say which step makes which figure, and what is missing
 
-Four steps, each the code that made the committed files (its name is in every figure's ``.json``):
+Five steps, each the code that made the committed files (its name is in every figure's ``.json``):
 
 * ``notebooks``: notebooks 00–05 in the quick profile (diagrams, counts, and 05's shipped pair; nothing trained
   for a committed figure): run by
@@ -13,6 +13,8 @@ Four steps, each the code that made the committed files (its name is in every fi
 * ``06``: ``scripts/figures_06.sh``: notebook 06 on the pretrained SE-ResNet-20 that notebook 06 itself picks
   from ``pretrained/`` (the longest-trained, ``senet_lib.train.runs.pick_pretrained``) and the CIFAR-10 test
   split (needs CIFAR-10 on disk or a download).
+* ``07``: notebook 07 in the ``cpu`` profile, which trains nothing there: its ablation-grid and deep-start figures
+  from the records in ``results/`` (needs CIFAR-10 on disk for the grid's data split).
 * ``results``: ``scripts/build_results.py`` from the run records in ``results/`` (README is left alone).
 * ``freeze_gates``: ``scripts/plot_freeze_gates.py`` from the ``freeze_gates_*.json`` records in ``results/``.
 
@@ -63,8 +65,8 @@ def producer(stem: str) -> str:
     if stem.startswith("freeze_gates"):
         return "freeze_gates"
     prefix = stem.split("_", 1)[0]
-    if prefix == "06":
-        return "06"
+    if prefix in ("06", "07"):
+        return prefix
     if prefix in NOTEBOOKS:
         return "notebooks"
     raise SystemExit(f"figures/{stem}.png has no known producer: add it to scripts/make_figures.py.")
@@ -112,6 +114,11 @@ def plan(python: str) -> list[Step]:
             ["bash", "scripts/figures_06.sh", *([_shown(weights_06)] if weights_06 else [])],
         ),
         Step(
+            "07",
+            "notebook 07, cpu profile: the recorded ablation grid and deep-start runs from results/",
+            [python, "-m", "papermill", "notebooks/07_ablations.ipynb", str(BUILD / "07_ablations.ipynb")],
+        ),
+        Step(
             "results",
             "accuracy curves from results/*.json",
             [
@@ -136,6 +143,10 @@ def plan(python: str) -> list[Step]:
         by_name["06"].missing = f"no verified SE-ResNet-20 trained on CIFAR-10 in {_shown(PRETRAINED)}"
     elif not _cifar10_on_disk():
         by_name["06"].note = "CIFAR-10 is not on disk: notebook 06 will download it (see data/README.md)"
+    if not any((ROOT / "results").glob("ablation_*.json")):
+        by_name["07"].missing = "no ablation record in results/ (run bash scripts/ablation_grid_cpu.sh)"
+    elif not _cifar10_on_disk():
+        by_name["07"].missing = "CIFAR-10 is not on disk (see data/README.md)"
     if not any((ROOT / "results").glob("freeze_gates_*.json")):
         by_name["freeze_gates"].missing = "no freeze_gates record in results/ (run scripts/freeze_gates.py)"
     return steps
@@ -151,6 +162,15 @@ def run(step: Step, python: str) -> None:
             SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         )
+    if step.name == "07":  # reads the committed records; writes its figures straight into figures/
+        BUILD.mkdir(parents=True, exist_ok=True)
+        env.update(
+            SENET_PROFILE="cpu",
+            SENET_FIGURES_DIR=str(FIGURES),
+            SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        )
+        env.pop("SENET_RESULTS_DIR", None)
     if step.name == "results":
         BUILD.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "README.md", BUILD / "README.md")
@@ -209,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="only print the steps, their figures and needs")
     parser.add_argument(
         "--only",
-        choices=("notebooks", "06", "results", "freeze_gates"),
+        choices=("notebooks", "06", "07", "results", "freeze_gates"),
         action="append",
         help="run only these",
     )

@@ -31,7 +31,7 @@ def test_every_committed_figure_has_a_producer(make_figures, capsys):
     steps = make_figures.plan("python")
     covered = [stem for step in steps for stem in step.figures]
     assert sorted(covered) == stems  # each exactly once
-    assert {s.name for s in steps if s.figures} == {"notebooks", "06", "results", "freeze_gates"}
+    assert {s.name for s in steps if s.figures} == {"notebooks", "06", "07", "results", "freeze_gates"}
     assert make_figures.main(["--plan"]) == 0
     out = capsys.readouterr().out
     assert "scripts/figures_06.sh" in out and "build_results.py" in out and "06_fig7_band_cat" in out
@@ -40,6 +40,10 @@ def test_every_committed_figure_has_a_producer(make_figures, capsys):
     picked = pick_pretrained("se_resnet20", "cifar10", 10, ROOT / "pretrained").path
     assert picked.name.startswith("se_resnet20_cifar10_")
     assert step_06.command == ["bash", "scripts/figures_06.sh", str(picked.relative_to(ROOT))]
+    (step_07,) = [
+        s for s in steps if s.name == "07"
+    ]  # the recorded grid, drawn by notebook 07 in the cpu profile
+    assert "07_ablation_gate" in step_07.figures and "notebooks/07_ablations.ipynb" in step_07.command
     with pytest.raises(SystemExit, match="no known producer"):
         make_figures.producer("99_new_figure")
 

@@ -347,3 +347,39 @@ def differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def grid_verdicts(runs: pd.DataFrame, model: str = "se_resnet20") -> list[dict[str, Any]]:
+    """Per recorded ablation of a per-run table of one recipe, in :data:`ABLATIONS` order: its paper table,
+    the standard SE variant, each variant's mean final test accuracy (grid order) and the variants whose
+    difference from standard SE exceeds the noise (:func:`differences`), as ``(variant, points)``."""
+    verdicts = []
+    for name, (table, _, _) in ABLATIONS.items():
+        grid = runs[runs["ablation"] == name]
+        if grid.empty:
+            continue
+        order = [v for v in ablation_grid(name, model) if v in set(grid["variant"])]
+        order += [v for v in dict.fromkeys(grid["variant"]) if v not in order]
+        means = grid.groupby("variant")["final_acc"].mean()
+        standard = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"].iloc[0]
+        table_ = differences(grid, standard)
+        verdicts.append(
+            {
+                "ablation": name,
+                "table": table,
+                "standard": standard,
+                "means": {v: float(means[v]) for v in order},
+                "beyond": [(r.variant, r.diff) for r in table_.itertuples() if r.exceeds_noise],
+            }
+        )
+    return verdicts
+
+
+def largest_recipe(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the recipe (dataset, training-set size, epochs) with the most SE runs in a per-run table of
+    several recorded grids, so that one table or slide never mixes recipes."""
+    se_runs = runs[runs["model"].str.startswith("se_")]
+    dataset, train_size, epochs = se_runs.groupby(["dataset", "train_size", "epochs"]).size().idxmax()
+    return runs[
+        (runs["dataset"] == dataset) & (runs["train_size"] == train_size) & (runs["epochs"] == epochs)
+    ]
