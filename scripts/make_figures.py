@@ -154,22 +154,20 @@ def plan(python: str) -> list[Step]:
 
 def run(step: Step, python: str) -> None:
     env = {**os.environ, "MPLBACKEND": "Agg", "PY": python}
+    if step.name in ("notebooks", "07"):  # notebooks run against this checkout, their runs kept in build/
+        BUILD.mkdir(parents=True, exist_ok=True)
+        env.update(
+            SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        )
     if step.name == "notebooks":
         env.update(
             SENET_PROFILE="quick",
             SENET_FIGURES_DIR=str(BUILD / "figures"),
             SENET_RESULTS_DIR=str(BUILD / "results"),
-            SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         )
     if step.name == "07":  # reads the committed records; writes its figures straight into figures/
-        BUILD.mkdir(parents=True, exist_ok=True)
-        env.update(
-            SENET_PROFILE="cpu",
-            SENET_FIGURES_DIR=str(FIGURES),
-            SENET_CHECKPOINT_DIR=str(BUILD / "checkpoints"),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        )
+        env.update(SENET_PROFILE="cpu", SENET_FIGURES_DIR=str(FIGURES))
         env.pop("SENET_RESULTS_DIR", None)
     if step.name == "results":
         BUILD.mkdir(parents=True, exist_ok=True)

@@ -190,9 +190,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def default_results_dir(paths: Paths) -> Path:
-    """Where records go (``train --record``, ``ablate``) without ``--results-dir``: the results folder, except in a checkout, where
-    the committed ``results/`` only gets the runs recorded on purpose (``--results-dir results``) and the
-    default is ``build/results/``."""
+    """Where records go (``train --record``, ``ablate``) without ``--results-dir``: the results folder, except
+    in a checkout, where the committed ``results/`` only gets the runs recorded on purpose (``--results-dir
+    results``) and the default is ``build/results/``."""
     committed = REPO_ROOT / "results" if REPO_ROOT is not None else None
     if committed is not None and paths.results == committed and not os.environ.get("SENET_RESULTS_DIR"):
         return REPO_ROOT / "build" / "results"

@@ -2,8 +2,8 @@
 
 Options: ``reduction`` (16, Table 10), ``se_placement`` (standard, pre, post, identity, 3x3; Fig. 5,
 Tables 14-15), ``se_stages`` (Table 13), ``se_squeeze`` / ``se_gate`` (Tables 11-12, 16), ``se_bias``,
-``se_min_hidden`` (the narrowest bottleneck, 1: C/r as it falls), ``norm``, ``zero_init_residual``; bottleneck ResNets also ``stem`` (cifar, imagenet). Plain ResNets
-take only ``norm``, ``zero_init_residual`` and ``stem``.
+``se_min_hidden`` (the narrowest bottleneck; 1: C/r as it falls), ``norm``, ``zero_init_residual``; bottleneck
+ResNets also ``stem`` (cifar, imagenet). Plain ResNets take only ``norm``, ``zero_init_residual`` and ``stem``.
 """
 
 from __future__ import annotations

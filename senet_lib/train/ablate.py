@@ -351,8 +351,8 @@ def differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 def grid_verdicts(runs: pd.DataFrame, model: str = "se_resnet20") -> list[dict[str, Any]]:
     """Per recorded ablation of a per-run table of one recipe, in :data:`ABLATIONS` order: its paper table,
-    the standard SE variant, each variant's mean final test accuracy (grid order) and the variants whose
-    difference from standard SE exceeds the noise (:func:`differences`), as ``(variant, points)``."""
+    the standard SE variant, each variant's mean final test accuracy (grid order), every variant against
+    standard SE (:func:`differences`) and those whose difference exceeds the noise, as ``(variant, points)``."""
     verdicts = []
     for name, (table, _, _) in ABLATIONS.items():
         grid = runs[runs["ablation"] == name]
@@ -362,14 +362,15 @@ def grid_verdicts(runs: pd.DataFrame, model: str = "se_resnet20") -> list[dict[s
         order += [v for v in dict.fromkeys(grid["variant"]) if v not in order]
         means = grid.groupby("variant")["final_acc"].mean()
         standard = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"].iloc[0]
-        table_ = differences(grid, standard)
+        against = differences(grid, standard)
         verdicts.append(
             {
                 "ablation": name,
                 "table": table,
                 "standard": standard,
                 "means": {v: float(means[v]) for v in order},
-                "beyond": [(r.variant, r.diff) for r in table_.itertuples() if r.exceeds_noise],
+                "differences": against,
+                "beyond": [(r.variant, r.diff) for r in against.itertuples() if r.exceeds_noise],
             }
         )
     return verdicts
