@@ -352,7 +352,9 @@ def differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
 def grid_verdicts(runs: pd.DataFrame, model: str = "se_resnet20") -> list[dict[str, Any]]:
     """Per recorded ablation of a per-run table of one recipe, in :data:`ABLATIONS` order: its paper table,
     the standard SE variant, each variant's mean final test accuracy (grid order), every variant against
-    standard SE (:func:`differences`) and those whose difference exceeds the noise, as ``(variant, points)``."""
+    standard SE (:func:`differences`) and those whose difference exceeds the noise, as ``(variant, points)``.
+    A grid recorded without its standard variant (e.g. ``ablate reduction --values 4 8``) has nothing to be
+    compared against and is left out."""
     verdicts = []
     for name, (table, _, _) in ABLATIONS.items():
         grid = runs[runs["ablation"] == name]
@@ -361,7 +363,10 @@ def grid_verdicts(runs: pd.DataFrame, model: str = "se_resnet20") -> list[dict[s
         order = [v for v in ablation_grid(name, model) if v in set(grid["variant"])]
         order += [v for v in dict.fromkeys(grid["variant"]) if v not in order]
         means = grid.groupby("variant")["final_acc"].mean()
-        standard = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"].iloc[0]
+        standards = grid.loc[(grid["options"] == "{}") & (grid["model"] == model), "variant"]
+        if standards.empty:
+            continue
+        standard = standards.iloc[0]
         against = differences(grid, standard)
         verdicts.append(
             {
@@ -380,6 +385,8 @@ def largest_recipe(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the recipe (dataset, training-set size, epochs) with the most SE runs in a per-run table of
     several recorded grids, so that one table or slide never mixes recipes."""
     se_runs = runs[runs["model"].str.startswith("se_")]
+    if se_runs.empty:
+        return runs
     dataset, train_size, epochs = se_runs.groupby(["dataset", "train_size", "epochs"]).size().idxmax()
     return runs[
         (runs["dataset"] == dataset) & (runs["train_size"] == train_size) & (runs["epochs"] == epochs)
